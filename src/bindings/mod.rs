@@ -1,0 +1,13 @@
+//! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
+
+mod librsync;
+
+use pyo3::prelude::*;
+
+/// The `dupcore._core` extension module.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    librsync::register(m)?;
+    Ok(())
+}

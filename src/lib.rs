@@ -1,0 +1,9 @@
+//! dupcore: a fast, archive-compatible Rust core for duplicity.
+//!
+//! The engine modules are plain Rust with no Python dependency; the `bindings` module (feature
+//! `python`) exposes them to duplicity through pyo3.
+
+pub mod rsync;
+
+#[cfg(feature = "python")]
+mod bindings;

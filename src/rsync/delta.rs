@@ -1,0 +1,348 @@
+//! Streaming delta generation with librsync 2.3.x's exact matching and command segmentation.
+
+use std::sync::Arc;
+
+use super::error::{RsError, RsResult};
+use super::netint::{int_len, put, width_index};
+use super::rollsum::{match_key, Rollsum};
+use super::signature::Signature;
+use super::strong::md4;
+use super::DELTA_MAGIC;
+
+/// Which librsync release's literal segmentation to reproduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiteralCap {
+    /// librsync 2.0.1 … 2.3.2 (Debian 12's `rdiff`): literal runs are cut at 32768 bytes.
+    V232,
+    /// librsync ≥ 2.3.3 (duplicity's PyPI wheels bundle 2.3.4): runs are cut at 65533 bytes.
+    V234,
+}
+
+impl LiteralCap {
+    /// The longest literal run before a miss forces a flush (librsync's max_miss).
+    pub fn max_miss(self) -> usize {
+        match self {
+            LiteralCap::V232 => 32768,
+            LiteralCap::V234 => 65533,
+        }
+    }
+
+    /// The librsync version this mode reproduces, as `get_version()` reports it.
+    pub fn librsync_version(self) -> &'static str {
+        match self {
+            LiteralCap::V232 => "2.3.2",
+            LiteralCap::V234 => "2.3.4",
+        }
+    }
+}
+
+/// Appends a LITERAL command carrying `data`.
+pub fn emit_literal(out: &mut Vec<u8>, data: &[u8]) {
+    let n = data.len() as u64;
+    if n == 0 {
+        return;
+    }
+    if n <= 64 {
+        out.push(n as u8);
+    } else {
+        let w = int_len(n);
+        out.push(0x41 + width_index(w));
+        put(out, n, w);
+    }
+    out.extend_from_slice(data);
+}
+
+/// Appends a COPY command for `len` basis bytes starting at `pos`.
+pub fn emit_copy(out: &mut Vec<u8>, pos: u64, len: u64) {
+    let (wp, wl) = (int_len(pos), int_len(len));
+    out.push(0x45 + 4 * width_index(wp) + width_index(wl));
+    put(out, pos, wp);
+    put(out, len, wl);
+}
+
+/// Builds the delta of a new file against a signature, from input fed in pieces.
+///
+/// Memory is the signature index plus the pending literal (≤ max_miss) and one block of
+/// lookahead, whatever the size of the new file.
+pub struct DeltaMaker {
+    sig: Arc<Signature>,
+    max_miss: usize,
+    header_done: bool,
+    finished: bool,
+    buf: Vec<u8>,
+    lit_start: usize,
+    cur: usize,
+    copy_pos: u64,
+    copy_len: u64,
+    roll: Option<Rollsum>,
+}
+
+impl DeltaMaker {
+    /// Starts a delta against `sig`, segmenting literals like librsync `cap`.
+    pub fn new(sig: Arc<Signature>, cap: LiteralCap) -> Self {
+        DeltaMaker {
+            sig,
+            max_miss: cap.max_miss(),
+            header_done: false,
+            finished: false,
+            buf: Vec::new(),
+            lit_start: 0,
+            cur: 0,
+            copy_pos: 0,
+            copy_len: 0,
+            roll: None,
+        }
+    }
+
+    fn header(&mut self, out: &mut Vec<u8>) {
+        if !self.header_done {
+            out.extend_from_slice(&DELTA_MAGIC.to_be_bytes());
+            self.header_done = true;
+        }
+    }
+
+    /// Whether the signature is empty, so that every input piece becomes one literal.
+    pub fn is_slack(&self) -> bool {
+        self.sig.count() == 0
+    }
+
+    /// Feeds new-file bytes, appending every command that is already decided to `out`.
+    ///
+    /// With an empty signature ("slack" mode) each call emits one literal of its whole input,
+    /// as librsync does per `rs_job_iter`; duplicity feeds 65536 bytes per call.
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> RsResult<()> {
+        if self.finished {
+            if data.is_empty() {
+                return Ok(());
+            }
+            return Err(RsError::Finished("delta input after end of file"));
+        }
+        self.header(out);
+        if self.is_slack() {
+            emit_literal(out, data);
+            return Ok(());
+        }
+        self.buf.extend_from_slice(data);
+        self.scan(out);
+        if self.lit_start > 0 {
+            self.buf.drain(..self.lit_start);
+            self.cur -= self.lit_start;
+            self.lit_start = 0;
+        }
+        Ok(())
+    }
+
+    /// Ends the input: matches the tail, flushes, and appends the END command.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        self.header(out);
+        if !self.is_slack() {
+            self.tail(out);
+        }
+        out.push(0);
+        self.finished = true;
+        self.buf = Vec::new();
+    }
+
+    /// Whether `finish` has been called.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.copy_len > 0 {
+            emit_copy(out, self.copy_pos, self.copy_len);
+            self.copy_len = 0;
+        } else if self.cur > self.lit_start {
+            emit_literal(out, &self.buf[self.lit_start..self.cur]);
+            self.lit_start = self.cur;
+        }
+    }
+
+    fn on_match(&mut self, pos: u64, len: usize, out: &mut Vec<u8>) {
+        if self.copy_len > 0 && self.copy_pos + self.copy_len == pos {
+            self.copy_len += len as u64;
+        } else {
+            self.flush(out);
+            self.copy_pos = pos;
+            self.copy_len = len as u64;
+        }
+        self.cur += len;
+        self.lit_start = self.cur;
+        self.roll = None;
+    }
+
+    fn scan(&mut self, out: &mut Vec<u8>) {
+        let b = self.sig.block_len();
+        let sig = Arc::clone(&self.sig);
+        while self.cur + b < self.buf.len() {
+            let mut roll = match self.roll {
+                Some(r) => r,
+                None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+            };
+            // Fast path: roll over bytes whose weak key no block can have.
+            let end = self.buf.len() - b;
+            let limit = if self.copy_len > 0 {
+                self.cur
+            } else {
+                (self.lit_start + self.max_miss).min(end)
+            };
+            let mut cur = self.cur;
+            let buf = &self.buf;
+            while cur < limit && !sig.may_contain(match_key(roll.digest())) {
+                roll.rotate(buf[cur], buf[cur + b]);
+                cur += 1;
+            }
+            self.cur = cur;
+            if self.cur >= end {
+                self.roll = Some(roll);
+                break;
+            }
+            let key = match_key(roll.digest());
+            let window = &self.buf[self.cur..self.cur + b];
+            if let Some(idx) = sig.find(key, || md4(window)) {
+                self.on_match(idx * b as u64, b, out);
+            } else {
+                roll.rotate(self.buf[self.cur], self.buf[self.cur + b]);
+                self.roll = Some(roll);
+                if self.copy_len > 0 || self.cur - self.lit_start >= self.max_miss {
+                    self.flush(out);
+                }
+                self.cur += 1;
+            }
+        }
+    }
+
+    fn tail(&mut self, out: &mut Vec<u8>) {
+        let b = self.sig.block_len();
+        let n = self.buf.len();
+        let sig = Arc::clone(&self.sig);
+        while self.cur < n {
+            let mut roll = match self.roll {
+                Some(r) => r,
+                None => Rollsum::of(&self.buf[self.cur..n.min(self.cur + b)]),
+            };
+            let wlen = roll.count();
+            let window = &self.buf[self.cur..self.cur + wlen];
+            if let Some(idx) = sig.find(match_key(roll.digest()), || md4(window)) {
+                self.on_match(idx * b as u64, wlen, out);
+            } else {
+                roll.rollout(self.buf[self.cur]);
+                self.roll = Some(roll);
+                if self.copy_len > 0 || self.cur - self.lit_start >= self.max_miss {
+                    self.flush(out);
+                }
+                self.cur += 1;
+            }
+        }
+        self.flush(out);
+    }
+}
+
+/// Delta of a whole in-memory buffer against a signature (slack literals per 65536 bytes).
+pub fn delta_of(sig: &[u8], new: &[u8], cap: LiteralCap) -> RsResult<Vec<u8>> {
+    let sig = Arc::new(Signature::parse(sig)?);
+    let mut m = DeltaMaker::new(sig, cap);
+    let mut out = Vec::new();
+    for chunk in new.chunks(super::JOB_BLOCKSIZE) {
+        m.update(chunk, &mut out)?;
+    }
+    m.finish(&mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rsync::sigmaker::signature_of;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spec_examples() {
+        let sig = signature_of(b"abc", 512, 8).unwrap();
+        assert_eq!(hex(&delta_of(&sig, b"zzabc", LiteralCap::V232).unwrap()), "72730236027a7a45000300");
+        assert_eq!(hex(&delta_of(&sig, b"xxabcyy", LiteralCap::V232).unwrap()), "72730236077878616263797900");
+        let x = rand_bytes(1024, 1);
+        let sig = signature_of(&x, 1024, 8).unwrap();
+        let xx = [x.clone(), x.clone()].concat();
+        assert_eq!(hex(&delta_of(&sig, &xx, LiteralCap::V232).unwrap()), "72730236460004004600040000");
+        let sig = signature_of(&x, 512, 8).unwrap();
+        let mut rot = [&x[512..], &x[..512]].concat();
+        rot.push(b'Q');
+        assert_eq!(hex(&delta_of(&sig, &rot, LiteralCap::V232).unwrap()), "727302364a0200020046000200015100");
+    }
+
+    #[test]
+    fn literal_caps() {
+        let old = rand_bytes(5000, 2);
+        let new = rand_bytes(100_000, 3);
+        let sig = signature_of(&old, 512, 8).unwrap();
+        let lens = |d: &[u8]| {
+            let mut v = Vec::new();
+            let mut p = 4;
+            while d[p] != 0 {
+                assert_eq!(d[p], 0x42);
+                let n = u16::from_be_bytes([d[p + 1], d[p + 2]]) as usize;
+                v.push(n);
+                p += 3 + n;
+            }
+            v
+        };
+        assert_eq!(lens(&delta_of(&sig, &new, LiteralCap::V232).unwrap()), [32768, 32768, 32768, 1696]);
+        assert_eq!(lens(&delta_of(&sig, &new, LiteralCap::V234).unwrap()), [65533, 34467]);
+    }
+
+    #[test]
+    fn empty_new_file() {
+        let sig = signature_of(b"abc", 512, 8).unwrap();
+        assert_eq!(delta_of(&sig, b"", LiteralCap::V234).unwrap(), [0x72, 0x73, 2, 0x36, 0]);
+        let sig = signature_of(b"", 512, 8).unwrap();
+        assert_eq!(delta_of(&sig, b"", LiteralCap::V234).unwrap(), [0x72, 0x73, 2, 0x36, 0]);
+    }
+
+    #[test]
+    fn chunking_does_not_matter() {
+        let old = rand_bytes(300_000, 4);
+        let mut new = old.clone();
+        for i in (0..new.len()).step_by(9_973) {
+            new[i] ^= 0x5a;
+        }
+        new.splice(50_000..50_000, rand_bytes(70_000, 5));
+        let sig = Arc::new(Signature::parse(&signature_of(&old, 700, 8).unwrap()).unwrap());
+        let whole = {
+            let mut m = DeltaMaker::new(Arc::clone(&sig), LiteralCap::V234);
+            let mut out = Vec::new();
+            m.update(&new, &mut out).unwrap();
+            m.finish(&mut out);
+            out
+        };
+        let mut m = DeltaMaker::new(sig, LiteralCap::V234);
+        let mut out = Vec::new();
+        let (mut pos, mut step) = (0, 1);
+        while pos < new.len() {
+            let end = (pos + step).min(new.len());
+            m.update(&new[pos..end], &mut out).unwrap();
+            pos = end;
+            step = step * 13 % 80_021 + 1;
+        }
+        m.finish(&mut out);
+        assert_eq!(out, whole);
+    }
+}

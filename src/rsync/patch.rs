@@ -1,0 +1,288 @@
+//! Streaming patch application: any valid librsync delta against a seekable basis.
+
+use std::fs::File;
+use std::io;
+
+use super::error::{RsError, RsResult};
+use super::netint::{get, width_of_index};
+use super::DELTA_MAGIC;
+
+/// Random-access source of basis bytes for COPY commands.
+pub trait Basis {
+    /// Reads up to `buf.len()` bytes at `pos`; 0 means `pos` is at or past the end.
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl Basis for File {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        loop {
+            match FileExt::read_at(self, buf, pos) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Basis for &[u8] {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(pos).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Magic,
+    Command,
+    Literal(u64),
+    Copy { pos: u64, left: u64 },
+    Done,
+}
+
+/// Applies a delta read in pieces, producing output in bounded pieces.
+pub struct PatchMaker<B: Basis> {
+    basis: B,
+    state: State,
+    pending: Vec<u8>,
+}
+
+/// Parameter byte count of a command opcode, or `None` for a reserved opcode.
+fn param_len(op: u8) -> Option<usize> {
+    match op {
+        0x00..=0x40 => Some(0),
+        0x41..=0x44 => Some(width_of_index(op - 0x41)),
+        0x45..=0x54 => {
+            let k = op - 0x45;
+            Some(width_of_index(k / 4) + width_of_index(k % 4))
+        }
+        _ => None,
+    }
+}
+
+/// Reads a parameter as librsync does: 8-byte fields are signed and may come out negative.
+fn signed_param(bytes: &[u8]) -> i128 {
+    let v = get(bytes);
+    if bytes.len() == 8 {
+        i128::from(v as i64)
+    } else {
+        i128::from(v)
+    }
+}
+
+impl<B: Basis> PatchMaker<B> {
+    /// Starts applying a delta against `basis`.
+    pub fn new(basis: B) -> Self {
+        PatchMaker { basis, state: State::Magic, pending: Vec::with_capacity(17) }
+    }
+
+    /// Whether the END command has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn decode(&mut self) -> RsResult<State> {
+        let op = self.pending[0];
+        let p = &self.pending[1..];
+        Ok(match op {
+            0 => State::Done,
+            1..=0x40 => State::Literal(u64::from(op)),
+            0x41..=0x44 => {
+                let len = signed_param(p);
+                if len <= 0 {
+                    return Err(RsError::Corrupt(format!("literal command with length {len}")));
+                }
+                State::Literal(len as u64)
+            }
+            _ => {
+                let k = op - 0x45;
+                let wp = width_of_index(k / 4);
+                let pos = signed_param(&p[..wp]);
+                let len = signed_param(&p[wp..]);
+                if pos < 0 || len <= 0 {
+                    return Err(RsError::Corrupt(format!("copy command with offset {pos} length {len}")));
+                }
+                State::Copy { pos: pos as u64, left: len as u64 }
+            }
+        })
+    }
+
+    /// Consumes delta bytes from `input` and appends at most `out_limit` bytes to `out`.
+    ///
+    /// `eof` says no delta bytes follow `input`. Returns `(consumed, done)`; unconsumed input
+    /// must be offered again. Bytes after the END command are left unconsumed.
+    pub fn cycle(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        out: &mut Vec<u8>,
+        out_limit: usize,
+    ) -> RsResult<(usize, bool)> {
+        let start_len = out.len();
+        let mut pos = 0;
+        loop {
+            let room = out_limit - (out.len() - start_len);
+            match self.state {
+                State::Done => return Ok((pos, true)),
+                State::Magic => {
+                    let take = (4 - self.pending.len()).min(input.len() - pos);
+                    self.pending.extend_from_slice(&input[pos..pos + take]);
+                    pos += take;
+                    if self.pending.len() < 4 {
+                        if eof {
+                            return Err(RsError::InputEnded("delta is shorter than its 4-byte magic"));
+                        }
+                        return Ok((pos, false));
+                    }
+                    let magic = get(&self.pending) as u32;
+                    if magic != DELTA_MAGIC {
+                        return Err(RsError::BadMagic(magic, "not a librsync delta"));
+                    }
+                    self.pending.clear();
+                    self.state = State::Command;
+                }
+                State::Command => {
+                    if self.pending.is_empty() {
+                        if pos == input.len() {
+                            if eof {
+                                return Err(RsError::InputEnded("delta ends without an END command"));
+                            }
+                            return Ok((pos, false));
+                        }
+                        let op = input[pos];
+                        if param_len(op).is_none() {
+                            return Err(RsError::Corrupt(format!("reserved command byte {op:#04x}")));
+                        }
+                        self.pending.push(op);
+                        pos += 1;
+                    }
+                    let need = 1 + param_len(self.pending[0]).unwrap_or(0);
+                    let take = (need - self.pending.len()).min(input.len() - pos);
+                    self.pending.extend_from_slice(&input[pos..pos + take]);
+                    pos += take;
+                    if self.pending.len() < need {
+                        if eof {
+                            return Err(RsError::InputEnded("delta ends inside a command"));
+                        }
+                        return Ok((pos, false));
+                    }
+                    self.state = self.decode()?;
+                    self.pending.clear();
+                }
+                State::Literal(left) => {
+                    if room == 0 {
+                        return Ok((pos, false));
+                    }
+                    let avail = input.len() - pos;
+                    if avail == 0 {
+                        if eof {
+                            return Err(RsError::InputEnded("delta ends inside literal data"));
+                        }
+                        return Ok((pos, false));
+                    }
+                    let n = (left.min(avail as u64) as usize).min(room);
+                    out.extend_from_slice(&input[pos..pos + n]);
+                    pos += n;
+                    let left = left - n as u64;
+                    self.state = if left == 0 { State::Command } else { State::Literal(left) };
+                }
+                State::Copy { pos: at, left } => {
+                    if room == 0 {
+                        return Ok((pos, false));
+                    }
+                    let n = left.min(room as u64) as usize;
+                    let old = out.len();
+                    out.resize(old + n, 0);
+                    let got = match self.basis.read_at(at, &mut out[old..]) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            out.truncate(old);
+                            return Err(e.into());
+                        }
+                    };
+                    out.truncate(old + got);
+                    if got == 0 {
+                        return Err(RsError::InputEnded("copy command reads past the end of the basis file"));
+                    }
+                    let left = left - got as u64;
+                    self.state =
+                        if left == 0 { State::Command } else { State::Copy { pos: at + got as u64, left } };
+                }
+            }
+        }
+    }
+}
+
+/// Applies a whole in-memory delta to an in-memory basis.
+pub fn patch_of(basis: &[u8], delta: &[u8]) -> RsResult<Vec<u8>> {
+    let mut m = PatchMaker::new(basis);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let (used, done) = m.cycle(&delta[pos..], true, &mut out, 1 << 20)?;
+        pos += used;
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(cmds: &[u8]) -> Vec<u8> {
+        [&[0x72u8, 0x73, 2, 0x36][..], cmds].concat()
+    }
+
+    #[test]
+    fn every_encoding() {
+        let basis = b"0123456789";
+        assert_eq!(patch_of(basis, &d(&[2, b'h', b'i', 0])).unwrap(), b"hi");
+        assert_eq!(patch_of(basis, &d(&[0x41, 1, b'x', 0])).unwrap(), b"x");
+        assert_eq!(patch_of(basis, &d(&[0x44, 0, 0, 0, 0, 0, 0, 0, 1, b'y', 0])).unwrap(), b"y");
+        assert_eq!(patch_of(basis, &d(&[0x45, 2, 3, 0])).unwrap(), b"234");
+        assert_eq!(patch_of(basis, &d(&[0x54, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0])).unwrap(), b"89");
+        assert_eq!(patch_of(basis, &d(&[0x45, 2, 3, 0, 0xff, 0xff])).unwrap(), b"234");
+    }
+
+    #[test]
+    fn errors() {
+        let basis: &[u8] = b"0123456789";
+        let code = |delta: &[u8]| patch_of(basis, delta).err().map(|e| e.code());
+        assert_eq!(code(b"rs"), Some(103));
+        assert_eq!(code(b"abcd\x00"), Some(104));
+        assert_eq!(code(&d(&[0x55])), Some(106));
+        assert_eq!(code(&d(&[0x41, 0, 0])), Some(106));
+        assert_eq!(code(&d(&[0x45, 0, 0, 0])), Some(106));
+        assert_eq!(code(&d(&[0x51, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0])), Some(106));
+        assert_eq!(code(&d(&[0x45, 10, 1, 0])), Some(103));
+        assert_eq!(code(&d(&[0x45, 8, 5, 0])), Some(103));
+        assert_eq!(code(&d(&[3, b'a'])), Some(103));
+        assert_eq!(code(&d(&[2, b'a', b'b'])), Some(103));
+        assert_eq!(code(&d(&[0x4d, 0, 0])), Some(103));
+    }
+
+    #[test]
+    fn output_is_bounded_per_cycle() {
+        let basis = vec![7u8; 1 << 20];
+        let delta = d(&[0x4f, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]);
+        let mut m = PatchMaker::new(&basis[..]);
+        let mut total = 0;
+        let mut pos = 0;
+        loop {
+            let mut out = Vec::new();
+            let (used, done) = m.cycle(&delta[pos..], false, &mut out, 65536).unwrap();
+            assert!(out.len() <= 65536);
+            total += out.len();
+            pos += used;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(total, 1 << 20);
+    }
+}
