@@ -12,7 +12,12 @@ use pyo3::types::PyBytes;
 
 use crate::rsync::{DeltaMaker, LiteralCap, PatchMaker, RsError, SigMaker, Signature};
 
-create_exception!(_core, librsyncError, PyException, "An error inside a librsync job.");
+create_exception!(
+    _core,
+    librsyncError,
+    PyException,
+    "An error inside a librsync job."
+);
 
 /// Input size above which `cycle` releases the GIL while it works.
 const DETACH_MIN: usize = 16 * 1024;
@@ -30,7 +35,12 @@ fn cap() -> LiteralCap {
 }
 
 fn rs_err(e: RsError, location: &str) -> PyErr {
-    librsyncError::new_err(format!("librsync error {} ({}) while in {}", e.code(), e, location))
+    librsyncError::new_err(format!(
+        "librsync error {} ({}) while in {}",
+        e.code(),
+        e,
+        location
+    ))
 }
 
 fn detach_if<T: Send>(py: Python<'_>, big: bool, f: impl FnOnce() -> T + Send) -> T {
@@ -50,7 +60,11 @@ struct PySigMaker {
 #[pymethods]
 impl PySigMaker {
     /// One job step: `(done, consumed, output)`; an empty `buf` means end of input.
-    fn cycle<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
+    fn cycle<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+    ) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
         let inner = &mut self.inner;
         let out = detach_if(py, buf.len() >= DETACH_MIN, || {
             let mut out = Vec::new();
@@ -62,7 +76,11 @@ impl PySigMaker {
             }
         })
         .map_err(|e| rs_err(e, "signature cycle"))?;
-        Ok((i32::from(self.inner.is_finished()), buf.len(), PyBytes::new(py, &out)))
+        Ok((
+            i32::from(self.inner.is_finished()),
+            buf.len(),
+            PyBytes::new(py, &out),
+        ))
     }
 
     /// Feeds input without the GIL and returns the signature bytes completed so far.
@@ -94,7 +112,11 @@ struct PyDeltaMaker {
 #[pymethods]
 impl PyDeltaMaker {
     /// One job step: `(done, consumed, output)`; an empty `buf` means end of input.
-    fn cycle<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
+    fn cycle<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+    ) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
         let inner = &mut self.inner;
         let out = detach_if(py, buf.len() >= DETACH_MIN, || {
             let mut out = Vec::new();
@@ -106,7 +128,11 @@ impl PyDeltaMaker {
             }
         })
         .map_err(|e| rs_err(e, "delta cycle"))?;
-        Ok((i32::from(self.inner.is_finished()), buf.len(), PyBytes::new(py, &out)))
+        Ok((
+            i32::from(self.inner.is_finished()),
+            buf.len(),
+            PyBytes::new(py, &out),
+        ))
     }
 
     /// Feeds new-file bytes without the GIL, returning the delta bytes decided so far.
@@ -146,13 +172,20 @@ struct PyPatchMaker {
 }
 
 impl PyPatchMaker {
-    fn step(&mut self, py: Python<'_>, buf: &[u8], limit: usize) -> PyResult<(bool, usize, Vec<u8>)> {
+    fn step(
+        &mut self,
+        py: Python<'_>,
+        buf: &[u8],
+        limit: usize,
+    ) -> PyResult<(bool, usize, Vec<u8>)> {
         let inner = &mut self.inner;
         let eof = buf.is_empty();
         let (used, done, out) = py
             .detach(|| {
                 let mut out = Vec::with_capacity(limit.min(1 << 20));
-                inner.cycle(buf, eof, &mut out, limit).map(|(u, d)| (u, d, out))
+                inner
+                    .cycle(buf, eof, &mut out, limit)
+                    .map(|(u, d)| (u, d, out))
             })
             .map_err(|e| rs_err(e, "patch cycle"))?;
         Ok((done, used, out))
@@ -162,7 +195,11 @@ impl PyPatchMaker {
 #[pymethods]
 impl PyPatchMaker {
     /// One job step: `(done, consumed, output ≤ 64 KiB)`; an empty `buf` means end of delta.
-    fn cycle<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
+    fn cycle<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+    ) -> PyResult<(i32, usize, Bound<'py, PyBytes>)> {
         let (done, used, out) = self.step(py, buf, CYCLE_OUT)?;
         Ok((i32::from(done), used, PyBytes::new(py, &out)))
     }
@@ -185,9 +222,17 @@ impl PyPatchMaker {
 /// Starts a signature job with MD4 sums of 8 bytes (`blocklen` 0 means 2048).
 #[pyfunction]
 fn new_sigmaker(blocklen: i64) -> PyResult<PySigMaker> {
-    let block_len = if blocklen == 0 { crate::rsync::DEFAULT_BLOCK_LEN as i64 } else { blocklen };
-    let block_len =
-        usize::try_from(block_len).map_err(|_| rs_err(RsError::Param(format!("block length {blocklen}")), "sigmaker"))?;
+    let block_len = if blocklen == 0 {
+        crate::rsync::DEFAULT_BLOCK_LEN as i64
+    } else {
+        blocklen
+    };
+    let block_len = usize::try_from(block_len).map_err(|_| {
+        rs_err(
+            RsError::Param(format!("block length {blocklen}")),
+            "sigmaker",
+        )
+    })?;
     let inner = SigMaker::new(block_len, 8).map_err(|e| rs_err(e, "sigmaker"))?;
     Ok(PySigMaker { inner })
 }
@@ -197,7 +242,9 @@ fn new_sigmaker(blocklen: i64) -> PyResult<PySigMaker> {
 fn new_deltamaker(py: Python<'_>, sig: &[u8]) -> PyResult<PyDeltaMaker> {
     let parsed = detach_if(py, sig.len() >= DETACH_MIN, || Signature::parse(sig))
         .map_err(|e| rs_err(e, "delta rs_signature_t builder"))?;
-    Ok(PyDeltaMaker { inner: DeltaMaker::new(Arc::new(parsed), cap()) })
+    Ok(PyDeltaMaker {
+        inner: DeltaMaker::new(Arc::new(parsed), cap()),
+    })
 }
 
 /// Starts a patch job whose COPY commands read from the open file `f`.
@@ -215,13 +262,20 @@ fn new_patchmaker(f: &Bound<'_, PyAny>) -> PyResult<PyPatchMaker> {
     let owned = unsafe { BorrowedFd::borrow_raw(fd) }
         .try_clone_to_owned()
         .map_err(|e| rs_err(RsError::Io(e), "patchmaker"))?;
-    Ok(PyPatchMaker { inner: PatchMaker::new(File::from(owned)), _basis: f.clone().unbind() })
+    Ok(PyPatchMaker {
+        inner: PatchMaker::new(File::from(owned)),
+        _basis: f.clone().unbind(),
+    })
 }
 
 /// The librsync release whose bytes this module reproduces, as duplicity logs it.
 #[pyfunction]
 fn get_version() -> String {
-    format!("librsync {} (dupcore {})", cap().librsync_version(), env!("CARGO_PKG_VERSION"))
+    format!(
+        "librsync {} (dupcore {})",
+        cap().librsync_version(),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Chooses the literal segmentation: "2.3.4" (default, as duplicity's wheels) or "2.3.2".
@@ -230,7 +284,11 @@ fn set_librsync_mode(mode: &str) -> PyResult<()> {
     match mode {
         "2.3.2" => V232.store(true, Ordering::Relaxed),
         "2.3.4" => V232.store(false, Ordering::Relaxed),
-        _ => return Err(PyValueError::new_err(format!("unknown librsync mode {mode:?}; use 2.3.2 or 2.3.4"))),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "unknown librsync mode {mode:?}; use 2.3.2 or 2.3.4"
+            )))
+        }
     }
     Ok(())
 }

@@ -277,16 +277,28 @@ mod tests {
     #[test]
     fn spec_examples() {
         let sig = signature_of(b"abc", 512, 8).unwrap();
-        assert_eq!(hex(&delta_of(&sig, b"zzabc", LiteralCap::V232).unwrap()), "72730236027a7a45000300");
-        assert_eq!(hex(&delta_of(&sig, b"xxabcyy", LiteralCap::V232).unwrap()), "72730236077878616263797900");
+        assert_eq!(
+            hex(&delta_of(&sig, b"zzabc", LiteralCap::V232).unwrap()),
+            "72730236027a7a45000300"
+        );
+        assert_eq!(
+            hex(&delta_of(&sig, b"xxabcyy", LiteralCap::V232).unwrap()),
+            "72730236077878616263797900"
+        );
         let x = rand_bytes(1024, 1);
         let sig = signature_of(&x, 1024, 8).unwrap();
         let xx = [x.clone(), x.clone()].concat();
-        assert_eq!(hex(&delta_of(&sig, &xx, LiteralCap::V232).unwrap()), "72730236460004004600040000");
+        assert_eq!(
+            hex(&delta_of(&sig, &xx, LiteralCap::V232).unwrap()),
+            "72730236460004004600040000"
+        );
         let sig = signature_of(&x, 512, 8).unwrap();
         let mut rot = [&x[512..], &x[..512]].concat();
         rot.push(b'Q');
-        assert_eq!(hex(&delta_of(&sig, &rot, LiteralCap::V232).unwrap()), "727302364a0200020046000200015100");
+        assert_eq!(
+            hex(&delta_of(&sig, &rot, LiteralCap::V232).unwrap()),
+            "727302364a0200020046000200015100"
+        );
     }
 
     #[test]
@@ -305,16 +317,28 @@ mod tests {
             }
             v
         };
-        assert_eq!(lens(&delta_of(&sig, &new, LiteralCap::V232).unwrap()), [32768, 32768, 32768, 1696]);
-        assert_eq!(lens(&delta_of(&sig, &new, LiteralCap::V234).unwrap()), [65533, 34467]);
+        assert_eq!(
+            lens(&delta_of(&sig, &new, LiteralCap::V232).unwrap()),
+            [32768, 32768, 32768, 1696]
+        );
+        assert_eq!(
+            lens(&delta_of(&sig, &new, LiteralCap::V234).unwrap()),
+            [65533, 34467]
+        );
     }
 
     #[test]
     fn empty_new_file() {
         let sig = signature_of(b"abc", 512, 8).unwrap();
-        assert_eq!(delta_of(&sig, b"", LiteralCap::V234).unwrap(), [0x72, 0x73, 2, 0x36, 0]);
+        assert_eq!(
+            delta_of(&sig, b"", LiteralCap::V234).unwrap(),
+            [0x72, 0x73, 2, 0x36, 0]
+        );
         let sig = signature_of(b"", 512, 8).unwrap();
-        assert_eq!(delta_of(&sig, b"", LiteralCap::V234).unwrap(), [0x72, 0x73, 2, 0x36, 0]);
+        assert_eq!(
+            delta_of(&sig, b"", LiteralCap::V234).unwrap(),
+            [0x72, 0x73, 2, 0x36, 0]
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! librsync-compatible signatures, deltas and patches (MD4 + rollsum, librsync 2.3.x bytes).
 
+pub mod delta;
 pub mod error;
 pub mod netint;
+pub mod patch;
 pub mod rollsum;
-pub mod strong;
 pub mod sigmaker;
 pub mod signature;
-pub mod delta;
-pub mod patch;
+pub mod strong;
 
 pub use delta::{DeltaMaker, LiteralCap};
 pub use error::RsError;

@@ -76,7 +76,11 @@ fn signed_param(bytes: &[u8]) -> i128 {
 impl<B: Basis> PatchMaker<B> {
     /// Starts applying a delta against `basis`.
     pub fn new(basis: B) -> Self {
-        PatchMaker { basis, state: State::Magic, pending: Vec::with_capacity(17) }
+        PatchMaker {
+            basis,
+            state: State::Magic,
+            pending: Vec::with_capacity(17),
+        }
     }
 
     /// Whether the END command has been read.
@@ -93,7 +97,9 @@ impl<B: Basis> PatchMaker<B> {
             0x41..=0x44 => {
                 let len = signed_param(p);
                 if len <= 0 {
-                    return Err(RsError::Corrupt(format!("literal command with length {len}")));
+                    return Err(RsError::Corrupt(format!(
+                        "literal command with length {len}"
+                    )));
                 }
                 State::Literal(len as u64)
             }
@@ -103,9 +109,14 @@ impl<B: Basis> PatchMaker<B> {
                 let pos = signed_param(&p[..wp]);
                 let len = signed_param(&p[wp..]);
                 if pos < 0 || len <= 0 {
-                    return Err(RsError::Corrupt(format!("copy command with offset {pos} length {len}")));
+                    return Err(RsError::Corrupt(format!(
+                        "copy command with offset {pos} length {len}"
+                    )));
                 }
-                State::Copy { pos: pos as u64, left: len as u64 }
+                State::Copy {
+                    pos: pos as u64,
+                    left: len as u64,
+                }
             }
         })
     }
@@ -133,7 +144,9 @@ impl<B: Basis> PatchMaker<B> {
                     pos += take;
                     if self.pending.len() < 4 {
                         if eof {
-                            return Err(RsError::InputEnded("delta is shorter than its 4-byte magic"));
+                            return Err(RsError::InputEnded(
+                                "delta is shorter than its 4-byte magic",
+                            ));
                         }
                         return Ok((pos, false));
                     }
@@ -148,13 +161,17 @@ impl<B: Basis> PatchMaker<B> {
                     if self.pending.is_empty() {
                         if pos == input.len() {
                             if eof {
-                                return Err(RsError::InputEnded("delta ends without an END command"));
+                                return Err(RsError::InputEnded(
+                                    "delta ends without an END command",
+                                ));
                             }
                             return Ok((pos, false));
                         }
                         let op = input[pos];
                         if param_len(op).is_none() {
-                            return Err(RsError::Corrupt(format!("reserved command byte {op:#04x}")));
+                            return Err(RsError::Corrupt(format!(
+                                "reserved command byte {op:#04x}"
+                            )));
                         }
                         self.pending.push(op);
                         pos += 1;
@@ -187,7 +204,11 @@ impl<B: Basis> PatchMaker<B> {
                     out.extend_from_slice(&input[pos..pos + n]);
                     pos += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 { State::Command } else { State::Literal(left) };
+                    self.state = if left == 0 {
+                        State::Command
+                    } else {
+                        State::Literal(left)
+                    };
                 }
                 State::Copy { pos: at, left } => {
                     if room == 0 {
@@ -205,11 +226,19 @@ impl<B: Basis> PatchMaker<B> {
                     };
                     out.truncate(old + got);
                     if got == 0 {
-                        return Err(RsError::InputEnded("copy command reads past the end of the basis file"));
+                        return Err(RsError::InputEnded(
+                            "copy command reads past the end of the basis file",
+                        ));
                     }
                     let left = left - got as u64;
-                    self.state =
-                        if left == 0 { State::Command } else { State::Copy { pos: at + got as u64, left } };
+                    self.state = if left == 0 {
+                        State::Command
+                    } else {
+                        State::Copy {
+                            pos: at + got as u64,
+                            left,
+                        }
+                    };
                 }
             }
         }
@@ -243,10 +272,23 @@ mod tests {
         let basis = b"0123456789";
         assert_eq!(patch_of(basis, &d(&[2, b'h', b'i', 0])).unwrap(), b"hi");
         assert_eq!(patch_of(basis, &d(&[0x41, 1, b'x', 0])).unwrap(), b"x");
-        assert_eq!(patch_of(basis, &d(&[0x44, 0, 0, 0, 0, 0, 0, 0, 1, b'y', 0])).unwrap(), b"y");
+        assert_eq!(
+            patch_of(basis, &d(&[0x44, 0, 0, 0, 0, 0, 0, 0, 1, b'y', 0])).unwrap(),
+            b"y"
+        );
         assert_eq!(patch_of(basis, &d(&[0x45, 2, 3, 0])).unwrap(), b"234");
-        assert_eq!(patch_of(basis, &d(&[0x54, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0])).unwrap(), b"89");
-        assert_eq!(patch_of(basis, &d(&[0x45, 2, 3, 0, 0xff, 0xff])).unwrap(), b"234");
+        assert_eq!(
+            patch_of(
+                basis,
+                &d(&[0x54, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0])
+            )
+            .unwrap(),
+            b"89"
+        );
+        assert_eq!(
+            patch_of(basis, &d(&[0x45, 2, 3, 0, 0xff, 0xff])).unwrap(),
+            b"234"
+        );
     }
 
     #[test]
@@ -258,7 +300,12 @@ mod tests {
         assert_eq!(code(&d(&[0x55])), Some(106));
         assert_eq!(code(&d(&[0x41, 0, 0])), Some(106));
         assert_eq!(code(&d(&[0x45, 0, 0, 0])), Some(106));
-        assert_eq!(code(&d(&[0x51, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0])), Some(106));
+        assert_eq!(
+            code(&d(&[
+                0x51, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0
+            ])),
+            Some(106)
+        );
         assert_eq!(code(&d(&[0x45, 10, 1, 0])), Some(103));
         assert_eq!(code(&d(&[0x45, 8, 5, 0])), Some(103));
         assert_eq!(code(&d(&[3, b'a'])), Some(103));

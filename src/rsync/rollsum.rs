@@ -54,10 +54,7 @@ impl Rollsum {
     pub fn rollout(&mut self, out: u8) {
         let out = u32::from(out) + CHAR_OFFSET;
         self.s1 = self.s1.wrapping_sub(out) & 0xFFFF;
-        self.s2 = self
-            .s2
-            .wrapping_sub((self.count as u32).wrapping_mul(out))
-            & 0xFFFF;
+        self.s2 = self.s2.wrapping_sub((self.count as u32).wrapping_mul(out)) & 0xFFFF;
         self.count -= 1;
     }
 
@@ -112,7 +109,9 @@ mod tests {
 
     #[test]
     fn rolling_equals_recomputing() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for &w in &[1usize, 7, 512, 2048] {
             let mut r = Rollsum::of(&data[..w]);
             for start in 0..(data.len() - w) {

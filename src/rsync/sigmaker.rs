@@ -23,7 +23,9 @@ impl SigMaker {
     /// Starts a signature with `block_len`-byte blocks and `strong_len`-byte MD4 sums.
     pub fn new(block_len: usize, strong_len: usize) -> RsResult<Self> {
         if block_len == 0 || block_len > u32::MAX as usize {
-            return Err(RsError::Param(format!("signature block length {block_len} out of range")));
+            return Err(RsError::Param(format!(
+                "signature block length {block_len} out of range"
+            )));
         }
         if strong_len == 0 || strong_len > MD4_SUM_LEN {
             return Err(RsError::Param(format!(
@@ -71,9 +73,15 @@ impl SigMaker {
             let blocks_per_task = (16 * 1024 / self.block_len).max(1);
             data.par_chunks(self.block_len * blocks_per_task)
                 .zip(dst.par_chunks_mut(rec * blocks_per_task))
-                .for_each(|(d, s)| d.chunks(self.block_len).zip(s.chunks_mut(rec)).for_each(one));
+                .for_each(|(d, s)| {
+                    d.chunks(self.block_len)
+                        .zip(s.chunks_mut(rec))
+                        .for_each(one)
+                });
         } else {
-            data.chunks(self.block_len).zip(dst.chunks_mut(rec)).for_each(one);
+            data.chunks(self.block_len)
+                .zip(dst.chunks_mut(rec))
+                .for_each(one);
         }
     }
 
@@ -142,12 +150,17 @@ mod tests {
 
     #[test]
     fn empty_is_header_only() {
-        assert_eq!(signature_of(b"", 512, 8).unwrap(), [0x72, 0x73, 1, 0x36, 0, 0, 2, 0, 0, 0, 0, 8]);
+        assert_eq!(
+            signature_of(b"", 512, 8).unwrap(),
+            [0x72, 0x73, 1, 0x36, 0, 0, 2, 0, 0, 0, 0, 8]
+        );
     }
 
     #[test]
     fn chunking_does_not_matter() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
         let whole = signature_of(&data, 700, 8).unwrap();
         let mut m = SigMaker::new(700, 8).unwrap();
         let mut out = Vec::new();
@@ -165,11 +178,16 @@ mod tests {
 
     #[test]
     fn agrees_with_fast_rsync() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(40_503) >> 5) as u8).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(40_503) >> 5) as u8)
+            .collect();
         for &bl in &[512usize, 1000, 4096] {
             let theirs = fast_rsync::Signature::calculate(
                 &data,
-                fast_rsync::SignatureOptions { block_size: bl as u32, crypto_hash_size: 8 },
+                fast_rsync::SignatureOptions {
+                    block_size: bl as u32,
+                    crypto_hash_size: 8,
+                },
             );
             assert_eq!(signature_of(&data, bl, 8).unwrap(), theirs.serialized());
         }

@@ -46,7 +46,9 @@ impl Signature {
     /// Parses and indexes a complete signature, rejecting what librsync rejects.
     pub fn parse(sig: &[u8]) -> RsResult<Self> {
         if sig.len() < 12 {
-            return Err(RsError::InputEnded("signature header is shorter than 12 bytes"));
+            return Err(RsError::InputEnded(
+                "signature header is shorter than 12 bytes",
+            ));
         }
         let word = |i: usize| u32::from_be_bytes([sig[i], sig[i + 1], sig[i + 2], sig[i + 3]]);
         let magic = word(0);
@@ -97,7 +99,8 @@ impl Signature {
             let bit = key & filter_mask;
             filter[(bit >> 6) as usize] |= 1u64 << (bit & 63);
             let s = &strong[i * strong_len..(i + 1) * strong_len];
-            let same = |j: u32| &strong[j as usize * strong_len..(j as usize + 1) * strong_len] == s;
+            let same =
+                |j: u32| &strong[j as usize * strong_len..(j as usize + 1) * strong_len] == s;
             match index.get_mut(&key) {
                 None => {
                     index.insert(key, Candidates::One(i as u32));
@@ -115,7 +118,15 @@ impl Signature {
                 }
             }
         }
-        Ok(Signature { block_len, strong_len, strong, count, index, filter, filter_mask })
+        Ok(Signature {
+            block_len,
+            strong_len,
+            strong,
+            count,
+            index,
+            filter,
+            filter_mask,
+        })
     }
 
     /// Block length from the header.
@@ -157,7 +168,9 @@ impl Signature {
         let cands = self.index.get(&key)?;
         let d = digest();
         let s = &d[..self.strong_len];
-        let hit = |j: u32| &self.strong[j as usize * self.strong_len..(j as usize + 1) * self.strong_len] == s;
+        let hit = |j: u32| {
+            &self.strong[j as usize * self.strong_len..(j as usize + 1) * self.strong_len] == s
+        };
         match cands {
             Candidates::One(j) => hit(*j).then_some(u64::from(*j)),
             Candidates::Many(v) => v.iter().copied().find(|&j| hit(j)).map(u64::from),
@@ -176,10 +189,34 @@ mod tests {
     #[test]
     fn rejects_what_librsync_rejects() {
         assert_eq!(Signature::parse(b"").err().unwrap().code(), 103);
-        assert_eq!(Signature::parse(&header(0x1234, 512, 8)).err().unwrap().code(), 104);
-        assert_eq!(Signature::parse(&header(MD4_SIG_MAGIC, 0, 8)).err().unwrap().code(), 106);
-        assert_eq!(Signature::parse(&header(MD4_SIG_MAGIC, 512, 17)).err().unwrap().code(), 108);
-        assert_eq!(Signature::parse(&header(MD4_SIG_MAGIC, 512, 33)).err().unwrap().code(), 106);
+        assert_eq!(
+            Signature::parse(&header(0x1234, 512, 8))
+                .err()
+                .unwrap()
+                .code(),
+            104
+        );
+        assert_eq!(
+            Signature::parse(&header(MD4_SIG_MAGIC, 0, 8))
+                .err()
+                .unwrap()
+                .code(),
+            106
+        );
+        assert_eq!(
+            Signature::parse(&header(MD4_SIG_MAGIC, 512, 17))
+                .err()
+                .unwrap()
+                .code(),
+            108
+        );
+        assert_eq!(
+            Signature::parse(&header(MD4_SIG_MAGIC, 512, 33))
+                .err()
+                .unwrap()
+                .code(),
+            106
+        );
         let mut s = header(MD4_SIG_MAGIC, 512, 8);
         s.extend_from_slice(&[1, 2, 3, 4, 5]);
         assert_eq!(Signature::parse(&s).err().unwrap().code(), 103);

@@ -12,7 +12,10 @@ pub fn md4(data: &[u8]) -> [u8; 16] {
 mod tests {
     #[test]
     fn rfc1320_vectors() {
-        assert_eq!(super::md4(b"abc")[..8], [0xa4, 0x48, 0x01, 0x7a, 0xaf, 0x21, 0xd8, 0x52]);
+        assert_eq!(
+            super::md4(b"abc")[..8],
+            [0xa4, 0x48, 0x01, 0x7a, 0xaf, 0x21, 0xd8, 0x52]
+        );
         assert_eq!(
             super::md4(b""),
             [
