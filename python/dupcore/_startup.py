@@ -1,25 +1,55 @@
-"""Start-up hook run from ``dupcore-activate.pth``: route duplicity's modules to dupcore.
+"""Start-up hook: route duplicity's modules to dupcore.
 
-Imports nothing heavy; only installs a ``sys.meta_path`` finder. ``DUPCORE=0`` disables it.
+Run at every interpreter start, from ``dupcore_activate.pth`` (and, on Python >= 3.15, from the
+PEP 829 entry point ``dupcore_activate.start`` -> ``dupcore._startup:activate``). It imports only
+``os`` and ``sys`` and installs a ``sys.meta_path`` finder; the finder looks at nothing but
+``duplicity.*`` imports and hands those to :mod:`dupcore.activation`, which is loaded only then.
+
+``DUPCORE=0`` (or ``off``/``false``/``no``) disables everything: no finder is installed.
 """
 
 import os
 import sys
 
+_OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
-class _DupcoreFinder:
-    """Serves ``duplicity._librsync`` from ``dupcore._librsync``."""
+
+def disabled_by_env():
+    """True when the environment switches dupcore off entirely (``DUPCORE=0``)."""
+    return os.environ.get("DUPCORE", "1").strip().lower() in _OFF_VALUES
+
+
+class DupcoreFinder:
+    """``sys.meta_path`` finder that lets :mod:`dupcore.activation` handle ``duplicity.*``."""
+
+    _dupcore_finder = True
+    failed = None  # the exception that stopped dupcore.activation from loading, if any
 
     @classmethod
     def find_spec(cls, fullname, path=None, target=None):
-        if fullname != "duplicity._librsync":
+        """Return dupcore's spec for a hooked duplicity module, else None (normal import)."""
+        if not fullname.startswith("duplicity.") or cls.failed is not None:
             return None
-        from importlib.util import find_spec
+        try:
+            from dupcore import activation
+        except Exception as exc:  # noqa: BLE001 - never break duplicity because of dupcore
+            cls.failed = exc
+            return None
+        return activation.find_spec(fullname, path, target)
 
-        return find_spec("dupcore._librsync")
+
+def installed():
+    """True when the dupcore finder is on ``sys.meta_path``."""
+    return any(getattr(f, "_dupcore_finder", False) for f in sys.meta_path)
 
 
-if os.environ.get("DUPCORE", "1") != "0" and not any(
-    isinstance(f, type) and f.__name__ == "_DupcoreFinder" for f in sys.meta_path
-):
-    sys.meta_path.insert(0, _DupcoreFinder)
+def activate():
+    """Install the finder once (idempotent); a no-op when ``DUPCORE=0``."""
+    if disabled_by_env():
+        return False
+    if not installed():
+        sys.meta_path.insert(0, DupcoreFinder)
+    return True
+
+
+activate()
