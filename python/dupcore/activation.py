@@ -357,26 +357,36 @@ def _librsync_after_import(module, adapter):
     if not os.environ.get("DUPCORE_LIBRSYNC"):
         # write the librsync bytes that the stock duplicity of this release line writes
         engine.set_librsync_mode(adapter.librsync_format)
-    details = [f"engine {engine.get_version()}, {engine.librsync_mode()} format"]
-    details.extend(_install_librsync_classes(module, adapter))
-    return "; ".join(details)
+    return f"engine {engine.get_version()}, {engine.librsync_mode()} format"
 
 
-def _install_librsync_classes(module, adapter):
-    """Hook point for dupcore's whole-file classes (SigGenerator, DeltaFile, PatchedFile...).
+def _librsync_files_after_import(module, adapter):
+    """Hook on ``duplicity.librsync``: put dupcore's whole-file classes in place.
 
-    When ``dupcore.librsync`` defines ``install_into_duplicity(librsync_module, adapter)``, it is
-    called here, right after ``duplicity.librsync`` has executed, and returns the names it
-    replaced. Until it exists, duplicity's own classes run on the dupcore engine.
+    The classes (``SigGenerator``, ``DeltaFile``, ``PatchedFile``) live in
+    :mod:`dupcore.librsync`; its ``install(librsync_module)`` replaces duplicity's and may return
+    the names it replaced. They need the ``librsync`` engine component to be active.
     """
-    if importlib.util.find_spec("dupcore.librsync") is None:
-        return []
+    from dupcore import _librsync as engine
+
+    if getattr(module, "_librsync", None) is not engine:
+        raise Stock("needs the librsync engine component")
     fast = importlib.import_module("dupcore.librsync")
-    install = getattr(fast, "install_into_duplicity", None)
-    if install is None:
-        return []
-    replaced = install(module, adapter) or []
-    return ["classes {}".format(", ".join(replaced))] if replaced else []
+    replaced = fast.install(module)
+    if not replaced:
+        replaced = [n for n in ("SigGenerator", "DeltaFile", "PatchedFile")
+                    if getattr(module, n, None) is getattr(fast, n, object())]
+    return "replaces " + ", ".join(replaced)
+
+
+def _librsync_files_applies(adapter):
+    try:
+        fast = importlib.import_module("dupcore.librsync")
+    except Exception as exc:  # noqa: BLE001
+        return f"dupcore.librsync unavailable: {type(exc).__name__}: {exc}"
+    if not callable(getattr(fast, "install", None)):
+        return "dupcore.librsync has no install() yet"
+    return None
 
 
 def _librsync_applies(adapter):
@@ -394,6 +404,12 @@ def _register_builtin_components():
         applies=_librsync_applies,
         replaces={"duplicity._librsync": "dupcore._librsync"},
         hooks={"duplicity.librsync": _librsync_after_import},
+    ))
+    register(Component(
+        name="librsync-files",
+        summary="whole-file SigGenerator/DeltaFile/PatchedFile on the Rust engine",
+        applies=_librsync_files_applies,
+        hooks={"duplicity.librsync": _librsync_files_after_import},
     ))
 
 

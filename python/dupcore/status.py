@@ -172,7 +172,7 @@ def format_text(info):
     for c in info.get("components", []):
         state = "active" if c["active"] else "stock "
         why = "; ".join(c["details"]) if (c["active"] and c["details"]) else c["reason"]
-        add(f"  {c['name']:<10} {state}  {why}")
+        add(f"  {c['name']:<15} {state}  {why}")
     if info.get("librsync_backend"):
         add("duplicity.librsync uses {}".format(info["librsync_backend"]))
     if info.get("librsync_mode"):
