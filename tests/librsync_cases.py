@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 
 import dupcore._librsync as dupcore_rs
-import duplicity.librsync as dlibrsync
+import duplicity
 
 SIG_MAGIC = 0x72730136
 DELTA_MAGIC = 0x72730236
@@ -31,11 +31,32 @@ MAX_MISS_234 = 65533
 _stock = None
 
 
+def _duplicity_dir():
+    return importlib.util.find_spec("duplicity").submodule_search_locations[0]
+
+
+def _pristine_wrappers():
+    """A private copy of duplicity's ``librsync.py`` (LikeFile, DeltaFile, PatchedFile, ...).
+
+    dupcore's activation may replace the classes of the live ``duplicity.librsync`` module with
+    its own; the differential tests need duplicity's code itself, with a swappable backend.
+    """
+    path = os.path.join(_duplicity_dir(), "librsync.py")
+    name = f"{duplicity.__name__}._librsync_wrappers_under_test"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+dlibrsync = _pristine_wrappers()
+
+
 def stock_module():
     """Return duplicity's bundled C ``_librsync`` module, loaded once by file path."""
     global _stock
     if _stock is None:
-        pkg_dir = importlib.util.find_spec("duplicity").submodule_search_locations[0]
+        pkg_dir = _duplicity_dir()
         names = [n for n in os.listdir(pkg_dir) if n.startswith("_librsync.") and n.endswith(".so")]
         if not names:
             raise RuntimeError("duplicity's compiled _librsync module is not installed")

@@ -302,3 +302,23 @@ def test_rdiff_232_literal_cap_spec_example(tmp_path):
     (tmp_path / "new").write_bytes(new)
     subprocess.run([RDIFF, "delta", tmp_path / "sig", tmp_path / "new", tmp_path / "d"], check=True)
     assert (tmp_path / "d").read_bytes() == d232
+
+
+def test_live_duplicity_wrappers_match_stock(tmp_path):
+    """``duplicity.librsync`` as imported here (with whatever dupcore's activation installed in
+    it) gives the stock bytes too."""
+    import duplicity.librsync as live
+
+    for cat, idx in lc.case_ids()[3::20]:
+        pair = lc.make_pair(cat, idx)
+        gen = live.SigGenerator(pair.block_len)
+        for off in range(0, len(pair.old), lc.JOB):
+            gen.update(pair.old[off:off + lc.JOB])
+        sig = gen.getsig()
+        assert sig == lc.wrapper_signature(STOCK, pair.old, pair.block_len), pair.name
+        delta = lc.likefile_read_all(live.DeltaFile(sig, lc.io.BytesIO(pair.new)))
+        assert delta == lc.wrapper_delta(STOCK, sig, pair.new), pair.name
+        basis = tmp_path / "old"
+        basis.write_bytes(pair.old)
+        with open(basis, "rb") as f:
+            assert lc.likefile_read_all(live.PatchedFile(f, lc.io.BytesIO(delta))) == pair.new
