@@ -3,7 +3,9 @@
 //! The engine modules are plain Rust with no Python dependency; the `bindings` module (feature
 //! `python`) exposes them to duplicity through pyo3.
 
+pub mod hash;
 pub mod rsync;
+pub mod volume;
 
 #[cfg(feature = "python")]
 mod bindings;

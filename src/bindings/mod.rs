@@ -1,6 +1,7 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
 mod librsync;
+mod volume;
 
 use pyo3::prelude::*;
 
@@ -9,5 +10,6 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     librsync::register(m)?;
+    volume::register(m)?;
     Ok(())
 }

@@ -1,0 +1,235 @@
+"""Volume files through the Rust engine: ``gpg.GzipWriteFile``/``PlainWriteFile``, ``get_hash``,
+and gzip reading in ``path.DupPath.filtered_open``.
+
+The tar blocks still come from duplicity's own block iterator, so the tar stream inside each
+volume is duplicity's, byte for byte. Compression runs in parallel (pigz-style chunks forming
+one gzip member), hashing happens while the bytes reach the disk, and the volume size rule
+follows the host duplicity's release line.
+"""
+
+import os
+import time
+from collections import OrderedDict
+
+from dupcore import _core
+
+#: Compression level duplicity's GzipWriteFile uses.
+GZIP_LEVEL = 6
+#: Volumes whose digests are remembered for ``get_hash``.
+_HASH_CACHE_SIZE = 64
+_hash_cache = OrderedDict()
+
+
+def _key(path_bytes):
+    st = os.stat(path_bytes)
+    return path_bytes, st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _remember(filename, sha1_hex, md5_hex):
+    name = os.fsencode(filename)
+    _hash_cache[_key(name)] = {"SHA1": sha1_hex, "MD5": md5_hex}
+    while len(_hash_cache) > _HASH_CACHE_SIZE:
+        _hash_cache.popitem(last=False)
+
+
+def cached_hash(name, algorithm):
+    """The digest (hex) recorded when dupcore wrote ``name``, if the file is unchanged since."""
+    try:
+        entry = _hash_cache.get(_key(os.fsencode(name)))
+    except OSError:
+        return None
+    return entry.get(algorithm) if entry else None
+
+
+def make_write_file(footer_and_margin):
+    """Builds ``GzipWriteFile`` with the size rule of a duplicity line.
+
+    ``footer_and_margin`` True is 3.2.x: stop 50 KiB before ``size`` and end with the tar footer;
+    False is 3.0.x and older: fill up to ``size`` and write no footer.
+    """
+
+    def GzipWriteFile(block_iter, filename, size=200 * 1024 * 1024, gzipped=True):
+        """Writes tar blocks into a gzip (or plain) volume; True when the iterator is exhausted."""
+        target_size = size - 50 * 1024 if footer_and_margin else size
+        writer = _core.VolumeWriter(filename, GZIP_LEVEL if gzipped else None, int(time.time()))
+        at_end_of_blockiter = 0
+        try:
+            read_size = block_iter.get_read_size()
+            while True:
+                if target_size - writer.estimated_size() < read_size:
+                    break
+                try:
+                    new_block = next(block_iter)
+                except StopIteration:
+                    at_end_of_blockiter = 1
+                    break
+                writer.write(new_block.data)
+            if footer_and_margin:
+                writer.write(block_iter.get_footer())
+            _size, sha1_hex, md5_hex, _raw = writer.close()
+        finally:
+            if not writer.closed:
+                writer.close()
+        _remember(filename, sha1_hex, md5_hex)
+        return at_end_of_blockiter
+
+    return GzipWriteFile
+
+
+def make_plain_write_file(gzip_write_file):
+    """``PlainWriteFile``: the same writer without compression."""
+
+    def PlainWriteFile(block_iter, filename, size=200 * 1024 * 1024, gzipped=False):
+        """Writes tar blocks into an uncompressed volume; True when the iterator is exhausted."""
+        return gzip_write_file(block_iter, filename, size, gzipped)
+
+    return PlainWriteFile
+
+
+def get_hash(hash, path, hex=True):  # noqa: A002 - duplicity's signature
+    """``gpg.get_hash``: served from the digests computed while writing, else read in Rust."""
+    if hash not in ("SHA1", "MD5"):
+        raise AssertionError(f"Unknown hash {hash}")
+    name = path.name
+    cached = cached_hash(name, hash)
+    if cached is not None:
+        return cached if hex else bytes.fromhex(cached)
+    digest = _core.hash_file(name, hash)
+    return digest.hex() if hex else digest
+
+
+class GzipReadFile:
+    """Read-only file object over a gzip file, decompressed ahead on a Rust thread."""
+
+    mode = "rb"
+
+    def __init__(self, name):
+        self.name = name
+        self._reader = _core.GzipReader(name)
+
+    def read(self, size=-1):
+        """Returns up to ``size`` bytes (everything left when negative)."""
+        return self._reader.read(-1 if size is None else size)
+
+    def read1(self, size=-1):
+        """Same as ``read``."""
+        return self.read(size)
+
+    def readinto(self, b):
+        """Fills the buffer ``b``; returns the byte count."""
+        data = self._reader.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def tell(self):
+        """Position in the decompressed data."""
+        return self._reader.tell()
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        """Seeks in the decompressed data (backward seeks reopen the file)."""
+        pos = self._reader.tell()
+        if whence == os.SEEK_CUR:
+            offset += pos
+        elif whence != os.SEEK_SET:
+            raise OSError("GzipReadFile supports SEEK_SET and SEEK_CUR only")
+        if offset < 0:
+            raise OSError("negative seek position")
+        if offset < pos:
+            self._reader.close()
+            self._reader = _core.GzipReader(self.name)
+            pos = 0
+        if offset > pos:
+            self._reader.skip(offset - pos)
+        return self._reader.tell()
+
+    def readable(self):
+        """Always True."""
+        return True
+
+    def seekable(self):
+        """True: seeking works (forward cheaply)."""
+        return True
+
+    def writable(self):
+        """Always False."""
+        return False
+
+    @property
+    def closed(self):
+        """Whether ``close`` was called."""
+        return self._reader.closed
+
+    def close(self):
+        """Stops the read-ahead and releases the file."""
+        self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class GzipWriteStream:
+    """Write-only gzip file object compressing in parallel (for signatures and manifests)."""
+
+    mode = "wb"
+
+    def __init__(self, name):
+        self.name = name
+        self._writer = _core.VolumeWriter(name, GZIP_LEVEL, int(time.time()))
+
+    def write(self, data):
+        """Appends bytes; returns their count."""
+        return self._writer.write(bytes(data) if not isinstance(data, bytes) else data)
+
+    def flush(self):
+        """No-op: data reaches the file on close."""
+
+    def writable(self):
+        """Always True."""
+        return True
+
+    @property
+    def closed(self):
+        """Whether ``close`` was called."""
+        return self._writer.closed
+
+    def close(self):
+        """Finishes the gzip member and the file."""
+        if not self._writer.closed:
+            _size, sha1_hex, md5_hex, _raw = self._writer.close()
+            _remember(self.name, sha1_hex, md5_hex)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def install_gpg(module, adapter):
+    """Hook for ``duplicity.gpg``: volume writers and ``get_hash``."""
+    gzip_write_file = make_write_file(adapter.gzip_volume_footer)
+    module.GzipWriteFile = gzip_write_file
+    module.PlainWriteFile = make_plain_write_file(gzip_write_file)
+    module.get_hash = get_hash
+    rule = "target size-50K, footer" if adapter.gzip_volume_footer else "target size, no footer"
+    return f"gzip/plain volume writer ({rule}), get_hash"
+
+
+def install_path(module, adapter):
+    """Hook for ``duplicity.path``: gzip files opened by ``DupPath.filtered_open``."""
+    original = module.DupPath.filtered_open
+
+    def filtered_open(self, mode="rb", gpg_profile=None):
+        if self.pr.compressed and not self.pr.encrypted and not self.opened and not self.fileobj:
+            if mode == "rb":
+                return GzipReadFile(self.name)
+            if mode == "wb":
+                return GzipWriteStream(self.name)
+        return original(self, mode, gpg_profile)
+
+    filtered_open.__doc__ = original.__doc__
+    module.DupPath.filtered_open = filtered_open
+    return "gzip reading with read-ahead"

@@ -1,0 +1,204 @@
+//! Volume writer, read-ahead gunzip and file hashing for duplicity's `gpg` and `path` modules.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use pyo3::exceptions::{PyEOFError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::hash::{hash_file as hash_file_impl, to_hex, Algorithm};
+use crate::volume::reader::{GzipError, GzipFailure};
+use crate::volume::{GzipReader, VolumeWriter};
+
+/// Writes below this size are done with the GIL held (the copy is cheaper than a switch).
+const DETACH_MIN: usize = 16 * 1024;
+
+/// Accepts `str`, `bytes` (duplicity's path names) or any `os.PathLike`.
+pub fn to_path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(PathBuf::from(OsStr::from_bytes(b.as_bytes())));
+    }
+    obj.extract::<PathBuf>()
+}
+
+fn io_err(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(e.to_string())
+}
+
+/// A volume file being written: parallel gzip or plain, hashed as it reaches the disk.
+#[pyclass(name = "VolumeWriter", module = "dupcore._core")]
+struct PyVolumeWriter {
+    inner: Option<VolumeWriter>,
+}
+
+impl PyVolumeWriter {
+    fn get(&mut self) -> PyResult<&mut VolumeWriter> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed volume"))
+    }
+}
+
+#[pymethods]
+impl PyVolumeWriter {
+    /// Creates `path`; `gzip_level` None writes plain bytes, else one gzip member with `mtime`.
+    #[new]
+    #[pyo3(signature = (path, gzip_level=None, mtime=0))]
+    fn new(path: &Bound<'_, PyAny>, gzip_level: Option<u32>, mtime: u32) -> PyResult<Self> {
+        if let Some(l) = gzip_level {
+            if !(1..=9).contains(&l) {
+                return Err(PyValueError::new_err(format!(
+                    "gzip level {l} is not in 1..9"
+                )));
+            }
+        }
+        let p = to_path(path)?;
+        let w = VolumeWriter::create(&p, gzip_level, mtime).map_err(io_err)?;
+        Ok(PyVolumeWriter { inner: Some(w) })
+    }
+
+    /// Appends bytes; returns how many were taken (all of them).
+    fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
+        let w = self.get()?;
+        if data.len() >= DETACH_MIN {
+            py.detach(|| w.write(data)).map_err(io_err)?;
+        } else {
+            w.write(data).map_err(io_err)?;
+        }
+        Ok(data.len())
+    }
+
+    /// Bytes on disk plus an estimate for bytes still being compressed.
+    fn estimated_size(&mut self) -> PyResult<u64> {
+        Ok(self.get()?.estimated_size())
+    }
+
+    /// Finishes the file; returns `(size, sha1_hex, md5_hex, uncompressed_size)`.
+    fn close(&mut self, py: Python<'_>) -> PyResult<(u64, String, String, u64)> {
+        let w = self
+            .inner
+            .take()
+            .ok_or_else(|| PyValueError::new_err("volume already closed"))?;
+        let s = py.detach(|| w.close()).map_err(io_err)?;
+        Ok((
+            s.digests.len,
+            to_hex(&s.digests.sha1),
+            to_hex(&s.digests.md5),
+            s.raw_len,
+        ))
+    }
+
+    /// Whether `close` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+fn gzip_err(py: Python<'_>, e: GzipError) -> PyErr {
+    match e.kind {
+        GzipFailure::Truncated => PyEOFError::new_err(format!(
+            "Compressed file ended before the end-of-stream marker was reached ({})",
+            e.message
+        )),
+        GzipFailure::Corrupt => match py.import("gzip").and_then(|m| m.getattr("BadGzipFile")) {
+            Ok(cls) => PyErr::from_type(
+                cls.cast_into().expect("gzip.BadGzipFile is a type"),
+                e.message,
+            ),
+            Err(err) => err,
+        },
+        GzipFailure::Io => PyOSError::new_err(e.message),
+    }
+}
+
+/// A gzip file read sequentially, decompressed ahead on a background thread.
+#[pyclass(name = "GzipReader", module = "dupcore._core")]
+struct PyGzipReader {
+    inner: Option<GzipReader>,
+}
+
+impl PyGzipReader {
+    fn get(&mut self) -> PyResult<&mut GzipReader> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
+    }
+}
+
+#[pymethods]
+impl PyGzipReader {
+    /// Opens `path` and starts decompressing.
+    #[new]
+    fn new(path: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let p = to_path(path)?;
+        Ok(PyGzipReader {
+            inner: Some(GzipReader::open(&p).map_err(io_err)?),
+        })
+    }
+
+    /// Returns up to `size` bytes (all remaining when negative); short only at the end.
+    #[pyo3(signature = (size=-1))]
+    fn read<'py>(&mut self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self.get()?;
+        let mut out = Vec::new();
+        let res = py.detach(|| {
+            if size < 0 {
+                while r.read_into(&mut out, 1 << 20)? > 0 {}
+                Ok(())
+            } else {
+                r.read_into(&mut out, size as usize).map(|_| ())
+            }
+        });
+        res.map_err(|e| gzip_err(py, e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Skips up to `n` bytes forward; returns how many.
+    fn skip(&mut self, py: Python<'_>, n: u64) -> PyResult<u64> {
+        let r = self.get()?;
+        py.detach(|| r.skip(n)).map_err(|e| gzip_err(py, e))
+    }
+
+    /// Position in the decompressed stream.
+    fn tell(&mut self) -> PyResult<u64> {
+        Ok(self.get()?.tell())
+    }
+
+    /// Stops the read-ahead thread and releases the file.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(r) = self.inner.take() {
+            py.detach(|| drop(r));
+        }
+    }
+
+    /// Whether `close` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+/// Digest ("SHA1" or "MD5") of a whole file, computed without the GIL.
+#[pyfunction]
+fn hash_file<'py>(
+    py: Python<'py>,
+    path: &Bound<'py, PyAny>,
+    algorithm: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let algo = Algorithm::from_name(algorithm).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown hash {algorithm:?}; use SHA1 or MD5"))
+    })?;
+    let p = to_path(path)?;
+    let digest = py.detach(|| hash_file_impl(&p, algo)).map_err(io_err)?;
+    Ok(PyBytes::new(py, &digest))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyVolumeWriter>()?;
+    m.add_class::<PyGzipReader>()?;
+    m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    Ok(())
+}

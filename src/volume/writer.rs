@@ -1,0 +1,325 @@
+//! A volume file writer: compression on the rayon pool, ordered writing and hashing on a
+//! dedicated thread, so the caller only hands over bytes.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use super::pgzip::{compress_chunk, gzip_header, gzip_trailer, CHUNK, DICT};
+use crate::hash::{Digests, VolumeHasher};
+
+/// Chunks queued or being compressed at once (bounds memory to about this × 128 KiB).
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Compression runs on its own pool, so that signature work on the global pool never waits
+/// behind queued compression jobs (and the other way round).
+fn compression_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dupcore-deflate-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
+}
+
+/// One piece of output, in file order.
+enum Job {
+    Ready(Vec<u8>),
+    Compressing {
+        raw_len: u64,
+        rx: Receiver<(Vec<u8>, crc32fast::Hasher)>,
+    },
+}
+
+#[derive(Default)]
+struct Progress {
+    written: AtomicU64,
+    raw_done: AtomicU64,
+}
+
+/// What a finished volume file holds.
+#[derive(Clone, Debug)]
+pub struct VolumeSummary {
+    /// Bytes in the file, and their SHA-1 and MD5.
+    pub digests: Digests,
+    /// Uncompressed bytes written into it.
+    pub raw_len: u64,
+}
+
+/// Writes one volume file, gzip-compressed in parallel or plain, hashing what reaches the disk.
+pub struct VolumeWriter {
+    gzip: Option<u32>,
+    tx: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<io::Result<Digests>>>,
+    progress: Arc<Progress>,
+    pending: Vec<u8>,
+    prev_tail: Vec<u8>,
+    raw_total: u64,
+}
+
+fn writer_loop(
+    mut file: File,
+    rx: Receiver<Job>,
+    gzip: Option<u32>,
+    progress: Arc<Progress>,
+) -> io::Result<Digests> {
+    let mut hasher = VolumeHasher::default();
+    let mut crc = crc32fast::Hasher::new();
+    let mut raw_len: u64 = 0;
+    let mut put = |bytes: &[u8], hasher: &mut VolumeHasher| -> io::Result<()> {
+        file.write_all(bytes)?;
+        hasher.update(bytes);
+        progress
+            .written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    };
+    for job in rx {
+        match job {
+            Job::Ready(bytes) => {
+                let raw = if gzip.is_some() {
+                    0
+                } else {
+                    bytes.len() as u64
+                };
+                put(&bytes, &mut hasher)?;
+                progress.raw_done.fetch_add(raw, Ordering::Relaxed);
+            }
+            Job::Compressing {
+                raw_len: chunk_len,
+                rx,
+            } => {
+                let (bytes, chunk_crc) = rx
+                    .recv()
+                    .map_err(|_| io::Error::other("a compression job ended without a result"))?;
+                crc.combine(&chunk_crc);
+                put(&bytes, &mut hasher)?;
+                raw_len += chunk_len;
+                progress.raw_done.fetch_add(chunk_len, Ordering::Relaxed);
+            }
+        }
+    }
+    if gzip.is_some() {
+        put(&gzip_trailer(crc.finalize(), raw_len), &mut hasher)?;
+    }
+    file.flush()?;
+    Ok(hasher.finish())
+}
+
+impl VolumeWriter {
+    /// Creates `path`; `gzip_level` Some(level) writes a gzip member with header `mtime`.
+    pub fn create(path: &Path, gzip_level: Option<u32>, mtime: u32) -> io::Result<Self> {
+        let file = File::create(path)?;
+        let (tx, rx) = sync_channel::<Job>(MAX_IN_FLIGHT);
+        let progress = Arc::new(Progress::default());
+        let p2 = Arc::clone(&progress);
+        let thread = std::thread::Builder::new()
+            .name("dupcore-volume-writer".into())
+            .spawn(move || writer_loop(file, rx, gzip_level, p2))?;
+        let mut w = VolumeWriter {
+            gzip: gzip_level,
+            tx: Some(tx),
+            thread: Some(thread),
+            progress,
+            pending: Vec::with_capacity(CHUNK),
+            prev_tail: Vec::new(),
+            raw_total: 0,
+        };
+        if let Some(level) = gzip_level {
+            w.send(Job::Ready(gzip_header(mtime, level).to_vec()))?;
+        }
+        Ok(w)
+    }
+
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(job).is_ok())
+            .unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            Err(self.take_thread_error())
+        }
+    }
+
+    fn take_thread_error(&mut self) -> io::Error {
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => io::Error::other("the volume writer thread panicked"),
+            _ => io::Error::other("the volume writer has already stopped"),
+        }
+    }
+
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        match self.gzip {
+            None => {
+                if !data.is_empty() {
+                    self.send(Job::Ready(data))?;
+                }
+            }
+            Some(level) => {
+                let dict = std::mem::take(&mut self.prev_tail);
+                self.prev_tail = data[data.len().saturating_sub(DICT)..].to_vec();
+                if self.prev_tail.len() < DICT && !dict.is_empty() {
+                    // A short chunk: keep priming from the older bytes too.
+                    let keep = DICT - self.prev_tail.len();
+                    let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
+                    t.extend_from_slice(&self.prev_tail);
+                    self.prev_tail = t;
+                }
+                let raw_len = data.len() as u64;
+                let (rtx, rrx) = sync_channel(1);
+                compression_pool().spawn(move || {
+                    let mut crc = crc32fast::Hasher::new();
+                    crc.update(&data);
+                    let out = compress_chunk(&dict, &data, last, level);
+                    let _ = rtx.send((out, crc));
+                });
+                self.send(Job::Compressing { raw_len, rx: rrx })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends uncompressed bytes to the volume.
+    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.tx.is_none() {
+            return Err(io::Error::other("write to a closed volume"));
+        }
+        self.raw_total += data.len() as u64;
+        while !data.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == CHUNK {
+                self.submit(false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes on disk so far plus an estimate for bytes still being compressed.
+    pub fn estimated_size(&self) -> u64 {
+        let written = self.progress.written.load(Ordering::Relaxed);
+        let raw_done = self.progress.raw_done.load(Ordering::Relaxed);
+        let in_flight = self.raw_total.saturating_sub(raw_done);
+        match self.gzip {
+            None => written + in_flight,
+            Some(_) => {
+                let ratio = if raw_done > 0 {
+                    (written as f64 / raw_done as f64).min(1.01)
+                } else {
+                    1.0
+                };
+                written + (in_flight as f64 * ratio) as u64
+            }
+        }
+    }
+
+    /// Flushes everything, closes the file and returns its size and digests.
+    pub fn close(mut self) -> io::Result<VolumeSummary> {
+        if self.tx.is_none() {
+            return Err(self.take_thread_error());
+        }
+        if self.gzip.is_some() || !self.pending.is_empty() {
+            self.submit(true)?;
+        }
+        self.tx = None;
+        let result = match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the volume writer thread panicked")),
+            None => Err(io::Error::other("the volume writer has already stopped")),
+        };
+        result.map(|digests| VolumeSummary {
+            digests,
+            raw_len: self.raw_total,
+        })
+    }
+}
+
+impl Drop for VolumeWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn sample(n: usize) -> Vec<u8> {
+        let mut x: u32 = 1;
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                if i % 3000 < 2000 {
+                    (i % 97) as u8
+                } else {
+                    (x >> 16) as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gzip_volume_round_trips_and_hashes_disk_bytes() {
+        let dir = std::env::temp_dir().join(format!("dupcore-vw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.gz");
+        let data = sample(3_000_000);
+        let mut w = VolumeWriter::create(&path, Some(6), 1_700_000_000).unwrap();
+        for piece in data.chunks(70_001) {
+            w.write(piece).unwrap();
+        }
+        let s = w.close().unwrap();
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(s.digests.len, disk.len() as u64);
+        assert_eq!(
+            s.digests.sha1,
+            crate::hash::hash_file(&path, crate::hash::Algorithm::Sha1).unwrap()[..]
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&disk[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plain_volume_is_the_bytes() {
+        let dir = std::env::temp_dir().join(format!("dupcore-vp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v");
+        let data = sample(300_000);
+        let mut w = VolumeWriter::create(&path, None, 0).unwrap();
+        w.write(&data).unwrap();
+        assert!(w.estimated_size() >= data.len() as u64 - CHUNK as u64);
+        let s = w.close().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_eq!(s.digests.len, data.len() as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
