@@ -397,6 +397,28 @@ def _librsync_applies(adapter):
     return None
 
 
+def _volumes_applies(adapter):
+    try:
+        from dupcore import _core
+
+        _core.VolumeWriter  # noqa: B018 - present in this build?
+    except Exception as exc:  # noqa: BLE001
+        return f"dupcore volume engine unavailable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _volumes_gpg_after_import(module, adapter):
+    from dupcore import volumes
+
+    return volumes.install_gpg(module, adapter)
+
+
+def _volumes_path_after_import(module, adapter):
+    from dupcore import volumes
+
+    return volumes.install_path(module, adapter)
+
+
 def _register_builtin_components():
     register(Component(
         name="librsync",
@@ -410,6 +432,13 @@ def _register_builtin_components():
         summary="whole-file SigGenerator/DeltaFile/PatchedFile on the Rust engine",
         applies=_librsync_files_applies,
         hooks={"duplicity.librsync": _librsync_files_after_import},
+    ))
+    register(Component(
+        name="volumes",
+        summary="parallel gzip/plain volume writing with inline SHA1/MD5, read-ahead gunzip",
+        applies=_volumes_applies,
+        hooks={"duplicity.gpg": _volumes_gpg_after_import,
+               "duplicity.path": _volumes_path_after_import},
     ))
 
 
