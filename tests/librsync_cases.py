@@ -286,6 +286,28 @@ def encode_copy(pos, length, wpos=None, wlen=None):
     return bytes([op]) + pos.to_bytes(wpos, "big") + length.to_bytes(wlen, "big")
 
 
+class _Roll:
+    """Incremental rollsum over a window (rotate: slide by one byte; rollout: drop the first)."""
+
+    def __init__(self, window):
+        n = len(window)
+        self.count = n
+        self.s1 = sum(window) + 31 * n
+        self.s2 = sum((n - i) * (v + 31) for i, v in enumerate(window))
+
+    def rotate(self, out_byte, in_byte):
+        self.s1 += in_byte - out_byte
+        self.s2 += self.s1 - self.count * (out_byte + 31)
+
+    def rollout(self, out_byte):
+        self.s1 -= out_byte + 31
+        self.s2 -= self.count * (out_byte + 31)
+        self.count -= 1
+
+    def digest(self):
+        return ((self.s2 & 0xFFFF) << 16) | (self.s1 & 0xFFFF)
+
+
 def ref_delta(sig, new, max_miss=MAX_MISS_234):
     """librsync 2.3.x delta of ``new`` against ``sig`` (slack literals per 64 KiB); slow."""
     block_len, strong_len, records = ref_parse_signature(sig)
@@ -299,41 +321,45 @@ def ref_delta(sig, new, max_miss=MAX_MISS_234):
     for idx, (weak, strong) in enumerate(records):
         table.setdefault(match_key(weak), {}).setdefault(strong, idx)
     n = len(new)
-    st = {"lit": 0, "cur": 0, "cpos": 0, "clen": 0}
+    lit = cur = cpos = clen = 0
+    roll = None
 
     def flush():
-        if st["clen"]:
-            out.append(encode_copy(st["cpos"], st["clen"]))
-            st["clen"] = 0
-        elif st["cur"] > st["lit"]:
-            out.append(encode_literal(new[st["lit"]:st["cur"]]))
-            st["lit"] = st["cur"]
+        nonlocal lit, clen
+        if clen:
+            out.append(encode_copy(cpos, clen))
+            clen = 0
+        elif cur > lit:
+            out.append(encode_literal(new[lit:cur]))
+            lit = cur
 
-    def step(wlen):
-        cur = st["cur"]
-        window = new[cur:cur + wlen]
-        cands = table.get(match_key(weak_sum(window)))
+    while cur < n:
+        scanning = cur + block_len < n
+        if roll is None:
+            roll = _Roll(new[cur:cur + block_len])
+        wlen = roll.count
         idx = None
+        cands = table.get(match_key(roll.digest()))
         if cands:
-            idx = cands.get(md4(window)[:strong_len])
+            idx = cands.get(md4(new[cur:cur + wlen])[:strong_len])
         if idx is not None:
             pos = idx * block_len
-            if st["clen"] and st["cpos"] + st["clen"] == pos:
-                st["clen"] += wlen
+            if clen and cpos + clen == pos:
+                clen += wlen
             else:
                 flush()
-                st["cpos"], st["clen"] = pos, wlen
-            st["cur"] += wlen
-            st["lit"] = st["cur"]
+                cpos, clen = pos, wlen
+            cur += wlen
+            lit = cur
+            roll = None
+            continue
+        if scanning:
+            roll.rotate(new[cur], new[cur + block_len])
         else:
-            if st["clen"] or cur - st["lit"] >= max_miss:
-                flush()
-            st["cur"] += 1
-
-    while st["cur"] + block_len < n:
-        step(block_len)
-    while st["cur"] < n:
-        step(n - st["cur"])
+            roll.rollout(new[cur])
+        if clen or cur - lit >= max_miss:
+            flush()
+        cur += 1
     flush()
     out.append(b"\0")
     return b"".join(out)
