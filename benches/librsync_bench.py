@@ -85,7 +85,8 @@ def get_block_size(file_len):
 def make_inputs(size, seed=20240601):
     """Seeded random old file and a copy with 1 % of the bytes changed in 1 KiB runs."""
     rng = random.Random(seed)
-    old = rng.randbytes(size)
+    step = 16 << 20  # randbytes takes at most 2**31 bits at once
+    old = b"".join(rng.randbytes(min(step, size - off)) for off in range(0, size, step))
     new = bytearray(old)
     run = 1024
     for _ in range(max(1, size // 100 // run)):
