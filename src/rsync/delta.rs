@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use super::error::{RsError, RsResult};
 use super::netint::{int_len, put, width_index};
 use super::rollsum::{match_key, Rollsum};
@@ -75,6 +77,39 @@ pub struct DeltaMaker {
     copy_pos: u64,
     copy_len: u64,
     roll: Option<Rollsum>,
+    spec: Speculation,
+}
+
+/// Fewest and most block windows whose sums are computed ahead, in parallel, while the new
+/// file keeps matching the basis block after block.
+const SPEC_MIN: usize = 8;
+const SPEC_MAX: usize = 2048;
+/// Bytes of windows below which speculation is not worth a parallel call.
+const SPEC_MIN_BYTES: usize = 64 * 1024;
+
+/// Weak and strong sums of consecutive block-aligned windows starting at `base`.
+#[derive(Default)]
+struct Speculation {
+    base: usize,
+    next: usize,
+    sums: Vec<(u32, [u8; 16])>,
+    depth: usize,
+}
+
+impl Speculation {
+    fn at(&mut self, cur: usize, b: usize) -> Option<(u32, [u8; 16])> {
+        if self.next < self.sums.len() && self.base + self.next * b == cur {
+            self.next += 1;
+            Some(self.sums[self.next - 1])
+        } else {
+            None
+        }
+    }
+
+    fn clear(&mut self) {
+        self.sums.clear();
+        self.next = 0;
+    }
 }
 
 impl DeltaMaker {
@@ -91,6 +126,10 @@ impl DeltaMaker {
             copy_pos: 0,
             copy_len: 0,
             roll: None,
+            spec: Speculation {
+                depth: SPEC_MIN,
+                ..Default::default()
+            },
         }
     }
 
@@ -127,6 +166,7 @@ impl DeltaMaker {
         if self.lit_start > 0 {
             self.buf.drain(..self.lit_start);
             self.cur -= self.lit_start;
+            self.spec.base = self.spec.base.saturating_sub(self.lit_start);
             self.lit_start = 0;
         }
         Ok(())
@@ -174,13 +214,56 @@ impl DeltaMaker {
         self.roll = None;
     }
 
+    /// Computes the sums of up to `depth` aligned windows from `cur` in parallel.
+    fn speculate(&mut self, b: usize) -> bool {
+        let count = ((self.buf.len() - self.cur - 1) / b).min(self.spec.depth);
+        if count < 2 || count * b < SPEC_MIN_BYTES {
+            return false;
+        }
+        let base = self.cur;
+        let buf = &self.buf;
+        self.spec.sums = (0..count)
+            .into_par_iter()
+            .with_min_len((32 * 1024 / b).max(1))
+            .map(|j| {
+                let w = &buf[base + j * b..base + (j + 1) * b];
+                (Rollsum::of(w).digest(), md4(w))
+            })
+            .collect();
+        self.spec.base = base;
+        self.spec.next = 0;
+        true
+    }
+
     fn scan(&mut self, out: &mut Vec<u8>) {
         let b = self.sig.block_len();
         let sig = Arc::clone(&self.sig);
         while self.cur + b < self.buf.len() {
             let mut roll = match self.roll {
                 Some(r) => r,
-                None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+                None => {
+                    // At a block-aligned restart (after a match): use sums computed ahead.
+                    let pre = match self.spec.at(self.cur, b) {
+                        Some(p) => Some(p),
+                        None if self.speculate(b) => self.spec.at(self.cur, b),
+                        None => None,
+                    };
+                    match pre {
+                        Some((weak, strong)) => {
+                            if let Some(idx) = sig.find(match_key(weak), || strong) {
+                                if self.spec.next == self.spec.sums.len() {
+                                    self.spec.depth = (self.spec.depth * 2).min(SPEC_MAX);
+                                }
+                                self.on_match(idx * b as u64, b, out);
+                                continue;
+                            }
+                            self.spec.depth = (self.spec.depth / 4).max(SPEC_MIN);
+                            self.spec.clear();
+                            Rollsum::from_digest(weak, b)
+                        }
+                        None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+                    }
+                }
             };
             // Fast path: roll over bytes whose weak key no block can have.
             let end = self.buf.len() - b;

@@ -31,6 +31,15 @@ impl Rollsum {
         }
     }
 
+    /// Rebuilds the state of a `count`-byte window from its digest (the sums are kept mod 2^16).
+    pub fn from_digest(digest: u32, count: usize) -> Self {
+        Rollsum {
+            count,
+            s1: digest & 0xFFFF,
+            s2: digest >> 16,
+        }
+    }
+
     /// Number of bytes currently in the window.
     pub fn count(&self) -> usize {
         self.count
