@@ -1,6 +1,7 @@
 """Differential tests: dupcore's ``_librsync`` against duplicity's stock C module and Debian's
 ``rdiff``, driven through duplicity's own ``librsync`` wrappers (FORMATS.md §1–3, §7)."""
 
+import io
 import os
 import random
 import shutil
@@ -322,3 +323,35 @@ def test_live_duplicity_wrappers_match_stock(tmp_path):
         basis.write_bytes(pair.old)
         with open(basis, "rb") as f:
             assert lc.likefile_read_all(live.PatchedFile(f, lc.io.BytesIO(delta))) == pair.new
+
+
+class _ShortReader(io.RawIOBase):
+    """A readable stream whose reads return fewer bytes than asked (pipes, growing files)."""
+
+    def __init__(self, data, seed):
+        self.data, self.pos, self.rng = data, 0, random.Random(seed)
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        k = self.rng.choice((1, 1000, 40000, 65536, 100000))
+        k = k if n < 0 else min(k, n)
+        out = self.data[self.pos:self.pos + k]
+        self.pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("basis", [b"", b"x" * 3000], ids=["slack", "basis"])
+def test_live_deltafile_short_reads(basis):
+    """With a new file whose reads come back short, the live ``duplicity.librsync.DeltaFile``
+    cuts its output like duplicity's LikeFile over the stock module (slack literals follow
+    LikeFile's input buffer, FORMATS.md §2.6)."""
+    import duplicity.librsync as live
+
+    new = random.Random(1).randbytes(500000)
+    sig = lc.wrapper_signature(STOCK, basis, 512)
+    with lc.backend(STOCK):
+        want = lc.likefile_read_all(lc.dlibrsync.DeltaFile(sig, _ShortReader(new, 5)))
+    got = lc.likefile_read_all(live.DeltaFile(sig, _ShortReader(new, 5)))
+    assert got == want
