@@ -119,14 +119,35 @@ class DeltaFile(_EngineFile):
             _raise_as_duplicity(e)
 
     def _step(self):
+        if self.maker.slack:
+            self._slack_step()
+            return
         data = self.infile.read(READ_SIZE)
         if data:
             self._out.push(self.maker.update(data))
         else:
-            self.infile_eof = True
-            self._close_infile()
-            self._out.push(self.maker.finish())
-            self.eof = True
+            self._finish()
+
+    def _slack_step(self):
+        # An empty signature makes one literal per engine call, so the input is gathered
+        # exactly as duplicity's LikeFile does: 64 KiB reads until at least 64 KiB are buffered.
+        pieces, size = [], 0
+        while size < _librsync.RS_JOB_BLOCKSIZE:
+            data = self.infile.read(_librsync.RS_JOB_BLOCKSIZE)
+            if not data:
+                break
+            pieces.append(data)
+            size += len(data)
+        if pieces:
+            self._out.push(self.maker.cycle(b"".join(pieces))[2])
+        if size < _librsync.RS_JOB_BLOCKSIZE:
+            self._finish()
+
+    def _finish(self):
+        self.infile_eof = True
+        self._close_infile()
+        self._out.push(self.maker.finish())
+        self.eof = True
 
 
 class PatchedFile(_EngineFile):
@@ -136,7 +157,7 @@ class PatchedFile(_EngineFile):
         super().__init__(delta_file)
         try:
             basis_file.fileno()
-        except Exception:
+        except Exception:  # noqa: BLE001
             if hasattr(basis_file, "file") and hasattr(basis_file.file, "fileno"):
                 basis_file = basis_file.file
             else:

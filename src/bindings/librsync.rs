@@ -152,6 +152,12 @@ impl PyDeltaMaker {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Whether the signature is empty, so that each `cycle` input becomes one literal.
+    #[getter]
+    fn slack(&self) -> bool {
+        self.inner.is_slack()
+    }
+
     /// Ends the input and returns the rest of the delta, END command included.
     fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let inner = &mut self.inner;

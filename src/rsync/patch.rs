@@ -134,6 +134,9 @@ impl<B: Basis> PatchMaker<B> {
     ) -> RsResult<(usize, bool)> {
         let start_len = out.len();
         let mut pos = 0;
+        if self.state == State::Done && !input.is_empty() {
+            return Err(RsError::Finished("delta input after the END command"));
+        }
         loop {
             let room = out_limit - (out.len() - start_len);
             match self.state {
