@@ -67,7 +67,8 @@ class DupResult:
 
 def run_duplicity(args, env, duplicity=DUPLICITY, check=True, timeout=900, python=None):
     """Run the duplicity CLI; raise AssertionError with its output if it fails and check is set."""
-    cmd = ([str(python)] if python else []) + [str(duplicity)] + [str(a) for a in args]
+    cmd = [os.fsdecode(a) if isinstance(a, bytes) else str(a)
+           for a in ([python] if python else []) + [duplicity, *args]]
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, check=False)
     res = DupResult(cmd, proc)
     if check and proc.returncode != 0:
