@@ -216,6 +216,8 @@ impl DeltaMaker {
 
     /// Computes the sums of up to `depth` aligned windows from `cur` in parallel.
     fn speculate(&mut self, b: usize) -> bool {
+        let floor = (SPEC_MIN_BYTES / b).max(SPEC_MIN);
+        self.spec.depth = self.spec.depth.max(floor);
         let count = ((self.buf.len() - self.cur - 1) / b).min(self.spec.depth);
         if count < 2 || count * b < SPEC_MIN_BYTES {
             return false;
