@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2e_tree import build_states
 
 TESTS = Path(__file__).resolve().parent
 LEGACY = TESTS / "fixtures" / "legacy"
@@ -183,3 +184,11 @@ def duplicity_cli():
     if not DUPLICITY.exists():
         pytest.fail(f"{DUPLICITY} not found: install duplicity into this environment")
     return DUPLICITY
+
+
+@pytest.fixture(scope="session")
+def states(tmp_path_factory):
+    """The three source states and their snapshots."""
+    base = tmp_path_factory.mktemp("e2e-src")
+    paths = build_states(base)
+    return paths, [snapshot(p) for p in paths]

@@ -18,6 +18,7 @@ import time
 
 import pytest
 from conftest import (
+    DUPLICITY,
     PASSPHRASE,
     assert_active,
     assert_same_tree,
@@ -26,7 +27,7 @@ from conftest import (
     run_duplicity,
     snapshot,
 )
-from e2e_tree import NON_UTF8, build_states
+from e2e_tree import NON_UTF8
 
 MODES = ("stock", "dupcore")
 VARIANTS = {"plain": ["--no-encryption"], "sym": []}
@@ -56,8 +57,10 @@ def _epoch(dup_time):
 class Chain:
     """One backup chain made by one mode; every step's results, for the tests to compare."""
 
-    def __init__(self, work, mode, variant, gnupghome, states):
+    def __init__(self, work, mode, variant, gnupghome, states, duplicity=DUPLICITY, python=None):
         self.mode, self.variant, self.states = mode, variant, states
+        self.duplicity, self.python = duplicity, python
+        self.path_opt = "--path-to-restore"  # 0.8.x spells it --file-to-restore; all have -r
         self.dir = os.path.join(work, f"{mode}-{variant}")
         self.target = os.path.join(self.dir, "target")
         self.url = "file://" + self.target
@@ -71,7 +74,8 @@ class Chain:
         """Run duplicity with this chain's options and a private archive dir."""
         archive = archive or os.path.join(self.dir, "cache")
         return run_duplicity([args[0], *self.opts, "--archive-dir", archive, *args[1:]],
-                             env or self.env, check=check)
+                             env or self.env, check=check, duplicity=self.duplicity,
+                             python=self.python)
 
     def fresh(self, name):
         """A new empty path under the chain's directory."""
@@ -98,15 +102,15 @@ class Chain:
             r[f"restore-{i}"] = snapshot(out)
             shutil.rmtree(out)
         out = self.fresh("single-file")
-        self.dup("restore", "--time", str(_epoch(self.times[1])), "--path-to-restore",
+        self.dup("restore", "--time", str(_epoch(self.times[1])), self.path_opt,
                  "big/random.bin", self.url, out)
         r["single-file"] = entry(out, b"big/random.bin")
         out = self.fresh("single-dir")
-        self.dup("restore", "--time", str(_epoch(self.times[0])), "--path-to-restore",
+        self.dup("restore", "--time", str(_epoch(self.times[0])), self.path_opt,
                  "Grüße", self.url, out)
         r["single-dir"] = snapshot(out)
         out = self.fresh("single-nonutf8")
-        self.dup("restore", "--path-to-restore", os.fsdecode(NON_UTF8), self.url, out)
+        self.dup("restore", self.path_opt, os.fsdecode(NON_UTF8), self.url, out)
         r["single-nonutf8"] = entry(out, NON_UTF8)
         r["verify-ok"] = self.dup("verify", "--compare-data", self.url, self.states[2],
                                   check=False)
@@ -183,14 +187,6 @@ def archive_contents(target):
             with gzip.open(os.path.join(target, n)) as f:
                 out[key] = f.read()
     return out
-
-
-@pytest.fixture(scope="session")
-def states(tmp_path_factory):
-    """The three source states and their snapshots."""
-    base = tmp_path_factory.mktemp("e2e-src")
-    paths = build_states(base)
-    return paths, [snapshot(p) for p in paths]
 
 
 @pytest.fixture(scope="session")
