@@ -1,0 +1,351 @@
+"""``python -m dupcore demo`` and ``bench``: real backups with stock duplicity and with dupcore.
+
+A deterministic sample tree (database-like large files, medium files half incompressible, many
+small files, odd names, symlinks, empty files and dirs) is backed up in full, changed, backed up
+incrementally, restored and verified, by the installed duplicity CLI once with ``DUPCORE=0``
+(stock) and once on dupcore, runs interleaved. Wall and CPU seconds (duplicity plus its gpg
+children) and the ratios are printed, and every restored tree is compared with its source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import resource
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+MiB = 1 << 20
+BASE_MTIME = 1704067200
+MUT_MTIME = 1717200000
+PASSPHRASE = "dupcore-demo"
+WORDS = (
+    b"customer order invoice product quantity price total status shipped pending delivered "
+    b"refund account balance address street city country postal email phone created updated "
+    b"session token timestamp request response error warning backup restore volume archive "
+    b"database table index column row transaction commit rollback page cache alpha beta gamma"
+).split()
+UNICODE = ["café", "Ünïcödé", "Ελληνικά", "Русский", "日本語", "中文", "한국어", "emoji_🎉", "Straße"]
+
+
+# ------------------------------------------------------------------------------ sample tree
+
+
+def _pool(rng, n=2048):
+    return [b"%07d|%s|%d.%02d\n" % (rng.randint(0, 9999999),
+                                   b" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16))),
+                                   rng.randint(0, 99999), rng.randint(0, 99)) for _ in range(n)]
+
+
+def _db(rng, pool, size, page=4096):
+    """Page-structured, about 2:1 compressible data, like a database file."""
+    out = bytearray()
+    pageno = 0
+    while len(out) < size:
+        parts = [struct.pack("<QII", pageno, 0xDB0FF1CE, page)]
+        idx = rng.getrandbits(32)
+        for j in range(page // 108 + 1):
+            parts.append(rng.randbytes(16))
+            parts.append(pool[(idx + j * 2654435761) % len(pool)])
+        out += b"".join(parts)[:page].ljust(page, b"\0")
+        pageno += 1
+    return bytes(out[:size])
+
+
+def _write(path, data, mtime):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.utime(path, (mtime, mtime))
+
+
+def _fix_dirs(root, mtime):
+    for dirpath, _d, _f in os.walk(root, topdown=False):
+        os.utime(dirpath, (mtime, mtime))
+
+
+def generate(root, size_mb=240, small=3000, seed=2024):
+    """Write the sample tree (about size_mb MiB) under root; returns its byte count."""
+    rng = random.Random(seed)
+    pool = _pool(random.Random(seed + 1))
+    large = max(1, size_mb * 55 // 100 // 3)
+    for i in range(3):
+        p = os.path.join(root, "large", f"large_{i}.db")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            left = large * MiB
+            while left > 0:
+                n = min(left, 8 * MiB)
+                f.write(_db(rng, pool, n))
+                left -= n
+        os.utime(p, (BASE_MTIME + i, BASE_MTIME + i))
+    medium_total = size_mb * 35 // 100
+    i = 0
+    while medium_total > 0:
+        n = min(medium_total, rng.randint(2, 8))
+        data = rng.randbytes(n * MiB) if i % 2 == 0 else _db(rng, pool, n * MiB)
+        ext = "jpg" if i % 2 == 0 else "bin"
+        _write(os.path.join(root, "medium", f"m_{i:03d}.{ext}"), data, BASE_MTIME + 100 + i)
+        medium_total -= n
+        i += 1
+    for k in range(small):
+        d = os.path.join(root, "small", f"L1_{k % 5}", f"L2_{k % 7}", f"L3_{k % 11}")
+        name = f"{rng.choice(UNICODE)}_{k:05d}.txt" if k % 20 == 0 else f"f_{k:05d}.dat"
+        size = rng.choice((0, rng.randint(1, 1024), rng.randint(1024, 16384)))
+        data = b"".join(rng.choice(pool) for _ in range(size // 40 + 1))[:size]
+        _write(os.path.join(root, d, name), data, BASE_MTIME + k)
+    deep = os.path.join(root, "small", *[f"deep_{c}" + c * 70 for c in "abcd"])
+    _write(os.path.join(deep, "long_" + "x" * 150 + ".txt"), b"deep\n" * 100, BASE_MTIME + 9)
+    os.makedirs(os.path.join(root, "special", "empty_dir", "nested"), exist_ok=True)
+    for k in range(10):
+        _write(os.path.join(root, "special", f"empty_{k}"), b"", BASE_MTIME + 50 + k)
+    for name, target in (("to_small", "../small/L1_0"), ("to_db", "../large/large_2.db"),
+                         ("absolute", "/etc/hostname"), ("dangling", "no/such/file")):
+        os.symlink(target, os.path.join(root, "special", name))
+    _fix_dirs(root, BASE_MTIME + 1000)
+    return tree_bytes(root)
+
+
+def mutate(root, seed=2024):
+    """Change the tree like a day of use: scattered page edits, appends, edits, deletes, adds."""
+    rng = random.Random(seed + 1000)
+    pool = _pool(random.Random(seed + 1))
+    for i in range(3):
+        p = os.path.join(root, "large", f"large_{i}.db")
+        size = os.path.getsize(p)
+        with open(p, "r+b") as f:
+            for _ in range(max(1, size // 100 // 4096)):
+                f.seek(rng.randrange(0, size - 4096))
+                f.write(rng.randbytes(4096))
+            if i == 0:
+                f.seek(0, 2)
+                f.write(_db(rng, pool, MiB))
+        os.utime(p, (MUT_MTIME + i, MUT_MTIME + i))
+    files = sorted(os.path.join(d, f) for d, _s, fs in os.walk(os.path.join(root, "small"))
+                   for f in fs)
+    chosen = rng.sample(files, min(len(files), 150))
+    for j, p in enumerate(chosen[:100]):
+        with open(p, "ab") as f:
+            f.write(rng.choice(pool) * rng.randint(1, 20))
+        os.utime(p, (MUT_MTIME + 100 + j, MUT_MTIME + 100 + j))
+    for p in chosen[100:]:
+        os.unlink(p)
+    for k in range(50):
+        _write(os.path.join(root, "small", "new", f"n_{k:03d}.txt"),
+               b"".join(rng.choice(pool) for _ in range(50)), MUT_MTIME + 500 + k)
+    _fix_dirs(root, MUT_MTIME + 1000)
+
+
+def tree_bytes(root):
+    """Total size of the regular files under root."""
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _s, fs in os.walk(root) for f in fs
+               if stat.S_ISREG(os.lstat(os.path.join(d, f)).st_mode))
+
+
+def snapshot(root):
+    """{relative path: (type, mode, mtime, size, sha256 or link target)} of a tree."""
+    root = os.fsencode(root)
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("sym", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), int(st.st_mtime))
+            else:
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    for chunk in iter(lambda: f.read(MiB), b""):
+                        h.update(chunk)
+                out[rel] = ("reg", stat.S_IMODE(st.st_mode), int(st.st_mtime), st.st_size,
+                            h.hexdigest())
+    return out
+
+
+def same_tree(a, b):
+    """None when two snapshots match, else a short description of the first differences."""
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if not diff:
+        return None
+    return f"{len(diff)} paths differ, e.g. " + ", ".join(os.fsdecode(k) for k in diff[:3])
+
+
+# ------------------------------------------------------------------------------ running duplicity
+
+
+def duplicity_command():
+    """The duplicity CLI of this interpreter's environment (else the one on PATH)."""
+    local = os.path.join(os.path.dirname(sys.executable), "duplicity")
+    if os.path.exists(local):
+        return [local]
+    found = shutil.which("duplicity")
+    if not found:
+        raise SystemExit("duplicity is not installed: pip install duplicity")
+    return [found]
+
+
+def base_env(mode, gnupghome):
+    """Environment of one run; DUPCORE=0 makes it stock."""
+    env = dict(os.environ, TZ="UTC", GNUPGHOME=gnupghome, PASSPHRASE=PASSPHRASE)
+    env.pop("DUPCORE_DISABLE", None)
+    if mode == "stock":
+        env["DUPCORE"] = "0"
+    else:
+        env.pop("DUPCORE", None)
+    return env
+
+
+def timed(cmd, env):
+    """Run a command; return (wall seconds, CPU seconds incl. children, completed process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc
+
+
+class Failure(Exception):
+    """A duplicity run failed or a restored tree differs."""
+
+
+def run_step(mode, step, args, env, results, rep):
+    """Run one duplicity step, record its times, fail loudly with its output."""
+    wall, cpu, proc = timed(duplicity_command() + args, env)
+    out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise Failure(f"{mode} {step} failed ({proc.returncode}):\n{out[-3000:]}")
+    results.setdefault((step, mode), []).append((wall, cpu))
+    print(f"  [{rep}] {mode:<8} {step:<18} {wall:7.2f} s wall {cpu:7.2f} s CPU", flush=True)
+    return out
+
+
+def one_round(work, src0, src1, snaps, variant, rep, results, order, gnupghome):
+    """Full, incremental, restore and verify for both modes (interleaved), one encryption."""
+    enc = ["--no-encryption"] if variant == "plain" else []
+    for mode in order:
+        d = os.path.join(work, f"{mode}-{variant}-{rep}")
+        shutil.rmtree(d, ignore_errors=True)
+        url = "file://" + os.path.join(d, "target")
+        common = [*enc, "--archive-dir", os.path.join(d, "cache"), "--name", "demo"]
+        env = base_env(mode, gnupghome)
+        out = run_step(mode, f"full {variant}", ["full", "-v", "info", *common, src0, url], env,
+                       results, rep)
+        active = any(ln.startswith("dupcore ") and " active on duplicity " in ln
+                     for ln in out.splitlines())
+        if active != (mode == "dupcore"):
+            raise Failure(f"{mode} run: dupcore {'not ' if not active else ''}active: "
+                          "check `python -m dupcore status`")
+        time.sleep(1.0)  # duplicity names backups by the second
+        run_step(mode, f"incremental {variant}",
+                 ["incremental", *common, "--allow-source-mismatch", src1, url], env, results,
+                 rep)
+        restored = os.path.join(d, "restored")
+        run_step(mode, f"restore {variant}", ["restore", *common, url, restored], env, results,
+                 rep)
+        problem = same_tree(snaps[1], snapshot(restored))
+        if problem:
+            raise Failure(f"{mode} restore of the incremental does not match the source: "
+                          f"{problem}")
+        shutil.rmtree(restored)
+        run_step(mode, f"verify {variant}", ["verify", "--compare-data", *common, url, src1],
+                 env, results, rep)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def report(results, variants):
+    """Print the table of median wall/CPU seconds and ratios."""
+    print()
+    print(f"{'step':<20}{'stock wall':>11}{'dupcore':>9}{'x':>7}   {'stock CPU':>10}{'dupcore':>9}"
+          f"{'x':>7}")
+    totals = {("stock", 0): 0.0, ("stock", 1): 0.0, ("dupcore", 0): 0.0, ("dupcore", 1): 0.0}
+    for variant in variants:
+        for step in ("full", "incremental", "restore", "verify"):
+            key = f"{step} {variant}"
+            if (key, "stock") not in results:
+                continue
+            med = {}
+            for mode in ("stock", "dupcore"):
+                runs = sorted(results[key, mode])
+                walls = sorted(r[0] for r in runs)
+                cpus = sorted(r[1] for r in runs)
+                med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2])
+                totals[mode, 0] += med[mode][0]
+                totals[mode, 1] += med[mode][1]
+            s, d = med["stock"], med["dupcore"]
+            print(f"{key:<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
+                  f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x")
+    s0, s1, d0, d1 = (totals["stock", 0], totals["stock", 1], totals["dupcore", 0],
+                      totals["dupcore", 1])
+    if d0 and d1:
+        print(f"{'total':<20}{s0:>10.2f}s{d0:>8.2f}s{s0 / d0:>6.2f}x   {s1:>9.2f}s{d1:>8.2f}s"
+              f"{s1 / d1:>6.2f}x")
+    print("\nx = stock / dupcore (higher is faster with dupcore); medians over the repeats.")
+
+
+def main(argv=None, bench=False):
+    """Entry point of ``demo`` (sample tree, one round) and ``bench`` (bigger, repeated)."""
+    ap = argparse.ArgumentParser(prog=f"python -m dupcore {'bench' if bench else 'demo'}",
+                                 description=__doc__)
+    ap.add_argument("--size-mb", type=int, default=1400 if bench else 240,
+                    help="approximate size of the sample tree")
+    ap.add_argument("--small", type=int, default=20000 if bench else 3000,
+                    help="number of small files")
+    ap.add_argument("--repeat", type=int, default=3 if bench else 1)
+    ap.add_argument("--variants", default="plain,sym",
+                    help="comma list of plain (--no-encryption) and sym (symmetric gpg)")
+    ap.add_argument("--workdir", help="where to put the tree and archives (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    if "sym" in variants and shutil.which("gpg") is None:
+        print("gpg not found: symmetric runs left out")
+        variants.remove("sym")
+    work = args.workdir or tempfile.mkdtemp(prefix="dupcore-demo-")
+    os.makedirs(work, exist_ok=True)
+    gnupghome = os.path.join(work, "gnupg")
+    os.makedirs(gnupghome, mode=0o700, exist_ok=True)
+    from dupcore import status
+
+    info = status.collect()
+    print(f"duplicity {info.get('duplicity_version')} ({' '.join(duplicity_command())}), "
+          f"Python {info['python_version']}, dupcore {info['dupcore_version']}")
+    print(info.get("banner", ""))
+    try:
+        src0, src1 = os.path.join(work, "src0"), os.path.join(work, "src1")
+        shutil.rmtree(src0, ignore_errors=True)
+        shutil.rmtree(src1, ignore_errors=True)
+        t0 = time.perf_counter()
+        size = generate(src0, args.size_mb, args.small)
+        subprocess.run(["cp", "-a", src0, src1], check=True)
+        mutate(src1)
+        snaps = [snapshot(src0), snapshot(src1)]
+        print(f"sample tree: {size / MiB:.0f} MiB in {len(snaps[0])} entries, changed copy "
+              f"made ({time.perf_counter() - t0:.0f} s)")
+        results = {}
+        for rep in range(args.repeat):
+            order = ("stock", "dupcore") if rep % 2 == 0 else ("dupcore", "stock")
+            for variant in variants:
+                one_round(work, src0, src1, snaps, variant, rep, results, order, gnupghome)
+        report(results, variants)
+        print("all restored trees match their sources")
+        return 0
+    except Failure as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        subprocess.run(["gpgconf", "--kill", "all"], env=dict(os.environ, GNUPGHOME=gnupghome),
+                       capture_output=True, check=False)
+        if not args.keep and not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
