@@ -26,7 +26,7 @@ test: setup test-rust test-python
 
 test-rust:
 	cargo test --release --locked
-	cargo build --locked --manifest-path fuzz/Cargo.toml --bins
+	cargo build --manifest-path fuzz/Cargo.toml --bins
 
 test-python:
 	$(VPY) -m pytest -q tests
