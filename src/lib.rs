@@ -5,6 +5,7 @@
 
 pub mod hash;
 pub mod rsync;
+pub mod tar;
 pub mod volume;
 
 #[cfg(feature = "python")]

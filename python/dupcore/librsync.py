@@ -170,19 +170,23 @@ class PatchedFile(_EngineFile):
         except _librsync.librsyncError as e:
             _raise_as_duplicity(e)
         self._inbuf = b""
+        self._inpos = 0
 
     def _step(self):
-        if not self.infile_eof and len(self._inbuf) < READ_SIZE:
+        left = len(self._inbuf) - self._inpos
+        if not self.infile_eof and left < READ_SIZE:
             data = self.infile.read(READ_SIZE)
             if data:
-                self._inbuf = self._inbuf + data if self._inbuf else data
+                self._inbuf = self._inbuf[self._inpos :] + data if left else data
+                self._inpos = 0
+                left = len(self._inbuf)
             else:
                 self.infile_eof = True
                 self._close_infile()
-        if not self._inbuf and not self.infile_eof:
+        if not left and not self.infile_eof:
             return
-        done, used, out = self.maker.run(self._inbuf, READ_SIZE)
-        self._inbuf = self._inbuf[used:]
+        done, used, out = self.maker.run(self._inbuf, READ_SIZE, self._inpos)
+        self._inpos += used
         self._out.push(out)
         if done:
             self.eof = True

@@ -210,17 +210,22 @@ impl PyPatchMaker {
         Ok((i32::from(done), used, PyBytes::new(py, &out)))
     }
 
-    /// Like `cycle` but with a caller-chosen output bound, for whole-file readers.
+    /// Like `cycle` on `buf[offset:]` with a caller-chosen output bound, for whole-file readers.
+    #[pyo3(signature = (buf, limit, offset=0))]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
         buf: &[u8],
         limit: usize,
+        offset: usize,
     ) -> PyResult<(bool, usize, Bound<'py, PyBytes>)> {
         if limit == 0 {
             return Err(PyValueError::new_err("output limit must be positive"));
         }
-        let (done, used, out) = self.step(py, buf, limit)?;
+        let rest = buf
+            .get(offset..)
+            .ok_or_else(|| PyValueError::new_err("offset is past the end of the buffer"))?;
+        let (done, used, out) = self.step(py, rest, limit)?;
         Ok((done, used, PyBytes::new(py, &out)))
     }
 }

@@ -1,6 +1,7 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
 mod librsync;
+mod tar;
 mod volume;
 
 use pyo3::prelude::*;
@@ -11,5 +12,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     librsync::register(m)?;
     volume::register(m)?;
+    tar::register(m)?;
     Ok(())
 }
