@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn record_lengths_cross_digit_boundaries() {
-        // "path=" + value + " \n" + digits: 9 bytes of key/value → "12 path=abcd\n"
+        // 4 + 4 + 3 = 11 bytes plus a 2-digit length: "13 path=abcd\n"
         let mut out = Vec::new();
         push_record(&mut out, b"path", b"abcd");
         assert_eq!(out, b"13 path=abcd\n");
