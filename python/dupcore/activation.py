@@ -419,6 +419,20 @@ def _volumes_path_after_import(module, adapter):
     return volumes.install_path(module, adapter)
 
 
+def _tar_applies(adapter):
+    try:
+        from dupcore import tarblocks
+    except Exception as exc:  # noqa: BLE001
+        return f"dupcore tar writer unavailable: {type(exc).__name__}: {exc}"
+    return tarblocks.tarfile_unsupported()
+
+
+def _tar_diffdir_after_import(module, adapter):
+    from dupcore import tarblocks
+
+    return tarblocks.install_diffdir(module, adapter)
+
+
 def _register_builtin_components():
     register(Component(
         name="librsync",
@@ -439,6 +453,12 @@ def _register_builtin_components():
         applies=_volumes_applies,
         hooks={"duplicity.gpg": _volumes_gpg_after_import,
                "duplicity.path": _volumes_path_after_import},
+    ))
+    register(Component(
+        name="tar",
+        summary="difftar headers and blocks written in Rust (CPython tobuf() PAX bytes)",
+        applies=_tar_applies,
+        hooks={"duplicity.diffdir": _tar_diffdir_after_import},
     ))
 
 
