@@ -130,6 +130,15 @@ def test_signature_tar_identical_and_manifest_hashes(pair):
     assert without_host(strip(text)) == without_host(strip(smanifest))
 
 
+def test_volume_size_rule_of_3_2(pair):
+    """3.2.x rule: stop 50 KiB before --volsize; the pipeline must never push a volume past it."""
+    _, _, stock, dup = pair
+    limit = 1024 * 1024
+    for vols in (volumes(stock), volumes(dup)):
+        for v in vols[:-1]:
+            assert 0.85 * (limit - 50 * 1024) < v.stat().st_size <= limit, (v.name, v.stat().st_size)
+
+
 def test_compressed_size_close_to_stock(pair):
     _, _, stock, dup = pair
     s = sum(v.stat().st_size for v in volumes(stock))

@@ -56,8 +56,10 @@ def make_write_file(footer_and_margin):
         try:
             read_size = block_iter.get_read_size()
             while True:
-                if target_size - writer.estimated_size() < read_size:
-                    break
+                # The cheap bound first; only near the limit wait for the exact size.
+                if target_size - writer.upper_bound() < read_size:
+                    if target_size - writer.settle() < read_size:
+                        break
                 try:
                     new_block = next(block_iter)
                 except StopIteration:

@@ -70,9 +70,15 @@ impl PyVolumeWriter {
         Ok(data.len())
     }
 
-    /// Bytes on disk plus an estimate for bytes still being compressed.
-    fn estimated_size(&mut self) -> PyResult<u64> {
-        Ok(self.get()?.estimated_size())
+    /// A size the file cannot exceed once everything written so far reaches the disk.
+    fn upper_bound(&mut self) -> PyResult<u64> {
+        Ok(self.get()?.upper_bound())
+    }
+
+    /// Waits until everything written so far is on disk; returns the exact file size.
+    fn settle(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let w = self.get()?;
+        py.detach(|| w.settle()).map_err(io_err)
     }
 
     /// Finishes the file; returns `(size, sha1_hex, md5_hex, uncompressed_size)`.

@@ -6,8 +6,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::pgzip::{compress_chunk, gzip_header, gzip_trailer, CHUNK, DICT};
 use crate::hash::{Digests, VolumeHasher};
@@ -49,6 +50,16 @@ enum Job {
 struct Progress {
     written: AtomicU64,
     raw_done: AtomicU64,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Progress {
+    fn advance(&self, raw: u64) {
+        self.raw_done.fetch_add(raw, Ordering::Release);
+        let _guard = self.lock.lock();
+        self.changed.notify_all();
+    }
 }
 
 /// What a finished volume file holds.
@@ -69,6 +80,7 @@ pub struct VolumeWriter {
     pending: Vec<u8>,
     prev_tail: Vec<u8>,
     raw_total: u64,
+    submitted_raw: u64,
 }
 
 fn writer_loop(
@@ -97,7 +109,7 @@ fn writer_loop(
                     bytes.len() as u64
                 };
                 put(&bytes, &mut hasher)?;
-                progress.raw_done.fetch_add(raw, Ordering::Relaxed);
+                progress.advance(raw);
             }
             Job::Compressing {
                 raw_len: chunk_len,
@@ -109,7 +121,7 @@ fn writer_loop(
                 crc.combine(&chunk_crc);
                 put(&bytes, &mut hasher)?;
                 raw_len += chunk_len;
-                progress.raw_done.fetch_add(chunk_len, Ordering::Relaxed);
+                progress.advance(chunk_len);
             }
         }
     }
@@ -138,6 +150,7 @@ impl VolumeWriter {
             pending: Vec::with_capacity(CHUNK),
             prev_tail: Vec::new(),
             raw_total: 0,
+            submitted_raw: 0,
         };
         if let Some(level) = gzip_level {
             w.send(Job::Ready(gzip_header(mtime, level).to_vec()))?;
@@ -169,6 +182,7 @@ impl VolumeWriter {
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
         let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        self.submitted_raw += data.len() as u64;
         match self.gzip {
             None => {
                 if !data.is_empty() {
@@ -216,20 +230,44 @@ impl VolumeWriter {
         Ok(())
     }
 
-    /// Bytes on disk so far plus an estimate for bytes still being compressed.
-    pub fn estimated_size(&self) -> u64 {
-        let written = self.progress.written.load(Ordering::Relaxed);
-        let raw_done = self.progress.raw_done.load(Ordering::Relaxed);
+    /// A bound the file size cannot exceed once everything written so far reaches the disk.
+    ///
+    /// Bytes still being compressed count at deflate's worst case (stored blocks: 5 bytes per
+    /// 16 KiB plus a sync marker per chunk), so a volume never overshoots because of the pipeline.
+    pub fn upper_bound(&self) -> u64 {
+        let written = self.progress.written.load(Ordering::Acquire);
+        let raw_done = self.progress.raw_done.load(Ordering::Acquire);
         let in_flight = self.raw_total.saturating_sub(raw_done);
         match self.gzip {
             None => written + in_flight,
-            Some(_) => {
-                let ratio = if raw_done > 0 {
-                    (written as f64 / raw_done as f64).min(1.01)
-                } else {
-                    1.0
-                };
-                written + (in_flight as f64 * ratio) as u64
+            Some(_) => written + in_flight + in_flight / 3000 + 16 * (MAX_IN_FLIGHT as u64 + 2),
+        }
+    }
+
+    /// Compresses and writes everything given so far, then returns the exact bytes on disk
+    /// (without the gzip trailer that `close` adds).
+    pub fn settle(&mut self) -> io::Result<u64> {
+        if !self.pending.is_empty() {
+            self.submit(false)?;
+        }
+        let target = self.submitted_raw;
+        loop {
+            if self.progress.raw_done.load(Ordering::Acquire) >= target {
+                return Ok(self.progress.written.load(Ordering::Acquire));
+            }
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return Err(self.take_thread_error());
+            }
+            let guard = self
+                .progress
+                .lock
+                .lock()
+                .map_err(|_| io::Error::other("volume progress poisoned"))?;
+            if self.progress.raw_done.load(Ordering::Acquire) < target {
+                let _ = self
+                    .progress
+                    .changed
+                    .wait_timeout(guard, Duration::from_millis(50));
             }
         }
     }
@@ -293,6 +331,9 @@ mod tests {
         for piece in data.chunks(70_001) {
             w.write(piece).unwrap();
         }
+        let settled = w.settle().unwrap();
+        assert_eq!(settled, std::fs::metadata(&path).unwrap().len());
+        assert!(w.upper_bound() >= settled);
         let s = w.close().unwrap();
         let disk = std::fs::read(&path).unwrap();
         assert_eq!(s.digests.len, disk.len() as u64);
@@ -316,7 +357,8 @@ mod tests {
         let data = sample(300_000);
         let mut w = VolumeWriter::create(&path, None, 0).unwrap();
         w.write(&data).unwrap();
-        assert!(w.estimated_size() >= data.len() as u64 - CHUNK as u64);
+        assert!(w.upper_bound() >= data.len() as u64);
+        assert_eq!(w.settle().unwrap(), data.len() as u64);
         let s = w.close().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert_eq!(s.digests.len, data.len() as u64);
