@@ -234,3 +234,34 @@ def test_gzip_reader_reads_stock_volumes_and_seeks(pair):
         f.seek(10)
         assert f.tell() == 10 and f.read() == raw[10:]
         f.close()
+
+
+def test_rules_of_3_0_line(tmp_path):
+    """Under duplicity 3.0.7: same tar stream as stock, volumes filled up to --volsize, no footer."""
+    from test_e2e_versions import pypi_venv
+
+    venv = pypi_venv("3.0.7")
+    cli = venv / "bin" / "duplicity"
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    targets = {}
+    for mode in ("stock", "dupcore"):
+        targets[mode] = tmp_path / f"target-{mode}"
+        res = run_duplicity(["full", "--no-encryption", "--volsize", "1", "--archive-dir",
+                             tmp_path / f"arch-{mode}", "--name", "v", "-v", "info", tree,
+                             f"file://{targets[mode]}"], clean_env(mode=mode), duplicity=cli)
+        assert (b"3.0.x" in res.output) == (mode == "dupcore"), res.text()[-3000:]
+    sv, dv = volumes(targets["stock"]), volumes(targets["dupcore"])
+    assert tar_stream(sv) == tar_stream(dv)
+    limit = 1024 * 1024
+    for v in dv:
+        raw = open_volume(v)
+        with tarfile.open(fileobj=__import__("io").BytesIO(raw), mode="r:") as tf:
+            last = tf.getmembers()[-1]
+        assert len(raw) == last.offset_data + ((last.size + 511) // 512) * 512, "3.0.x writes no footer"
+    for v in dv[:-1]:
+        assert limit - 80 * 1024 < v.stat().st_size <= limit + 80 * 1024, (v.name, v.stat().st_size)
+    out = tmp_path / "restored"
+    run_duplicity(["restore", "--no-encryption", "--archive-dir", tmp_path / "arch-r", "--name", "v",
+                   f"file://{targets['dupcore']}", out], clean_env(mode="stock"), duplicity=cli)
+    assert_same_tree(snapshot(tree), snapshot(out), "3.0.7 dupcore archive restored by stock 3.0.7")
