@@ -39,9 +39,9 @@ def make_tree(root):
     small = root / "small"
     small.mkdir()
     for i in range(300):
-        d = small / ("d%02d" % (i % 17))
+        d = small / f"d{i % 17:02d}"
         d.mkdir(exist_ok=True)
-        (d / ("f%03d.txt" % i)).write_bytes(_text(rng, rng.randrange(0, 9000)))
+        (d / f"f{i:03d}.txt").write_bytes(_text(rng, rng.randrange(0, 9000)))
     (root / "unicodé ✓.txt").write_bytes(b"u" * 700)
     (root / "odd").mkdir()
     os.mkdir(bytes(root / "odd") + b"/caf\xe9")
@@ -99,7 +99,7 @@ def pair(tmp_path_factory):
 
 
 def test_gzip_tar_stream_is_identical(pair):
-    tmp, tree, stock, dup = pair
+    _tmp, _tree, stock, dup = pair
     sv, dv = volumes(stock), volumes(dup)
     assert len(sv) >= 3 and len(dv) >= 3, "the tree must span several 1 MiB volumes"
     assert tar_stream(sv) == tar_stream(dv)
@@ -125,8 +125,8 @@ def test_signature_tar_identical_and_manifest_hashes(pair):
     vols = volumes(dup)
     assert hashes == [hashlib.sha1(v.read_bytes()).hexdigest() for v in vols]
     smanifest = next(stock.glob("duplicity-full.*.manifest")).read_text("utf-8", "replace")
-    strip = lambda t: re.sub(r"(?ms)^Volume \d+:.*?(?=^Volume |^Filelist|\Z)", "", t)  # noqa: E731
-    without_host = lambda t: re.sub(r"(?m)^(Hostname|Localdir) .*$", "", t)  # noqa: E731
+    strip = lambda t: re.sub(r"(?ms)^Volume \d+:.*?(?=^Volume |^Filelist|\Z)", "", t)
+    without_host = lambda t: re.sub(r"(?m)^(Hostname|Localdir) .*$", "", t)
     assert without_host(strip(text)) == without_host(strip(smanifest))
 
 
@@ -171,7 +171,7 @@ def test_plain_volumes_identical_and_restorable(tmp_path):
 
 
 def test_corrupt_volume_is_refused_by_hash(pair, tmp_path):
-    _, tree, _, dup = pair
+    _, _tree, _, dup = pair
     target = tmp_path / "target"
     shutil.copytree(dup, target)
     vol = volumes(target)[1]

@@ -57,9 +57,9 @@ def make_write_file(footer_and_margin):
             read_size = block_iter.get_read_size()
             while True:
                 # The cheap bound first; only near the limit wait for the exact size.
-                if target_size - writer.upper_bound() < read_size:
-                    if target_size - writer.settle() < read_size:
-                        break
+                near_limit = target_size - writer.upper_bound() < read_size
+                if near_limit and target_size - writer.settle() < read_size:
+                    break
                 try:
                     new_block = next(block_iter)
                 except StopIteration:
@@ -88,7 +88,7 @@ def make_plain_write_file(gzip_write_file):
     return PlainWriteFile
 
 
-def get_hash(hash, path, hex=True):  # noqa: A002 - duplicity's signature
+def get_hash(hash, path, hex=True):
     """``gpg.get_hash``: served from the digests computed while writing, else read in Rust."""
     if hash not in ("SHA1", "MD5"):
         raise AssertionError(f"Unknown hash {hash}")
