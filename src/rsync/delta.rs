@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::error::{RsError, RsResult};
+use super::md4_lanes::md4_strided;
 use super::netint::{int_len, put, width_index};
 use super::rollsum::{match_key, Rollsum};
 use super::signature::Signature;
@@ -223,15 +224,26 @@ impl DeltaMaker {
             return false;
         }
         let base = self.cur;
-        let buf = &self.buf;
-        self.spec.sums = (0..count)
+        let buf = &self.buf[base..];
+        let per_task = (32 * 1024 / b).max(1).div_ceil(8) * 8;
+        let tasks = count.div_ceil(per_task);
+        let parts: Vec<Vec<(u32, [u8; 16])>> = (0..tasks)
             .into_par_iter()
-            .with_min_len((32 * 1024 / b).max(1))
-            .map(|j| {
-                let w = &buf[base + j * b..base + (j + 1) * b];
-                (Rollsum::of(w).digest(), md4(w))
+            .map(|t| {
+                let first = t * per_task;
+                let n = per_task.min(count - first);
+                let mut sums = Vec::with_capacity(n);
+                md4_strided(&buf[first * b..], b, b, n, &mut sums);
+                sums.into_iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        let w = &buf[(first + j) * b..(first + j + 1) * b];
+                        (Rollsum::of(w).digest(), s)
+                    })
+                    .collect()
             })
             .collect();
+        self.spec.sums = parts.into_iter().flatten().collect();
         self.spec.base = base;
         self.spec.next = 0;
         true

@@ -2,6 +2,7 @@
 
 pub mod delta;
 pub mod error;
+pub mod md4_lanes;
 pub mod netint;
 pub mod patch;
 pub mod rollsum;

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::error::{RsError, RsResult};
+use super::md4_lanes::md4_strided;
 use super::rollsum::Rollsum;
 use super::strong::md4;
 use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
@@ -61,27 +62,31 @@ impl SigMaker {
 
     fn write_records(&self, data: &[u8], out: &mut Vec<u8>) {
         let rec = self.record_len();
-        let nblocks = data.len().div_ceil(self.block_len);
+        let bl = self.block_len;
+        let nblocks = data.len().div_ceil(bl);
         let start = out.len();
         out.resize(start + nblocks * rec, 0);
         let dst = &mut out[start..];
-        let one = |(block, slot): (&[u8], &mut [u8])| {
-            slot[..4].copy_from_slice(&Rollsum::of(block).digest().to_be_bytes());
-            slot[4..].copy_from_slice(&md4(block)[..self.strong_len]);
+        let fill = |d: &[u8], s: &mut [u8]| {
+            let full = d.len() / bl;
+            let mut sums = Vec::with_capacity(full + 1);
+            md4_strided(d, bl, bl, full, &mut sums);
+            if d.len() % bl != 0 {
+                sums.push(md4(&d[full * bl..]));
+            }
+            for ((block, slot), sum) in d.chunks(bl).zip(s.chunks_mut(rec)).zip(sums) {
+                slot[..4].copy_from_slice(&Rollsum::of(block).digest().to_be_bytes());
+                slot[4..].copy_from_slice(&sum[..self.strong_len]);
+            }
         };
         if data.len() >= PARALLEL_MIN_BYTES {
-            let blocks_per_task = (16 * 1024 / self.block_len).max(1);
-            data.par_chunks(self.block_len * blocks_per_task)
+            // Tasks of whole groups of eight blocks, about 64 KiB each.
+            let blocks_per_task = (64 * 1024 / bl).max(1).div_ceil(8) * 8;
+            data.par_chunks(bl * blocks_per_task)
                 .zip(dst.par_chunks_mut(rec * blocks_per_task))
-                .for_each(|(d, s)| {
-                    d.chunks(self.block_len)
-                        .zip(s.chunks_mut(rec))
-                        .for_each(one)
-                });
+                .for_each(|(d, s)| fill(d, s));
         } else {
-            data.chunks(self.block_len)
-                .zip(dst.chunks_mut(rec))
-                .for_each(one);
+            fill(data, dst);
         }
     }
 
