@@ -46,7 +46,8 @@ mod avx2 {
     const O2: [usize; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
     const O3: [usize; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
 
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
     unsafe fn rotl(x: __m256i, s: i32) -> __m256i {
         _mm256_or_si256(
             _mm256_sll_epi32(x, _mm_cvtsi32_si128(s)),
@@ -55,7 +56,8 @@ mod avx2 {
     }
 
     /// One 64-byte chunk for eight lanes; `w[k]` holds message word k of every lane.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
     unsafe fn compress(state: &mut [__m256i; 4], w: &[__m256i; 16]) {
         let [mut a, mut b, mut c, mut d] = *state;
         let k2 = _mm256_set1_epi32(0x5A82_7999);
@@ -86,30 +88,27 @@ mod avx2 {
         state[3] = _mm256_add_epi32(state[3], d);
     }
 
-    #[inline(always)]
-    fn word(chunk: &[u8], k: usize) -> i32 {
-        i32::from_le_bytes([
-            chunk[4 * k],
-            chunk[4 * k + 1],
-            chunk[4 * k + 2],
-            chunk[4 * k + 3],
-        ])
-    }
-
-    /// Loads the 16 words of one chunk of each of the eight `chunks` into lane-major vectors.
-    #[inline(always)]
+    /// Loads the 16 words of one 64-byte chunk of each of the eight `chunks` into lane-major
+    /// vectors (x86 is little-endian, as MD4's words are).
+    #[inline]
+    #[target_feature(enable = "avx2")]
     unsafe fn load(chunks: [&[u8]; 8]) -> [__m256i; 16] {
+        let p: [*const i32; 8] = std::array::from_fn(|j| {
+            assert!(chunks[j].len() >= 64, "an MD4 chunk is 64 bytes");
+            chunks[j].as_ptr() as *const i32
+        });
         let mut w = [_mm256_setzero_si256(); 16];
         for (k, slot) in w.iter_mut().enumerate() {
+            // SAFETY: k < 16, so each read lies within the 64 bytes asserted above.
             *slot = _mm256_set_epi32(
-                word(chunks[7], k),
-                word(chunks[6], k),
-                word(chunks[5], k),
-                word(chunks[4], k),
-                word(chunks[3], k),
-                word(chunks[2], k),
-                word(chunks[1], k),
-                word(chunks[0], k),
+                p[7].add(k).read_unaligned(),
+                p[6].add(k).read_unaligned(),
+                p[5].add(k).read_unaligned(),
+                p[4].add(k).read_unaligned(),
+                p[3].add(k).read_unaligned(),
+                p[2].add(k).read_unaligned(),
+                p[1].add(k).read_unaligned(),
+                p[0].add(k).read_unaligned(),
             );
         }
         w
