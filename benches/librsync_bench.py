@@ -162,13 +162,13 @@ def whole_delta(sig, new):
 
 
 def whole_patch(basis_path, delta):
-    """dupcore patchmaker.run with a 1 MiB output bound."""
+    """dupcore patchmaker.run with a 1 MiB output bound, reading the delta in place."""
     out = []
     with open(basis_path, "rb") as f:
         job = dupcore_rs.new_patchmaker(f)
         pos = 0
         while True:
-            done, used, chunk = job.run(delta[pos:pos + PIECE], PIECE)
+            done, used, chunk = job.run(delta, PIECE, pos)
             out.append(chunk)
             pos += used
             if done:
