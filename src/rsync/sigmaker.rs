@@ -91,7 +91,7 @@ impl SigMaker {
     }
 
     /// Feeds input, appending the header and every completed block record to `out`.
-    pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> RsResult<()> {
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> RsResult<()> {
         if self.finished {
             if data.is_empty() {
                 return Ok(());
@@ -99,21 +99,22 @@ impl SigMaker {
             return Err(RsError::Finished("signature input after end of file"));
         }
         self.header(out);
-        if !self.partial.is_empty() {
-            let need = self.block_len - self.partial.len();
-            let take = need.min(data.len());
-            self.partial.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.partial.len() < self.block_len {
-                return Ok(());
-            }
-            let block = std::mem::take(&mut self.partial);
-            self.write_records(&block, out);
+        // Blocks are hashed in batches of at least `batch_len` bytes (eight blocks for the MD4
+        // lanes, 256 KiB for the threads); records of a batch appear when it is complete.
+        self.partial.extend_from_slice(data);
+        if self.partial.len() >= self.batch_len() {
+            let whole = self.partial.len() / self.block_len * self.block_len;
+            let pending = std::mem::take(&mut self.partial);
+            self.write_records(&pending[..whole], out);
+            self.partial.extend_from_slice(&pending[whole..]);
         }
-        let whole = data.len() / self.block_len * self.block_len;
-        self.write_records(&data[..whole], out);
-        self.partial.extend_from_slice(&data[whole..]);
         Ok(())
+    }
+
+    /// Bytes gathered before hashing: whole blocks, at least eight and at least 256 KiB.
+    fn batch_len(&self) -> usize {
+        let blocks = (256 * 1024 / self.block_len).max(8);
+        blocks * self.block_len
     }
 
     /// Ends the input, appending the record of a final short block if there is one.
