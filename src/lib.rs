@@ -4,6 +4,8 @@
 //! `python`) exposes them to duplicity through pyo3.
 
 pub mod hash;
+#[cfg(feature = "openpgp")]
+pub mod pgp;
 pub mod rsync;
 pub mod tar;
 pub mod volume;

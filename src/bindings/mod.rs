@@ -1,6 +1,8 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
 mod librsync;
+#[cfg(feature = "openpgp")]
+mod pgp;
 mod tar;
 mod volume;
 
@@ -13,5 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     librsync::register(m)?;
     volume::register(m)?;
     tar::register(m)?;
+    #[cfg(feature = "openpgp")]
+    pgp::register(m)?;
     Ok(())
 }

@@ -1,0 +1,237 @@
+//! In-process OpenPGP for duplicity's `gpg.GPGFile`/`GPGWriteFile`: `PgpWriter`, `PgpReader`.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::volume::to_path;
+use crate::hash::to_hex;
+use crate::pgp::{
+    cipher_from_name, hash_from_name, DecryptOptions, EncryptOptions, PgpError, PgpErrorKind,
+    PgpReader, PgpWriter,
+};
+
+create_exception!(
+    _core,
+    OpenPGPError,
+    PyException,
+    "An OpenPGP failure: args are (kind, message); kind 'unsupported' means use gpg instead."
+);
+
+fn kind_name(k: &PgpErrorKind) -> &'static str {
+    match k {
+        PgpErrorKind::Unsupported => "unsupported",
+        PgpErrorKind::BadKey => "badkey",
+        PgpErrorKind::Corrupt => "corrupt",
+        PgpErrorKind::Io => "io",
+        PgpErrorKind::Config => "config",
+    }
+}
+
+fn pgp_err(e: PgpError) -> PyErr {
+    OpenPGPError::new_err((kind_name(&e.kind), e.message))
+}
+
+/// An encrypted file being written (OpenPGP message, hashed as it reaches the disk).
+#[pyclass(name = "PgpWriter", module = "dupcore._core")]
+struct PyPgpWriter {
+    inner: Option<PgpWriter>,
+}
+
+impl PyPgpWriter {
+    fn get(&mut self) -> PyResult<&mut PgpWriter> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed OpenPGP file"))
+    }
+}
+
+#[pymethods]
+impl PyPgpWriter {
+    /// Creates `path`: symmetric with `passphrase`, or to `recipients` [(keyid, hidden)].
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path, passphrase=None, recipients=Vec::new(), keyring=Vec::new(),
+                        cipher="AES256", compress_level=Some(6), s2k_digest="SHA1",
+                        s2k_count=65_011_712, mtime=0))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        passphrase: Option<String>,
+        recipients: Vec<(String, bool)>,
+        keyring: Vec<u8>,
+        cipher: &str,
+        compress_level: Option<u32>,
+        s2k_digest: &str,
+        s2k_count: u32,
+        mtime: u32,
+    ) -> PyResult<Self> {
+        let cipher = cipher_from_name(cipher).ok_or_else(|| {
+            pgp_err(PgpError::new(
+                PgpErrorKind::Unsupported,
+                format!("cipher {cipher}"),
+            ))
+        })?;
+        let s2k_hash = hash_from_name(s2k_digest).ok_or_else(|| {
+            pgp_err(PgpError::new(
+                PgpErrorKind::Unsupported,
+                format!("S2K digest {s2k_digest}"),
+            ))
+        })?;
+        if let Some(l) = compress_level {
+            if !(1..=9).contains(&l) {
+                return Err(PyValueError::new_err(format!(
+                    "compression level {l} is not in 1..9"
+                )));
+            }
+        }
+        let opts = EncryptOptions {
+            passphrase,
+            recipients,
+            keyring,
+            cipher,
+            compress_level,
+            s2k_hash,
+            s2k_count,
+            mtime,
+        };
+        let p = to_path(path)?;
+        let w = py
+            .detach(|| PgpWriter::create(&p, &opts))
+            .map_err(pgp_err)?;
+        Ok(PyPgpWriter { inner: Some(w) })
+    }
+
+    /// Appends plaintext; returns its length.
+    fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
+        let w = self.get()?;
+        py.detach(|| w.write(data)).map_err(pgp_err)?;
+        Ok(data.len())
+    }
+
+    /// Bytes in the file plus an estimate for bytes still being compressed and encrypted.
+    fn estimated_size(&mut self) -> PyResult<u64> {
+        Ok(self.get()?.estimated_size())
+    }
+
+    /// Waits until all data handed over is in the file; returns the file size.
+    fn flush(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let w = self.get()?;
+        py.detach(|| w.flush()).map_err(pgp_err)
+    }
+
+    /// Appends `n` bytes copied from the start of the ciphertext (duplicity's top-off).
+    fn top_off(&mut self, py: Python<'_>, n: u64) -> PyResult<()> {
+        let w = self.get()?;
+        py.detach(|| w.top_off(n)).map_err(pgp_err)
+    }
+
+    /// Finishes the message; returns `(size, sha1_hex, md5_hex, plaintext_size)`.
+    fn close(&mut self, py: Python<'_>) -> PyResult<(u64, String, String, u64)> {
+        let w = self
+            .inner
+            .take()
+            .ok_or_else(|| PyValueError::new_err("OpenPGP file already closed"))?;
+        let s = py.detach(|| w.close()).map_err(pgp_err)?;
+        Ok((
+            s.digests.len,
+            to_hex(&s.digests.sha1),
+            to_hex(&s.digests.md5),
+            s.raw_len,
+        ))
+    }
+
+    /// Drops the file without finishing the message.
+    fn abort(&mut self, py: Python<'_>) {
+        if let Some(w) = self.inner.take() {
+            py.detach(|| drop(w));
+        }
+    }
+
+    /// Whether `close` (or `abort`) has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+/// An encrypted file read sequentially, decrypted ahead on a background thread.
+#[pyclass(name = "PgpReader", module = "dupcore._core")]
+struct PyPgpReader {
+    inner: Option<PgpReader>,
+}
+
+impl PyPgpReader {
+    fn get(&mut self) -> PyResult<&mut PgpReader> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed OpenPGP file"))
+    }
+}
+
+#[pymethods]
+impl PyPgpReader {
+    /// Opens `path`; raises OpenPGPError (kind 'unsupported' when gpg must read it).
+    #[new]
+    #[pyo3(signature = (path, passphrase=None, keyring=Vec::new()))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        passphrase: Option<String>,
+        keyring: Vec<u8>,
+    ) -> PyResult<Self> {
+        let p = to_path(path)?;
+        let opts = DecryptOptions {
+            passphrase,
+            keyring,
+        };
+        let r = py.detach(|| PgpReader::open(&p, opts)).map_err(pgp_err)?;
+        Ok(PyPgpReader { inner: Some(r) })
+    }
+
+    /// Up to `size` plaintext bytes (all remaining when negative); empty at the clean end.
+    #[pyo3(signature = (size=-1))]
+    fn read<'py>(&mut self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self.get()?;
+        let n = usize::try_from(size).ok();
+        let out = py.detach(|| r.read(n)).map_err(pgp_err)?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Reads to the end (checking the MDC) and discards the data.
+    fn drain(&mut self, py: Python<'_>) -> PyResult<()> {
+        let r = self.get()?;
+        py.detach(|| r.drain()).map_err(pgp_err)
+    }
+
+    /// Plaintext bytes handed out so far.
+    fn tell(&mut self) -> PyResult<u64> {
+        Ok(self.get()?.tell())
+    }
+
+    /// Key ids of good signatures (None before the end was reached).
+    fn signers(&mut self) -> PyResult<Option<Vec<String>>> {
+        Ok(self.get()?.signers().map(|s| s.to_vec()))
+    }
+
+    /// Stops the read-ahead thread and releases the file.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(mut r) = self.inner.take() {
+            py.detach(|| r.close());
+        }
+    }
+
+    /// Whether `close` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPgpWriter>()?;
+    m.add_class::<PyPgpReader>()?;
+    m.add("OpenPGPError", m.py().get_type::<OpenPGPError>())?;
+    Ok(())
+}

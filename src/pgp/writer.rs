@@ -1,0 +1,618 @@
+//! Streaming OpenPGP encryption of one file: literal packet framed here, its bytes deflated in
+//! parallel (pigz-style chunks forming one raw deflate stream inside a compressed packet),
+//! encrypted into a SEIPD v1 packet with MDC on a writer thread that also hashes the file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use openpgp::cert::prelude::*;
+use openpgp::crypto::symmetric::{BlockCipherMode, PaddingMode};
+use openpgp::crypto::{Password, SessionKey, S2K};
+use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+use openpgp::packet::prelude::*;
+use openpgp::packet::Key;
+use openpgp::parse::Parse;
+use openpgp::serialize::stream::{ArbitraryWriter, Encryptor, Message};
+use openpgp::serialize::Serialize;
+use openpgp::types::{HashAlgorithm, SymmetricAlgorithm};
+use sequoia_openpgp as openpgp;
+
+use super::{one_line, PgpError, PgpErrorKind};
+use crate::hash::{Digests, VolumeHasher};
+use crate::volume::pgzip::{compress_chunk, CHUNK, DICT};
+
+/// Chunks queued or being compressed at once.
+const MAX_IN_FLIGHT: usize = 8;
+/// Partial body length used for the literal packet (2^17 bytes).
+const PARTIAL_POW: u8 = 17;
+const PARTIAL: usize = 1 << PARTIAL_POW;
+
+/// How to encrypt one file.
+#[derive(Clone, Debug)]
+pub struct EncryptOptions {
+    /// Passphrase for an SKESK packet (symmetric encryption); None for public-key only.
+    pub passphrase: Option<String>,
+    /// Recipients: key ids or fingerprints (hex), with `true` for hidden (key id 0).
+    pub recipients: Vec<(String, bool)>,
+    /// Binary keyring (`gpg --export`) holding the recipients' certificates.
+    pub keyring: Vec<u8>,
+    /// Payload cipher (gpg 2.2's default is AES256).
+    pub cipher: SymmetricAlgorithm,
+    /// Deflate level for a ZIP compressed packet; None writes no compressed packet.
+    pub compress_level: Option<u32>,
+    /// S2K digest (gpg 2.2: SHA1).
+    pub s2k_hash: HashAlgorithm,
+    /// S2K iteration byte count (gpg 2.2 on a fast machine: 65011712).
+    pub s2k_count: u32,
+    /// Date in the literal packet (seconds since the epoch).
+    pub mtime: u32,
+}
+
+impl Default for EncryptOptions {
+    fn default() -> Self {
+        EncryptOptions {
+            passphrase: None,
+            recipients: Vec::new(),
+            keyring: Vec::new(),
+            cipher: SymmetricAlgorithm::AES256,
+            compress_level: Some(6),
+            s2k_hash: HashAlgorithm::SHA1,
+            s2k_count: 65_011_712,
+            mtime: 0,
+        }
+    }
+}
+
+fn cfg_err(what: impl Into<String>) -> PgpError {
+    PgpError::new(PgpErrorKind::Config, what)
+}
+
+fn sq_err(kind: PgpErrorKind) -> impl Fn(openpgp::anyhow::Error) -> PgpError {
+    move |e| PgpError::new(kind.clone(), one_line(&e))
+}
+
+/// Key-encryption keys derived from a passphrase, kept for the process so that each file
+/// costs one fresh session key instead of one S2K derivation.
+type KekEntry = (
+    String,
+    SymmetricAlgorithm,
+    HashAlgorithm,
+    u32,
+    S2K,
+    SessionKey,
+);
+
+fn kek_cache() -> &'static Mutex<Vec<KekEntry>> {
+    static CACHE: OnceLock<Mutex<Vec<KekEntry>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn kek_for(
+    passphrase: &str,
+    cipher: SymmetricAlgorithm,
+    hash: HashAlgorithm,
+    count: u32,
+) -> Result<(S2K, SessionKey), PgpError> {
+    let mut cache = kek_cache().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = cache
+        .iter()
+        .find(|e| e.0 == passphrase && e.1 == cipher && e.2 == hash && e.3 == count)
+    {
+        return Ok((e.4.clone(), e.5.clone()));
+    }
+    let s2k = S2K::new_iterated(hash, count).map_err(sq_err(PgpErrorKind::Config))?;
+    let key_size = cipher.key_size().map_err(sq_err(PgpErrorKind::Config))?;
+    let kek = s2k
+        .derive_key(&Password::from(passphrase), key_size)
+        .map_err(sq_err(PgpErrorKind::Config))?;
+    if cache.len() >= 8 {
+        cache.remove(0);
+    }
+    cache.push((
+        passphrase.to_string(),
+        cipher,
+        hash,
+        count,
+        s2k.clone(),
+        kek.clone(),
+    ));
+    Ok((s2k, kek))
+}
+
+/// An SKESK v4 packet carrying `sk` encrypted under the passphrase's (cached) key.
+fn skesk_for(
+    passphrase: &str,
+    cipher: SymmetricAlgorithm,
+    hash: HashAlgorithm,
+    count: u32,
+    sk: &SessionKey,
+) -> Result<SKESK4, PgpError> {
+    let (s2k, kek) = kek_for(passphrase, cipher, hash, count)?;
+    let mut psk = Vec::with_capacity(1 + sk.len());
+    psk.push(u8::from(cipher));
+    psk.extend_from_slice(sk);
+    let mut enc = openpgp::crypto::symmetric::Encryptor::new(
+        cipher,
+        BlockCipherMode::CFB,
+        PaddingMode::None,
+        &kek,
+        None,
+        Vec::new(),
+    )
+    .map_err(sq_err(PgpErrorKind::Config))?;
+    enc.write_all(&psk)?;
+    let esk = enc.finalize().map_err(sq_err(PgpErrorKind::Config))?;
+    for b in psk.iter_mut() {
+        *b = 0;
+    }
+    SKESK4::new(cipher, s2k, Some(esk.into())).map_err(sq_err(PgpErrorKind::Config))
+}
+
+/// A recipient's encryption key and whether its key id is hidden.
+#[derive(Clone)]
+pub struct ResolvedRecipient {
+    key: Key<PublicParts, UnspecifiedRole>,
+    hidden: bool,
+}
+
+fn normalize_id(id: &str) -> Option<String> {
+    let s = id.trim();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let s = s.trim_end_matches('!');
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_ascii_uppercase())
+}
+
+/// Finds each recipient's newest valid encryption key in `keyring`, as gpg would pick it.
+pub fn resolve_recipients(
+    keyring: &[u8],
+    recipients: &[(String, bool)],
+) -> Result<Vec<ResolvedRecipient>, PgpError> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    let policy = openpgp::policy::StandardPolicy::new();
+    let mut certs = Vec::new();
+    for c in CertParser::from_bytes(keyring).map_err(sq_err(PgpErrorKind::Config))? {
+        match c {
+            Ok(c) => certs.push(c),
+            Err(e) => return Err(cfg_err(format!("cannot parse keyring: {}", one_line(&e)))),
+        }
+    }
+    let mut out = Vec::new();
+    for (id, hidden) in recipients {
+        let want = normalize_id(id).ok_or_else(|| {
+            cfg_err(format!(
+                "recipient {id:?} is not a hex key id or fingerprint"
+            ))
+        })?;
+        let cert = certs
+            .iter()
+            .find(|c| {
+                c.keys()
+                    .any(|k| k.key().fingerprint().to_hex().ends_with(&want))
+            })
+            .ok_or_else(|| cfg_err(format!("no public key for recipient {id} in the keyring")))?;
+        let vc = cert
+            .with_policy(&policy, None)
+            .map_err(|e| cfg_err(format!("key {id} is not valid: {}", one_line(&e))))?;
+        let key = vc
+            .keys()
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_storage_encryption()
+            .for_transport_encryption()
+            .map(|ka| ka.key().clone())
+            .max_by_key(|k| k.creation_time())
+            .ok_or_else(|| cfg_err(format!("key {id} has no usable encryption key")))?;
+        out.push(ResolvedRecipient {
+            key: key.parts_into_public().role_into_unspecified(),
+            hidden: *hidden,
+        });
+    }
+    Ok(out)
+}
+
+fn compression_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dupcore-pgp-deflate-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
+}
+
+enum Job {
+    Ready(Vec<u8>),
+    Compressing { raw_len: u64, rx: Receiver<Vec<u8>> },
+    Flush(SyncSender<u64>),
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Ciphertext bytes in the file.
+    written: AtomicU64,
+    /// Bytes handed to the encryption layer (sequoia buffers up to 4 MiB of ciphertext).
+    handed: AtomicU64,
+    /// Compressor input bytes whose output was handed over.
+    raw_done: AtomicU64,
+}
+
+/// The file end of the writer stack: counts and hashes what reaches the file.
+struct FileSink {
+    file: Arc<Mutex<BufWriter<File>>>,
+    hasher: Arc<Mutex<VolumeHasher>>,
+    progress: Arc<Progress>,
+}
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(buf)?;
+        self.hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(&buf[..n]);
+        self.progress.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
+}
+
+type SharedFile = Arc<Mutex<BufWriter<File>>>;
+
+fn flush_file(file: &SharedFile) -> io::Result<()> {
+    file.lock().unwrap_or_else(|p| p.into_inner()).flush()
+}
+
+/// Per-file summary once the message is complete.
+#[derive(Clone, Debug)]
+pub struct EncryptSummary {
+    /// Bytes in the file, and their SHA-1 and MD5.
+    pub digests: Digests,
+    /// Plaintext bytes written.
+    pub raw_len: u64,
+}
+
+/// Encrypts one file as an OpenPGP message while the caller hands over plaintext.
+pub struct PgpWriter {
+    path: PathBuf,
+    level: Option<u32>,
+    tx: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<Result<(), PgpError>>>,
+    hasher: Arc<Mutex<VolumeHasher>>,
+    progress: Arc<Progress>,
+    literal: Vec<u8>,
+    pending: Vec<u8>,
+    prev_tail: Vec<u8>,
+    inner_total: u64,
+    raw_total: u64,
+}
+
+fn writer_loop(
+    mut stack: Message<'static>,
+    file: SharedFile,
+    rx: Receiver<Job>,
+    progress: Arc<Progress>,
+) -> Result<(), PgpError> {
+    let io = |e: io::Error| PgpError::new(PgpErrorKind::Io, e.to_string());
+    for job in rx {
+        match job {
+            Job::Ready(bytes) => {
+                stack.write_all(&bytes).map_err(io)?;
+                progress
+                    .handed
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                progress
+                    .raw_done
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Job::Compressing { raw_len, rx } => {
+                let bytes = rx.recv().map_err(|_| {
+                    PgpError::new(PgpErrorKind::Io, "a compression job ended without a result")
+                })?;
+                stack.write_all(&bytes).map_err(io)?;
+                progress
+                    .handed
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                progress.raw_done.fetch_add(raw_len, Ordering::Relaxed);
+            }
+            Job::Flush(ack) => {
+                // Pushes buffered ciphertext to the file, so that its size and bytes are current.
+                stack.flush().map_err(io)?;
+                flush_file(&file).map_err(io)?;
+                let _ = ack.send(progress.written.load(Ordering::Relaxed));
+            }
+        }
+    }
+    stack.finalize().map_err(sq_err(PgpErrorKind::Io))?;
+    flush_file(&file).map_err(io)?;
+    Ok(())
+}
+
+fn length_bytes(len: usize) -> Vec<u8> {
+    if len < 192 {
+        vec![len as u8]
+    } else if len < 8384 {
+        let l = len - 192;
+        vec![((l >> 8) + 192) as u8, (l & 0xff) as u8]
+    } else {
+        let mut v = vec![0xff];
+        v.extend_from_slice(&(len as u32).to_be_bytes());
+        v
+    }
+}
+
+impl PgpWriter {
+    /// Creates `path` and writes the session key packets and the start of the encrypted data.
+    pub fn create(path: &Path, opts: &EncryptOptions) -> Result<Self, PgpError> {
+        let recipients = resolve_recipients(&opts.keyring, &opts.recipients)?;
+        if recipients.is_empty() && opts.passphrase.is_none() {
+            return Err(cfg_err("neither a passphrase nor recipients given"));
+        }
+        let cipher = opts.cipher;
+        let key_size = cipher.key_size().map_err(sq_err(PgpErrorKind::Config))?;
+        let sk = SessionKey::new(key_size).map_err(sq_err(PgpErrorKind::Config))?;
+        let skesk = match &opts.passphrase {
+            Some(p) if recipients.is_empty() => {
+                Some(skesk_for(p, cipher, opts.s2k_hash, opts.s2k_count, &sk)?)
+            }
+            _ => None,
+        };
+        let mut pkesks = Vec::new();
+        for r in &recipients {
+            let mut p = PKESK3::for_recipient(cipher, &sk, &r.key).map_err(|e| {
+                cfg_err(format!(
+                    "cannot encrypt to {}: {}",
+                    r.key.keyid(),
+                    one_line(&e)
+                ))
+            })?;
+            p.set_recipient(if r.hidden { None } else { Some(r.key.keyid()) });
+            pkesks.push(p);
+        }
+
+        let file = File::create(path)?;
+        let hasher = Arc::new(Mutex::new(VolumeHasher::default()));
+        let progress = Arc::new(Progress::default());
+        let shared: SharedFile = Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, file)));
+        let sink = FileSink {
+            file: Arc::clone(&shared),
+            hasher: Arc::clone(&hasher),
+            progress: Arc::clone(&progress),
+        };
+        let mut message = Message::new(sink);
+        for p in pkesks {
+            Packet::from(p)
+                .serialize(&mut message)
+                .map_err(sq_err(PgpErrorKind::Io))?;
+        }
+        if let Some(s) = skesk {
+            Packet::from(s)
+                .serialize(&mut message)
+                .map_err(sq_err(PgpErrorKind::Io))?;
+        }
+        let mut stack = Encryptor::with_session_key(message, cipher, sk)
+            .and_then(|e| e.build())
+            .map_err(sq_err(PgpErrorKind::Config))?;
+        if opts.compress_level.is_some() {
+            stack = ArbitraryWriter::new(stack, Tag::CompressedData)
+                .map_err(sq_err(PgpErrorKind::Io))?;
+            stack.write_all(&[1])?; // ZIP: raw deflate
+        }
+
+        let (tx, rx) = sync_channel::<Job>(MAX_IN_FLIGHT);
+        let p2 = Arc::clone(&progress);
+        let thread = std::thread::Builder::new()
+            .name("dupcore-pgp-writer".into())
+            .spawn(move || writer_loop(stack, shared, rx, p2))?;
+        let mut literal = Vec::with_capacity(PARTIAL + 16);
+        literal.extend_from_slice(&[b'b', 0]);
+        literal.extend_from_slice(&opts.mtime.to_be_bytes());
+        let mut w = PgpWriter {
+            path: path.to_path_buf(),
+            level: opts.compress_level,
+            tx: Some(tx),
+            thread: Some(thread),
+            hasher,
+            progress,
+            literal,
+            pending: Vec::with_capacity(CHUNK),
+            prev_tail: Vec::new(),
+            inner_total: 0,
+            raw_total: 0,
+        };
+        w.inner(&[0xc0 | 11])?; // literal data packet, new format
+        Ok(w)
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), PgpError> {
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(job).is_ok())
+            .unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            Err(self.take_thread_error())
+        }
+    }
+
+    fn take_thread_error(&mut self) -> PgpError {
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => PgpError::new(PgpErrorKind::Io, "the OpenPGP writer thread panicked"),
+            _ => PgpError::new(PgpErrorKind::Io, "the OpenPGP writer has already stopped"),
+        }
+    }
+
+    /// Appends bytes of the packet stream inside the encryption (the compressor's input).
+    fn inner(&mut self, mut data: &[u8]) -> Result<(), PgpError> {
+        self.inner_total += data.len() as u64;
+        if self.level.is_none() {
+            if !data.is_empty() {
+                self.send(Job::Ready(data.to_vec()))?;
+            }
+            return Ok(());
+        }
+        while !data.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == CHUNK {
+                self.submit(false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, last: bool) -> Result<(), PgpError> {
+        let Some(level) = self.level else {
+            return Ok(());
+        };
+        let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        let dict = std::mem::take(&mut self.prev_tail);
+        self.prev_tail = data[data.len().saturating_sub(DICT)..].to_vec();
+        if self.prev_tail.len() < DICT && !dict.is_empty() {
+            let keep = DICT - self.prev_tail.len();
+            let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
+            t.extend_from_slice(&self.prev_tail);
+            self.prev_tail = t;
+        }
+        let raw_len = data.len() as u64;
+        let (rtx, rrx) = sync_channel(1);
+        compression_pool().spawn(move || {
+            let _ = rtx.send(compress_chunk(&dict, &data, last, level));
+        });
+        self.send(Job::Compressing { raw_len, rx: rrx })
+    }
+
+    /// Appends plaintext.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), PgpError> {
+        if self.tx.is_none() {
+            return Err(PgpError::new(
+                PgpErrorKind::Io,
+                "write to a closed OpenPGP file",
+            ));
+        }
+        self.raw_total += data.len() as u64;
+        while !data.is_empty() {
+            let take = (PARTIAL - self.literal.len()).min(data.len());
+            self.literal.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.literal.len() == PARTIAL {
+                let body = std::mem::replace(&mut self.literal, Vec::with_capacity(PARTIAL + 16));
+                self.inner(&[0xe0 | PARTIAL_POW])?;
+                self.inner(&body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Size the file will have for the data handed over so far (ciphertext written or
+    /// buffered, plus an estimate for bytes still being compressed).
+    pub fn estimated_size(&self) -> u64 {
+        let written = self.progress.written.load(Ordering::Relaxed);
+        let handed = self.progress.handed.load(Ordering::Relaxed);
+        let raw_done = self.progress.raw_done.load(Ordering::Relaxed);
+        let queued = self.inner_total.saturating_sub(raw_done) + self.literal.len() as u64;
+        let ratio = match self.level {
+            Some(_) if raw_done > 0 => (handed as f64 / raw_done as f64).min(1.01),
+            _ => 1.0,
+        };
+        // plus a little for session key packets, packet headers and the MDC
+        (handed + 64).max(written) + (queued as f64 * ratio) as u64
+    }
+
+    /// Waits until everything handed over so far reached the encryption layer and pushes
+    /// complete ciphertext chunks to the file; returns the file's size.
+    pub fn flush(&mut self) -> Result<u64, PgpError> {
+        let (atx, arx) = sync_channel(1);
+        self.send(Job::Flush(atx))?;
+        arx.recv().map_err(|_| self.take_thread_error())
+    }
+
+    /// Appends `n` bytes copied from the start of the ciphertext written so far (duplicity's
+    /// top-off with incompressible data); pads with random bytes if the file is shorter.
+    pub fn top_off(&mut self, n: u64) -> Result<(), PgpError> {
+        self.flush()?;
+        let mut buf = Vec::new();
+        File::open(&self.path)?.take(n).read_to_end(&mut buf)?;
+        while (buf.len() as u64) < n {
+            let mut r = vec![0u8; (n - buf.len() as u64).min(1 << 20) as usize];
+            openpgp::crypto::random(&mut r).map_err(sq_err(PgpErrorKind::Io))?;
+            buf.extend_from_slice(&r);
+        }
+        self.write(&buf)
+    }
+
+    /// Finishes the message, closes the file and returns its size and digests.
+    pub fn close(mut self) -> Result<EncryptSummary, PgpError> {
+        if self.tx.is_none() {
+            return Err(self.take_thread_error());
+        }
+        let rest = std::mem::take(&mut self.literal);
+        let len = length_bytes(rest.len());
+        self.inner(&len)?;
+        self.inner(&rest)?;
+        self.submit(true)?;
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => {
+                return Err(PgpError::new(
+                    PgpErrorKind::Io,
+                    "the OpenPGP writer thread panicked",
+                ))
+            }
+            None => {
+                return Err(PgpError::new(
+                    PgpErrorKind::Io,
+                    "the OpenPGP writer has already stopped",
+                ))
+            }
+        }
+        let digests =
+            std::mem::take(&mut *self.hasher.lock().unwrap_or_else(|p| p.into_inner())).finish();
+        Ok(EncryptSummary {
+            digests,
+            raw_len: self.raw_total,
+        })
+    }
+}
+
+impl Drop for PgpWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
