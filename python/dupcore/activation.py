@@ -433,6 +433,22 @@ def _tar_diffdir_after_import(module, adapter):
     return tarblocks.install_diffdir(module, adapter)
 
 
+def _openpgp_applies(adapter):
+    try:
+        from dupcore import _core
+
+        _core.PgpWriter  # noqa: B018 - present in this build?
+    except Exception as exc:  # noqa: BLE001
+        return f"dupcore OpenPGP engine unavailable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _openpgp_gpg_after_import(module, adapter):
+    from dupcore import openpgp
+
+    return openpgp.install_gpg(module, adapter)
+
+
 def _register_builtin_components():
     register(Component(
         name="librsync",
@@ -459,6 +475,12 @@ def _register_builtin_components():
         summary="difftar headers and blocks written in Rust (CPython tobuf() PAX bytes)",
         applies=_tar_applies,
         hooks={"duplicity.diffdir": _tar_diffdir_after_import},
+    ))
+    register(Component(
+        name="openpgp",
+        summary="in-process OpenPGP (GPGFile/GPGWriteFile), stock gpg per file where not served",
+        applies=_openpgp_applies,
+        hooks={"duplicity.gpg": _openpgp_gpg_after_import},
     ))
 
 

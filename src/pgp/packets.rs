@@ -62,7 +62,14 @@ pub fn outline(mut r: impl Read) -> io::Result<Outline> {
         }
         let b = ctb[0];
         if b & 0x80 == 0 {
-            return Err(bad("not an OpenPGP message (invalid packet header)"));
+            if out.skesk == 0 && out.pkesk_key_ids.is_empty() {
+                // maybe ASCII armor, which gpg reads
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not binary OpenPGP data (ASCII armor?)",
+                ));
+            }
+            return Err(bad("invalid packet header"));
         }
         let (tag, len) = if b & 0x40 != 0 {
             let tag = b & 0x3f;
@@ -162,7 +169,10 @@ mod tests {
 
     #[test]
     fn garbage_and_truncation() {
-        assert!(outline(&b"hello"[..]).is_err());
+        assert_eq!(
+            outline(&b"hello"[..]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
         assert!(outline(&[0x8c, 0x0d, 4][..]).is_err());
         assert_eq!(outline(&[][..]).unwrap().data_tag, 0);
     }

@@ -271,6 +271,7 @@ impl PgpReader {
     /// Opens `path`; `Unsupported` errors mean stock gpg should read this file instead.
     pub fn open(path: &Path, opts: DecryptOptions) -> Result<Self, PgpError> {
         let o = outline(BufReader::new(File::open(path)?)).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => PgpError::new(PgpErrorKind::Unsupported, e.to_string()),
             io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
                 PgpError::new(PgpErrorKind::Corrupt, e.to_string())
             }

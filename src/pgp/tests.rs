@@ -107,7 +107,13 @@ fn wrong_passphrase_tamper_truncate() {
     let e = decrypt(&c, "secret").unwrap_err();
     assert_eq!(e.kind, PgpErrorKind::Corrupt, "{e}");
 
-    std::fs::write(&c, b"not openpgp at all").unwrap();
+    // not binary OpenPGP (maybe ASCII armor): left to gpg
+    std::fs::write(&c, b"-----BEGIN PGP MESSAGE-----").unwrap();
+    assert_eq!(
+        decrypt(&c, "secret").unwrap_err().kind,
+        PgpErrorKind::Unsupported
+    );
+    std::fs::write(&c, [0x8c, 0x0d, 4]).unwrap();
     assert_eq!(
         decrypt(&c, "secret").unwrap_err().kind,
         PgpErrorKind::Corrupt

@@ -1,0 +1,382 @@
+"""OpenPGP in-process: ``gpg.GPGFile`` and ``gpg.GPGWriteFile`` without a gpg process per file.
+
+Symmetric encryption and decryption, and public-key encryption to ``--encrypt-key`` /
+``--hidden-encrypt-key`` recipients, run in Rust (sequoia-openpgp): SKESK v4 or PKESK v3, SEIPD v1
+with MDC, a ZIP compressed packet deflated in parallel, like gpg 2.2 writes them. Anything dupcore
+does not serve in-process goes, per file, to duplicity's own gpg classes, with one Info line
+naming the reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, signing,
+public-key decryption (secret keys stay in gpg-agent), SED packets without MDC, and so on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+from dupcore import _core, volumes
+
+#: gpg 2.2's S2K defaults for symmetric encryption (observed with --list-packets).
+DEFAULT_S2K_DIGEST = "SHA1"
+DEFAULT_S2K_COUNT = 65011712
+DEFAULT_CIPHER = "AES256"
+DEFAULT_LEVEL = 6
+#: Stock GPGWriteFile measures the file while gpg still holds data in its pipe, input buffer and
+#: deflate state, so its volumes end past the target by about this much plaintext, compressed
+#: (gpg 2.2: 86-99 KB on incompressible data, proportionally less on compressible data).
+#: dupcore knows its exact size and adds the same margin, so volumes split about where stock's do.
+GPG_BUFFER_LAG = 90 * 1024
+
+
+def _stock_size(writer, plain):
+    """The file size stock's os.stat would show: dupcore's size less gpg's typical lag."""
+    est = writer.estimated_size()
+    if plain <= 0:
+        return est
+    return est - int(GPG_BUFFER_LAG * min(1.0, est / plain))
+
+_stock = {}
+_logged = set()
+_keyrings = {}
+_lock = threading.Lock()
+
+
+class Fallback(Exception):
+    """This file goes to stock gpg; the message says why."""
+
+
+def _modules():
+    from duplicity import gpg, log
+
+    try:
+        from duplicity import config
+    except ImportError:  # duplicity < 0.8.23 keeps its settings in duplicity.globals
+        from duplicity import globals as config
+    return config, gpg, log
+
+
+def _info_fallback(name, reason):
+    _config, _gpg, log = _modules()
+    key = (name, reason)
+    if key in _logged:
+        return
+    _logged.add(key)
+    if len(_logged) > 10000:
+        _logged.clear()
+    log.Info(f"dupcore openpgp: {name}: stock gpg ({reason})")
+
+
+def _fsname(path):
+    name = getattr(path, "name", path)
+    return os.fsdecode(name)
+
+
+def parse_gpg_options(text):
+    """Settings dupcore understands from ``--gpg-options``; raises Fallback on anything else."""
+    out = {}
+    tokens = (text or "").split()
+    valued = {"--cipher-algo", "--compress-algo", "--compress-level", "-z", "--homedir",
+              "--s2k-cipher-algo", "--s2k-digest-algo", "--s2k-mode", "--s2k-count",
+              "--bzip2-compress-level", "--personal-cipher-preferences",
+              "--personal-compress-preferences", "--personal-digest-preferences",
+              "--digest-algo", "--trust-model"}
+    flags = {"--ignore-mdc-error", "--force-mdc", "--no-secmem-warning", "--batch", "--no-tty",
+             "--quiet", "-q", "--verbose", "-v", "--always-trust", "--yes", "--no-greeting",
+             "--no-permission-warning", "--no-auto-check-trustdb", "--no-options"}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("--") and "=" in tok:
+            opt, val = tok.split("=", 1)
+        elif tok in valued:
+            if i + 1 >= len(tokens):
+                raise Fallback(f"--gpg-options {tok} without a value")
+            opt, val = tok, tokens[i + 1]
+            i += 1
+        else:
+            opt, val = tok, None
+        i += 1
+        if opt in flags and val is None:
+            continue
+        if opt not in valued or val is None:
+            raise Fallback(f"--gpg-options entry {tok!r} is not handled in-process")
+        out[opt] = val
+    return out
+
+
+def _compression(config, opts):
+    if not getattr(config, "compression", True):
+        return None
+    algo = opts.get("--compress-algo", "zip").lower()
+    if algo in ("none", "0", "uncompressed"):
+        return None
+    if algo not in ("zip", "1"):
+        raise Fallback(f"--compress-algo {algo} (dupcore writes ZIP or none)")
+    level = opts.get("--compress-level", opts.get("-z"))
+    if level is None:
+        return DEFAULT_LEVEL
+    try:
+        level = int(level)
+    except ValueError:
+        raise Fallback(f"--compress-level {level}") from None
+    if level <= 0:
+        return None
+    return min(level, 9)
+
+
+def _common_checks(config):
+    if getattr(config, "use_gpgsm", False):
+        raise Fallback("--use-gpgsm")
+    binary = getattr(config, "gpg_binary", None)
+    if binary is not None:
+        default = shutil.which("gpg")
+        if default is None or os.path.realpath(binary) != os.path.realpath(default):
+            raise Fallback(f"--gpg-binary {binary}")
+    return parse_gpg_options(getattr(config, "gpg_options", ""))
+
+
+def _keyring(config, opts, ids):
+    """Binary public keys of ``ids`` from the user's GnuPG home (one ``gpg --export`` each set)."""
+    home = opts.get("--homedir")
+    key = (home, tuple(ids))
+    with _lock:
+        if key in _keyrings:
+            return _keyrings[key]
+    cmd = [getattr(config, "gpg_binary", None) or shutil.which("gpg") or "gpg", "--batch",
+           "--no-tty"]
+    if home:
+        cmd += ["--homedir", home]
+    cmd += ["--export", *ids]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Fallback(f"cannot export public keys: {exc}") from None
+    if proc.returncode != 0 or not proc.stdout:
+        raise Fallback("gpg --export found no public keys for the recipients")
+    with _lock:
+        _keyrings[key] = proc.stdout
+    return proc.stdout
+
+
+def encrypt_settings(profile):
+    """Keyword arguments for ``_core.PgpWriter``; raises Fallback when stock gpg must encrypt."""
+    config, _gpg, _log = _modules()
+    opts = _common_checks(config)
+    if profile.sign_key:
+        raise Fallback("signing with --sign-key runs in gpg")
+    if opts.get("--s2k-mode", "3") != "3":
+        raise Fallback(f"--s2k-mode {opts['--s2k-mode']}")
+    kw = {"compress_level": _compression(config, opts), "mtime": int(time.time()) & 0xFFFFFFFF}
+    recipients = [(r, False) for r in profile.recipients or []]
+    recipients += [(r, True) for r in profile.hidden_recipients or []]
+    if recipients:
+        kw["recipients"] = recipients
+        kw["keyring"] = _keyring(config, opts, [r for r, _h in recipients])
+        kw["cipher"] = opts.get("--cipher-algo", DEFAULT_CIPHER)
+    else:
+        if profile.passphrase is None:
+            raise Fallback("no passphrase")
+        kw["passphrase"] = profile.passphrase
+        kw["cipher"] = opts.get("--cipher-algo", opts.get("--s2k-cipher-algo", DEFAULT_CIPHER))
+        kw["s2k_digest"] = opts.get("--s2k-digest-algo", DEFAULT_S2K_DIGEST)
+        try:
+            kw["s2k_count"] = min(int(opts.get("--s2k-count", DEFAULT_S2K_COUNT)), 65011712)
+        except ValueError:
+            raise Fallback(f"--s2k-count {opts['--s2k-count']}") from None
+    return kw
+
+
+def decrypt_settings(profile):
+    """Keyword arguments for ``_core.PgpReader``; raises Fallback when stock gpg must decrypt."""
+    config, _gpg, _log = _modules()
+    _common_checks(config)
+    if profile.sign_key:
+        raise Fallback("signature check for --sign-key runs in gpg")
+    if profile.passphrase is None:
+        raise Fallback("no passphrase")
+    return {"passphrase": profile.passphrase}
+
+
+def _gpg_error(gpg, name, exc):
+    msg = exc.args[1] if len(exc.args) >= 2 else str(exc)
+    return gpg.GPGError(f"GPG Failed on {name}: {msg}")
+
+
+class _GPGFileType(type):
+    """Lets ``isinstance(f, gpg.GPGFile)`` hold for the stock objects of fallen-back files."""
+
+    def __instancecheck__(cls, obj):
+        stock = _stock.get("GPGFile")
+        return type.__instancecheck__(cls, obj) or (stock is not None and isinstance(obj, stock))
+
+
+class GPGFile(metaclass=_GPGFileType):
+    """``gpg.GPGFile`` in-process; falls back to the stock class per file (see module doc)."""
+
+    def __new__(cls, encrypt, encrypt_path, profile):
+        name = _fsname(encrypt_path)
+        try:
+            kw = encrypt_settings(profile) if encrypt else decrypt_settings(profile)
+            self = object.__new__(cls)
+            self._setup(encrypt, encrypt_path, kw)
+            return self
+        except Fallback as why:
+            _info_fallback(name, str(why))
+        except _core.OpenPGPError as exc:
+            if exc.args and exc.args[0] in ("unsupported", "config"):
+                _info_fallback(name, exc.args[1] if len(exc.args) > 1 else str(exc))
+            else:
+                _config, gpg, _log = _modules()
+                raise _gpg_error(gpg, name, exc) from None
+        return _stock["GPGFile"](encrypt, encrypt_path, profile)
+
+    def __init__(self, encrypt, encrypt_path, profile):
+        pass
+
+    def _setup(self, encrypt, encrypt_path, kw):
+        self.encrypt = encrypt
+        self.name = encrypt_path
+        self._fsname = os.fsencode(getattr(encrypt_path, "name", encrypt_path))
+        self.byte_count = 0
+        self.signature = None
+        self.status_fp = None
+        self.closed = None
+        if encrypt:
+            self._w = _core.PgpWriter(self._fsname, **kw)
+            self._r = None
+        else:
+            self._r = _core.PgpReader(self._fsname, **kw)
+            self._w = None
+
+    def _fail(self, exc):
+        _config, gpg, _log = _modules()
+        raise _gpg_error(gpg, os.fsdecode(self._fsname), exc) from None
+
+    def read(self, length=-1):
+        """Plaintext bytes (all remaining when ``length`` is negative)."""
+        try:
+            res = self._r.read(-1 if length is None else length)
+        except _core.OpenPGPError as exc:
+            self._fail(exc)
+        self.byte_count += len(res)
+        return res
+
+    def write(self, buf):
+        """Encrypts ``buf``; returns its length."""
+        try:
+            n = self._w.write(bytes(buf) if not isinstance(buf, bytes) else buf)
+        except _core.OpenPGPError as exc:
+            self._fail(exc)
+        self.byte_count += n
+        return n
+
+    def tell(self):
+        """Plaintext bytes read or written so far."""
+        return self.byte_count
+
+    def seek(self, offset):
+        """Forward seek while decrypting."""
+        assert not self.encrypt, "seek() is only supported when decrypting (encrypt=False)"
+        assert offset >= self.byte_count, f"{int(offset)} < {int(self.byte_count)}"
+        while offset > self.byte_count:
+            got = self.read(min(offset - self.byte_count, 1 << 20))
+            if not got:
+                break
+
+    def close(self):
+        """Finishes the message (encrypt) or reads to the end, checking the MDC (decrypt)."""
+        if self.closed:
+            return
+        try:
+            if self.encrypt:
+                _size, sha1_hex, md5_hex, _raw = self._w.close()
+                volumes._remember(self._fsname, sha1_hex, md5_hex)
+            else:
+                try:
+                    self._r.drain()
+                    signers = self._r.signers() or []
+                    self.signature = signers[0] if signers else None
+                finally:
+                    self._r.close()
+        except _core.OpenPGPError as exc:
+            self.closed = 1
+            self._fail(exc)
+        self.closed = 1
+
+    def get_signature(self):
+        """Key id of the signature, or None."""
+        assert self.closed, "file not closed yet"
+        return self.signature
+
+    def set_signature(self):
+        """Kept for API compatibility: the signature is known once the file is read."""
+
+    def gpg_failed(self):
+        """Kept for API compatibility."""
+        _config, gpg, _log = _modules()
+        raise gpg.GPGError(f"GPG Failed on {os.fsdecode(self._fsname)}")
+
+
+def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_footer_size=16 * 1024):
+    """``gpg.GPGWriteFile`` in-process: same size rule, footer and top-off (FORMATS.md §4.6)."""
+    _config, gpg, _log = _modules()
+    from duplicity import errors
+
+    name = os.fsdecode(filename)
+    try:
+        kw = encrypt_settings(profile)
+        writer = _core.PgpWriter(filename, **kw)
+    except Fallback as why:
+        _info_fallback(name, str(why))
+        return _stock["GPGWriteFile"](block_iter, filename, profile, size, max_footer_size)
+    except _core.OpenPGPError as exc:
+        if exc.args and exc.args[0] in ("unsupported", "config"):
+            _info_fallback(name, exc.args[1] if len(exc.args) > 1 else str(exc))
+            return _stock["GPGWriteFile"](block_iter, filename, profile, size, max_footer_size)
+        raise _gpg_error(gpg, name, exc) from None
+
+    target_size = size - 50 * 1024
+    data_size = target_size - max_footer_size
+    at_end_of_blockiter = 0
+    plain = 0
+    try:
+        while True:
+            if data_size - _stock_size(writer, plain) < block_iter.get_read_size():
+                break
+            try:
+                data = block_iter.__next__().data
+            except StopIteration:
+                at_end_of_blockiter = 1
+                break
+            except Exception as e:
+                raise errors.FatalError(f"Read error on {name}: {e!s}") from e
+            plain += writer.write(data)
+        plain += writer.write(block_iter.get_footer())
+        if not at_end_of_blockiter:
+            cursize = _stock_size(writer, plain)
+            if cursize < target_size:
+                writer.top_off(target_size - cursize)
+        _size, sha1_hex, md5_hex, _raw = writer.close()
+    except _core.OpenPGPError as exc:
+        writer.abort()
+        raise _gpg_error(gpg, name, exc) from None
+    except BaseException:
+        writer.abort()
+        raise
+    volumes._remember(filename, sha1_hex, md5_hex)
+    return at_end_of_blockiter
+
+
+def install_gpg(module, adapter):
+    """Hook for ``duplicity.gpg``: in-process ``GPGFile`` and ``GPGWriteFile``."""
+    if not hasattr(_core, "PgpWriter"):
+        from dupcore.activation import Stock
+
+        raise Stock("this dupcore build has no OpenPGP engine")
+    _stock.setdefault("GPGFile", module.GPGFile)
+    _stock.setdefault("GPGWriteFile", module.GPGWriteFile)
+    module.GPGFile = GPGFile
+    module.GPGWriteFile = GPGWriteFile
+    return "symmetric and public-key encryption, symmetric decryption"
