@@ -222,25 +222,6 @@ pub fn resolve_recipients(
     Ok(out)
 }
 
-fn compression_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("dupcore-pgp-deflate-{i}"))
-            .build()
-            .unwrap_or_else(|_| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("a one-thread pool")
-            })
-    })
-}
-
 enum Job {
     Ready(Vec<u8>),
     Compressing { raw_len: u64, rx: Receiver<Vec<u8>> },
@@ -508,7 +489,7 @@ impl PgpWriter {
         }
         let raw_len = data.len() as u64;
         let (rtx, rrx) = sync_channel(1);
-        compression_pool().spawn(move || {
+        crate::volume::writer::compression_pool().spawn(move || {
             let _ = rtx.send(compress_chunk(&dict, &data, last, level));
         });
         self.send(Job::Compressing { raw_len, rx: rrx })

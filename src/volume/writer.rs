@@ -16,9 +16,9 @@ use crate::hash::{Digests, VolumeHasher};
 /// Chunks queued or being compressed at once (bounds memory to about this × 128 KiB).
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Compression runs on its own pool, so that signature work on the global pool never waits
-/// behind queued compression jobs (and the other way round).
-fn compression_pool() -> &'static rayon::ThreadPool {
+/// The deflate pool shared by volume and OpenPGP writers, apart from the global pool so that
+/// signature work never waits behind queued compression jobs (and the other way round).
+pub(crate) fn compression_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism()
