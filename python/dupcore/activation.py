@@ -397,26 +397,36 @@ def _librsync_applies(adapter):
     return None
 
 
-def _volumes_applies(adapter):
-    try:
-        from dupcore import _core
+def _engine_applies(attribute, what):
+    """``applies`` check: the extension module of this build has ``attribute``."""
 
-        _core.VolumeWriter  # noqa: B018 - present in this build?
-    except Exception as exc:  # noqa: BLE001
-        return f"dupcore volume engine unavailable: {type(exc).__name__}: {exc}"
-    return None
+    def applies(adapter):
+        try:
+            from dupcore import _core
+
+            getattr(_core, attribute)
+        except Exception as exc:  # noqa: BLE001
+            return f"dupcore {what} unavailable: {type(exc).__name__}: {exc}"
+        return None
+
+    return applies
 
 
-def _volumes_gpg_after_import(module, adapter):
-    from dupcore import volumes
+def _lazy_hook(module_name, function):
+    """Hook that imports ``dupcore.<module_name>`` only when duplicity's module loads."""
 
-    return volumes.install_gpg(module, adapter)
+    def hook(module, adapter):
+        return getattr(importlib.import_module(f"dupcore.{module_name}"), function)(module, adapter)
+
+    return hook
 
 
-def _volumes_path_after_import(module, adapter):
-    from dupcore import volumes
-
-    return volumes.install_path(module, adapter)
+_volumes_applies = _engine_applies("VolumeWriter", "volume engine")
+_openpgp_applies = _engine_applies("PgpWriter", "OpenPGP engine")
+_volumes_gpg_after_import = _lazy_hook("volumes", "install_gpg")
+_volumes_path_after_import = _lazy_hook("volumes", "install_path")
+_tar_diffdir_after_import = _lazy_hook("tarblocks", "install_diffdir")
+_openpgp_gpg_after_import = _lazy_hook("openpgp", "install_gpg")
 
 
 def _tar_applies(adapter):
@@ -425,28 +435,6 @@ def _tar_applies(adapter):
     except Exception as exc:  # noqa: BLE001
         return f"dupcore tar writer unavailable: {type(exc).__name__}: {exc}"
     return tarblocks.tarfile_unsupported()
-
-
-def _tar_diffdir_after_import(module, adapter):
-    from dupcore import tarblocks
-
-    return tarblocks.install_diffdir(module, adapter)
-
-
-def _openpgp_applies(adapter):
-    try:
-        from dupcore import _core
-
-        _core.PgpWriter  # noqa: B018 - present in this build?
-    except Exception as exc:  # noqa: BLE001
-        return f"dupcore OpenPGP engine unavailable: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _openpgp_gpg_after_import(module, adapter):
-    from dupcore import openpgp
-
-    return openpgp.install_gpg(module, adapter)
 
 
 def _register_builtin_components():
