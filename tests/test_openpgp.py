@@ -18,6 +18,7 @@ import pytest
 from conftest import PASSPHRASE, assert_same_tree, clean_env, run_duplicity, snapshot
 from dupcore import _core
 
+PROTECTED = "protected secret key passphrase"
 DATA = bytes(random.Random(5).getrandbits(8) for _ in range(300_000)) + b"tar-ish text " * 80_000
 
 
@@ -49,6 +50,14 @@ def keyhome(tmp_path_factory):
         gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", fpr,
             sub, "encr", "never")
         keys[name] = fpr
+    # a key protected by a passphrase, used through gpg-agent's loopback pinentry
+    uid = "Test prot <prot@example.invalid>"
+    gpg(home, "--pinentry-mode", "loopback", "--passphrase", PROTECTED, "--quick-gen-key", uid,
+        "ed25519", "sign", "never")
+    fpr = fingerprint(home, uid)
+    gpg(home, "--pinentry-mode", "loopback", "--passphrase", PROTECTED, "--quick-add-key", fpr,
+        "cv25519", "encr", "never")
+    keys["prot"] = fpr
     yield home, keys
     subprocess.run(["gpgconf", "--kill", "all"], env=dict(os.environ, GNUPGHOME=str(home)),
                    capture_output=True, check=False)
@@ -145,16 +154,139 @@ def test_unknown_recipient_is_a_config_error(keyhome, tmp_path):
     assert err.value.args[0] == "config"
 
 
-def test_public_key_decryption_is_left_to_gpg(keyhome, tmp_path):
-    """Files encrypted to a public key are 'unsupported' in-process (secret keys stay in gpg)."""
+def agent_kw(home, passphrase=""):
+    """PgpReader/PgpWriter arguments for the agent of ``home`` holding all its secret keys."""
+    env = dict(os.environ, GNUPGHOME=str(home))
+    sock = subprocess.run(["gpgconf", "--list-dirs", "agent-socket"], env=env,
+                          capture_output=True, check=True).stdout.decode().strip()
+    return {"agent_socket": sock, "agent_passphrase": passphrase,
+            "secret_keyring": gpg(home, "--export").stdout}
+
+
+def forget_passphrases(home):
+    """Clear gpg-agent's passphrase cache, so the next use asks again."""
+    subprocess.run(["gpgconf", "--reload", "gpg-agent"], env=dict(os.environ, GNUPGHOME=str(home)),
+                   capture_output=True, check=True)
+
+
+def read_all(path, **kw):
+    """Decrypt ``path`` with dupcore; returns (plaintext, signer key ids)."""
+    r = _core.PgpReader(str(path), **kw)
+    out = r.read(-1)
+    r.drain()
+    signers = r.signers()
+    r.close()
+    return out, signers
+
+
+def keyid_of(home, fpr, capability):
+    """Key id (16 hex) of the key of ``fpr`` with ``capability`` ('s' or 'e')."""
+    out = gpg(home, "--with-colons", "--list-keys", fpr).stdout.decode()
+    for line in out.splitlines():
+        f = line.split(":")
+        if f[0] in ("pub", "sub") and capability in f[11]:
+            return f[4]
+    raise AssertionError(f"no {capability} key in {fpr}")
+
+
+@pytest.mark.parametrize("who", ["rsa", "ecc", "rsa-hidden", "ecc-hidden"])
+def test_recipients_gpg_to_dupcore_through_agent(keyhome, tmp_path, who):
+    """Files gpg encrypts to a public key decrypt in-process, the secret key used via gpg-agent;
+    without the agent they are left to gpg ('unsupported')."""
+    home, keys = keyhome
+    name, _, hidden = who.partition("-")
+    src = tmp_path / "plain"
+    src.write_bytes(DATA)
+    p = tmp_path / "f.gpg"
+    flag = "--hidden-recipient" if hidden else "-r"
+    gpg(home, "--always-trust", flag, keys[name], "-o", str(p), "--encrypt", str(src))
+    with pytest.raises(_core.OpenPGPError) as err:
+        _core.PgpReader(str(p), passphrase="")
+    assert err.value.args[0] == "unsupported"
+    assert read_all(p, **agent_kw(home)) == (DATA, [])
+
+
+def test_protected_secret_key_through_agent(keyhome, tmp_path):
+    """A passphrase-protected secret key: the wrong passphrase is a 'badkey' error naming the
+    passphrase, before any plaintext; the right one (by loopback, as duplicity does) decrypts."""
     home, keys = keyhome
     src = tmp_path / "plain"
     src.write_bytes(DATA)
     p = tmp_path / "f.gpg"
-    gpg(home, "--always-trust", "-r", keys["ecc"], "-o", str(p), "--encrypt", str(src))
+    gpg(home, "--always-trust", "-r", keys["prot"], "-o", str(p), "--encrypt", str(src))
+    forget_passphrases(home)
     with pytest.raises(_core.OpenPGPError) as err:
-        _core.PgpReader(str(p), passphrase="")
-    assert err.value.args[0] == "unsupported"
+        _core.PgpReader(str(p), **agent_kw(home, "not the passphrase"))
+    assert err.value.args[0] == "badkey" and "passphrase" in err.value.args[1], err.value.args
+    # signing with the wrong passphrase fails when the signature is made, at close
+    kw = agent_kw(home, "not the passphrase")
+    del kw["secret_keyring"]
+    w = _core.PgpWriter(str(tmp_path / "s.gpg"), passphrase=PASSPHRASE, sign_key=keys["prot"],
+                        sign_keyring=gpg(home, "--export", keys["prot"]).stdout, **kw)
+    w.write(DATA)
+    with pytest.raises(_core.OpenPGPError) as err:
+        w.close()
+    assert err.value.args[0] == "badkey" and "passphrase" in err.value.args[1], err.value.args
+    assert read_all(p, **agent_kw(home, PROTECTED)) == (DATA, [])
+
+
+def test_missing_secret_key_is_left_to_gpg(keyhome, tmp_path):
+    """A file for a key whose secret half is not in the home is 'unsupported' (stock gpg then
+    reports it as duplicity always did)."""
+    home, _keys = keyhome
+    other = tmp_path / "other-home"
+    other.mkdir(mode=0o700)
+    gpg(other, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
+        "Other <other@example.invalid>", "ed25519", "sign", "never")
+    fpr = fingerprint(other, "other@example.invalid")
+    gpg(other, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", fpr,
+        "cv25519", "encr", "never")
+    p = tmp_path / "f.gpg"
+    write(p, DATA, recipients=[(fpr, False)], keyring=gpg(other, "--export", fpr).stdout)
+    with pytest.raises(_core.OpenPGPError) as err:
+        _core.PgpReader(str(p), **agent_kw(home))
+    assert err.value.args[0] == "unsupported" and "no secret key" in err.value.args[1]
+    subprocess.run(["gpgconf", "--kill", "all"], env=dict(os.environ, GNUPGHOME=str(other)),
+                   capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("signer", ["rsa", "ecc", "prot"])
+@pytest.mark.parametrize("mode", ["symmetric", "recipient"])
+def test_signed_dupcore_to_gpg(keyhome, tmp_path, signer, mode):
+    """dupcore signs through gpg-agent (one-pass signature, literal, signature inside the
+    compressed packet, as gpg --sign --encrypt); gpg reports GOODSIG for the signing key."""
+    home, keys = keyhome
+    kw = agent_kw(home, PROTECTED if signer == "prot" else "")
+    del kw["secret_keyring"]
+    kw.update(sign_key=keys[signer], sign_keyring=gpg(home, "--export", keys[signer]).stdout)
+    if mode == "symmetric":
+        kw["passphrase"] = PASSPHRASE
+    else:
+        kw.update(recipients=[(keys["ecc"], False)], keyring=gpg(home, "--export", keys["ecc"]).stdout)
+    p = tmp_path / "f.gpg"
+    write(p, DATA, **kw)
+    res = gpg(home, "--pinentry-mode=loopback", "--passphrase", PASSPHRASE, "--status-fd", "2",
+              "-o", str(tmp_path / "out"), "--decrypt", str(p))
+    assert (tmp_path / "out").read_bytes() == DATA
+    status = res.stderr.decode(errors="replace")
+    assert f"[GNUPG:] GOODSIG {keyid_of(home, keys[signer], 's')} " in status, status
+    assert "onepass_sig packet" in packets(home, p, PASSPHRASE)
+
+
+@pytest.mark.parametrize("signer", ["rsa", "ecc"])
+def test_signed_gpg_to_dupcore(keyhome, tmp_path, signer):
+    """dupcore reports the signer of a gpg-signed file the way GOODSIG does (the signing key's
+    id), and no signer when it lacks the certificate or the data was signed by nobody."""
+    home, keys = keyhome
+    src = tmp_path / "plain"
+    src.write_bytes(DATA)
+    p = tmp_path / "f.gpg"
+    gpg(home, "--always-trust", "-r", keys["ecc"], "-u", keys[signer], "--sign", "-o", str(p),
+        "--encrypt", str(src))
+    certs = gpg(home, "--export", keys[signer]).stdout
+    want = keyid_of(home, keys[signer], "s")
+    assert read_all(p, keyring=certs, **agent_kw(home)) == (DATA, [want])
+    assert read_all(p, **agent_kw(home)) == (DATA, [])
 
 
 def test_gpgfile_errors_are_gpgerror(tmp_path):
@@ -247,56 +379,77 @@ def _calls(log):
     return log.read_text().splitlines() if log.exists() else []
 
 
-@pytest.mark.parametrize("mode", ["symmetric", "recipients"])
+#: gpg runs a backup or restore may make, however many volumes: duplicity's `gpg --version` and
+#: its loopback check (`--passphrase test --symmetric -o -` on the word "test"), and dupcore's
+#: once-per-session key lookups (`--export`, `--list-secret-keys`).
+MAX_GPG_CALLS = 6
+LOOPBACK_CHECK = "--passphrase test --symmetric -o -"
+
+
+def _no_gpg_per_file(calls):
+    """No call encrypts, decrypts or signs a file, and their number does not grow with volumes."""
+    assert len(calls) <= MAX_GPG_CALLS, calls
+    for c in calls:
+        if c.endswith(LOOPBACK_CHECK):
+            continue
+        words = set(c.split())
+        assert not words & {"--encrypt", "--decrypt", "--symmetric", "--sign", "-d", "-e", "-c"}, c
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "recipients", "signed"])
 def test_encrypted_backup_without_gpg_per_volume(keyhome, tmp_path, mode):
     """Full + incremental encrypted backups with dupcore start no gpg per volume; stock
-    duplicity 3.2.1 with gpg restores and verifies them, and so does dupcore."""
+    duplicity 3.2.1 with gpg restores and verifies them, and dupcore restores them in-process
+    too (public-key ones through gpg-agent, signed ones checking the signer)."""
     home, keys = keyhome
     src = tmp_path / "src"
     _tree(src)
     bindir, log = _gpg_logger(tmp_path)
     path = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = clean_env(home, PASSPHRASE=PASSPHRASE, PATH=path)
-    stock_env = clean_env(home, mode="stock", PASSPHRASE=PASSPHRASE)
+    secrets = {"PASSPHRASE": PASSPHRASE, "SIGN_PASSPHRASE": ""}
+    env = clean_env(home, PATH=path, **secrets)
+    stock_env = clean_env(home, mode="stock", **secrets)
     url = f"file://{tmp_path / 'target'}"
-    extra = ["--encrypt-key", keys["rsa"], "--hidden-encrypt-key", keys["ecc"]] \
-        if mode == "recipients" else []
+    extra = {"symmetric": [],
+             "recipients": ["--encrypt-key", keys["rsa"], "--hidden-encrypt-key", keys["ecc"]],
+             "signed": ["--encrypt-key", keys["rsa"], "--sign-key", keys["ecc"]]}[mode]
     common = ["--archive-dir", str(tmp_path / "cache"), "--name", "t", *extra]
     res = run_duplicity(["full", "-v", "info", "--volsize", "1", *common, str(src), url], env)
     assert "openpgp [" in (res.banner() or ""), res.banner()
     assert "stock gpg (" not in res.text(), res.text()[-3000:]
     vols = [n for n in os.listdir(tmp_path / "target") if ".vol" in n]
     assert len(vols) >= 3, vols
-    calls = _calls(log)
-    assert len(calls) <= 4, calls
-    assert not any("--symmetric" in c.split() and "-o" not in c.split() for c in calls) \
-        and not any(c.split()[-1:] in (["--encrypt"], ["--decrypt"]) for c in calls), calls
+    _no_gpg_per_file(_calls(log))
 
     time.sleep(1.1)  # duplicity names backups by the second
     (src / "text.txt").write_bytes(b"changed\n" * 1000)
     (src / "new").write_bytes(b"new file\n")
     log.unlink(missing_ok=True)
     run_duplicity(["incremental", *common, str(src), url], env)
-    assert len(_calls(log)) <= 4, _calls(log)
+    _no_gpg_per_file(_calls(log))
 
     expected = snapshot(src)
-    # stock duplicity + gpg restores what dupcore wrote
+    # stock duplicity + gpg restores what dupcore wrote (checking the signatures when signed)
     out = tmp_path / "restore-stock"
     run_duplicity(["restore", *common, "--archive-dir", str(tmp_path / "cache-stock"), url,
                    str(out)], stock_env)
     assert_same_tree(expected, snapshot(out), "stock restore of a dupcore chain")
     run_duplicity(["verify", *common, url, str(src)], stock_env)
-    # and dupcore restores it (symmetric in-process; public-key decryption through gpg)
+    # and dupcore restores it in-process
     log.unlink(missing_ok=True)
     out2 = tmp_path / "restore-dupcore"
     res = run_duplicity(["restore", "-v", "info", *common, "--archive-dir",
                          str(tmp_path / "cache-dc"), url, str(out2)], env)
     assert_same_tree(expected, snapshot(out2), "dupcore restore")
-    if mode == "symmetric":
-        assert len(_calls(log)) <= 4, _calls(log)
-        assert "stock gpg (" not in res.text()
-    else:
-        assert "stock gpg (public-key encrypted" in res.text()
+    _no_gpg_per_file(_calls(log))
+    assert "stock gpg (" not in res.text(), res.text()[-3000:]
+    if mode == "signed":
+        # a restore demanding another signer fails, as with stock gpg's GOODSIG check
+        bad = run_duplicity(["restore", "--archive-dir", str(tmp_path / "cache-bad"), "--name",
+                             "t", "--sign-key", keys["rsa"], url, str(tmp_path / "bad")], env,
+                            check=False)
+        assert bad.returncode != 0
+        assert "Volume was signed by key" in bad.text(), bad.text()[-2000:]
 
 
 def test_stock_chain_restores_through_dupcore_in_process(keyhome, tmp_path):

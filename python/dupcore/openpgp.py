@@ -1,11 +1,13 @@
 """OpenPGP in-process: ``gpg.GPGFile`` and ``gpg.GPGWriteFile`` without a gpg process per file.
 
-Symmetric encryption and decryption, and public-key encryption to ``--encrypt-key`` /
-``--hidden-encrypt-key`` recipients, run in Rust (sequoia-openpgp): SKESK v4 or PKESK v3, SEIPD v1
-with MDC, a ZIP compressed packet deflated in parallel, like gpg 2.2 writes them. Anything dupcore
-does not serve in-process goes, per file, to duplicity's own gpg classes, with one Info line
-naming the reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, signing,
-public-key decryption (secret keys stay in gpg-agent), SED packets without MDC, and so on.
+Symmetric encryption and decryption, public-key encryption to ``--encrypt-key`` /
+``--hidden-encrypt-key`` recipients, and signing with ``--sign-key`` run in Rust
+(sequoia-openpgp): SKESK v4 or PKESK v3, SEIPD v1 with MDC, a ZIP compressed packet deflated in
+parallel, like gpg 2.2 writes them. Secret keys stay in the user's gpg-agent, which decrypts
+session keys and makes signatures over its socket (sequoia-gpg-agent). Anything dupcore does not
+serve in-process goes, per file, to duplicity's own gpg classes, with one Info line naming the
+reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, no reachable agent, a
+secret key the agent does not hold, SED packets without MDC, and so on.
 """
 
 from __future__ import annotations
@@ -160,12 +162,78 @@ def _keyring(config, opts, ids):
     return proc.stdout
 
 
+def _gpg_env(opts):
+    home = opts.get("--homedir")
+    env = dict(os.environ)
+    if home:
+        env["GNUPGHOME"] = home
+    return env
+
+
+def _run(cmd, env, what):
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Fallback(f"{what}: {exc}") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise Fallback(f"{what}: {err[-1] if err else f'exit status {proc.returncode}'}")
+    return proc.stdout
+
+
+def agent_settings(config, opts, profile):
+    """(socket, certificates of the secret keys) of the user's gpg-agent, found once per home.
+
+    Three short processes per session (``gpgconf --list-dirs``, ``gpg --list-secret-keys``,
+    ``gpg --export``) instead of one gpg per volume; raises Fallback when no agent is usable.
+    """
+    version = tuple(getattr(profile, "gpg_version", (2, 2)) or (2, 2))
+    if version[:2] < (2, 1):
+        raise Fallback(f"gpg {'.'.join(map(str, version))} has no gpg-agent for secret keys")
+    home = opts.get("--homedir") or os.environ.get("GNUPGHOME")
+    with _lock:
+        if ("agent", home) in _keyrings:
+            return _keyrings[("agent", home)]
+    env = _gpg_env(opts)
+    gpgconf = shutil.which("gpgconf")
+    if gpgconf is None:
+        raise Fallback("gpgconf not found, so gpg-agent cannot be located")
+    socket = _run([gpgconf, "--list-dirs", "agent-socket"], env, "gpgconf").decode().strip()
+    subprocess.run([gpgconf, "--launch", "gpg-agent"], env=env, capture_output=True,
+                   timeout=120, check=False)
+    if not socket or not os.path.exists(socket):
+        raise Fallback(f"gpg-agent socket {socket!r} not found")
+    gpg_bin = getattr(config, "gpg_binary", None) or shutil.which("gpg") or "gpg"
+    listing = _run([gpg_bin, "--batch", "--no-tty", "--with-colons", "--list-secret-keys"], env,
+                   "gpg --list-secret-keys").decode(errors="replace")
+    fprs, in_sec = [], False
+    for line in listing.splitlines():
+        fields = line.split(":")
+        if fields[0] in ("sec", "ssb"):
+            in_sec = fields[0] == "sec"
+        elif fields[0] == "fpr" and in_sec:
+            fprs.append(fields[9])
+            in_sec = False
+    certs = b""
+    if fprs:
+        certs = _run([gpg_bin, "--batch", "--no-tty", "--export", *fprs], env, "gpg --export")
+    result = (socket, certs)
+    with _lock:
+        _keyrings[("agent", home)] = result
+    return result
+
+
+def _agent_passphrase(config, passphrase):
+    """What the agent gets by loopback: nothing with --use-agent (its cache or pinentry)."""
+    if getattr(config, "use_agent", False):
+        return None
+    return passphrase or ""
+
+
 def encrypt_settings(profile):
     """Keyword arguments for ``_core.PgpWriter``; raises Fallback when stock gpg must encrypt."""
     config, _gpg, _log = _modules()
     opts = _common_checks(config)
-    if profile.sign_key:
-        raise Fallback("signing with --sign-key runs in gpg")
     if opts.get("--s2k-mode", "3") != "3":
         raise Fallback(f"--s2k-mode {opts['--s2k-mode']}")
     kw = {"compress_level": _compression(config, opts), "mtime": int(time.time()) & 0xFFFFFFFF}
@@ -185,18 +253,38 @@ def encrypt_settings(profile):
             kw["s2k_count"] = min(int(opts.get("--s2k-count", DEFAULT_S2K_COUNT)), 65011712)
         except ValueError:
             raise Fallback(f"--s2k-count {opts['--s2k-count']}") from None
+    if profile.sign_key:
+        socket, _certs = agent_settings(config, opts, profile)
+        kw["sign_key"] = profile.sign_key
+        kw["sign_keyring"] = _keyring(config, opts, [profile.sign_key])
+        kw["agent_socket"] = socket
+        kw["agent_passphrase"] = _agent_passphrase(
+            config, getattr(profile, "signing_passphrase", None) or profile.passphrase)
     return kw
 
 
 def decrypt_settings(profile):
-    """Keyword arguments for ``_core.PgpReader``; raises Fallback when stock gpg must decrypt."""
+    """Keyword arguments for ``_core.PgpReader``; raises Fallback when stock gpg must decrypt.
+
+    Secret-key settings (the agent) are added by ``with_agent`` once a file needs them.
+    """
     config, _gpg, _log = _modules()
-    _common_checks(config)
+    opts = _common_checks(config)
+    if getattr(profile, "encrypt_secring", None):
+        raise Fallback("--encrypt-secret-keyring")
+    kw = {"passphrase": profile.passphrase}
     if profile.sign_key:
-        raise Fallback("signature check for --sign-key runs in gpg")
-    if profile.passphrase is None:
-        raise Fallback("no passphrase")
-    return {"passphrase": profile.passphrase}
+        kw["keyring"] = _keyring(config, opts, [profile.sign_key])
+    return kw
+
+
+def with_agent(profile, kw):
+    """``kw`` plus the gpg-agent settings for files encrypted to public keys."""
+    config, _gpg, _log = _modules()
+    opts = _common_checks(config)
+    socket, certs = agent_settings(config, opts, profile)
+    return dict(kw, agent_socket=socket, secret_keyring=certs,
+                agent_passphrase=_agent_passphrase(config, profile.passphrase))
 
 
 def _gpg_error(gpg, name, exc):
@@ -220,6 +308,7 @@ class GPGFile(metaclass=_GPGFileType):
         try:
             kw = encrypt_settings(profile) if encrypt else decrypt_settings(profile)
             self = object.__new__(cls)
+            self._profile = profile
             self._setup(encrypt, encrypt_path, kw)
             return self
         except Fallback as why:
@@ -247,7 +336,12 @@ class GPGFile(metaclass=_GPGFileType):
             self._w = _core.PgpWriter(self._fsname, **kw)
             self._r = None
         else:
-            self._r = _core.PgpReader(self._fsname, **kw)
+            try:
+                self._r = _core.PgpReader(self._fsname, **kw)
+            except _core.OpenPGPError as exc:
+                if "agent_socket" in kw or exc.args[:1] != ("unsupported",):
+                    raise
+                self._r = _core.PgpReader(self._fsname, **with_agent(self._profile, kw))
             self._w = None
 
     def _fail(self, exc):
@@ -379,4 +473,4 @@ def install_gpg(module, adapter):
     _stock.setdefault("GPGWriteFile", module.GPGWriteFile)
     module.GPGFile = GPGFile
     module.GPGWriteFile = GPGWriteFile
-    return "symmetric and public-key encryption, symmetric decryption"
+    return "symmetric and public-key encryption and decryption, signing (keys via gpg-agent)"

@@ -8,9 +8,17 @@ use pyo3::types::PyBytes;
 use super::volume::to_path;
 use crate::hash::to_hex;
 use crate::pgp::{
-    cipher_from_name, hash_from_name, DecryptOptions, EncryptOptions, PgpError, PgpErrorKind,
-    PgpReader, PgpWriter,
+    cipher_from_name, hash_from_name, AgentConfig, DecryptOptions, EncryptOptions, PgpError,
+    PgpErrorKind, PgpReader, PgpWriter, SignOptions,
 };
+
+/// The agent settings from the `agent_socket` / `agent_passphrase` arguments.
+fn agent_config(socket: Option<String>, passphrase: Option<String>) -> Option<AgentConfig> {
+    socket.map(|s| AgentConfig {
+        socket: s.into(),
+        passphrase,
+    })
+}
 
 create_exception!(
     _core,
@@ -49,12 +57,14 @@ impl PyPgpWriter {
 
 #[pymethods]
 impl PyPgpWriter {
-    /// Creates `path`: symmetric with `passphrase`, or to `recipients` [(keyid, hidden)].
+    /// Creates `path`: symmetric with `passphrase`, or to `recipients` [(keyid, hidden)];
+    /// signed with `sign_key` (found in `sign_keyring`) through the agent at `agent_socket`.
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (path, passphrase=None, recipients=Vec::new(), keyring=Vec::new(),
                         cipher="AES256", compress_level=Some(6), s2k_digest="SHA1",
-                        s2k_count=65_011_712, mtime=0))]
+                        s2k_count=65_011_712, mtime=0, sign_key=None, sign_keyring=Vec::new(),
+                        agent_socket=None, agent_passphrase=None))]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
@@ -66,6 +76,10 @@ impl PyPgpWriter {
         s2k_digest: &str,
         s2k_count: u32,
         mtime: u32,
+        sign_key: Option<String>,
+        sign_keyring: Vec<u8>,
+        agent_socket: Option<String>,
+        agent_passphrase: Option<String>,
     ) -> PyResult<Self> {
         let cipher = cipher_from_name(cipher).ok_or_else(|| {
             pgp_err(PgpError::new(
@@ -95,6 +109,17 @@ impl PyPgpWriter {
             s2k_hash,
             s2k_count,
             mtime,
+            sign: match (sign_key, agent_config(agent_socket, agent_passphrase)) {
+                (Some(key), Some(agent)) => Some(SignOptions {
+                    agent,
+                    keyring: sign_keyring,
+                    key,
+                }),
+                (Some(_), None) => {
+                    return Err(PyValueError::new_err("sign_key needs agent_socket"));
+                }
+                (None, _) => None,
+            },
         };
         let p = to_path(path)?;
         let w = py
@@ -174,17 +199,25 @@ impl PyPgpReader {
 impl PyPgpReader {
     /// Opens `path`; raises OpenPGPError (kind 'unsupported' when gpg must read it).
     #[new]
-    #[pyo3(signature = (path, passphrase=None, keyring=Vec::new()))]
+    /// `keyring` holds certificates for checking signatures; PKESK packets are decrypted by the
+    /// agent at `agent_socket` with the keys in `secret_keyring`.
+    #[pyo3(signature = (path, passphrase=None, keyring=Vec::new(), agent_socket=None,
+                        agent_passphrase=None, secret_keyring=Vec::new()))]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
         passphrase: Option<String>,
         keyring: Vec<u8>,
+        agent_socket: Option<String>,
+        agent_passphrase: Option<String>,
+        secret_keyring: Vec<u8>,
     ) -> PyResult<Self> {
         let p = to_path(path)?;
         let opts = DecryptOptions {
             passphrase,
             keyring,
+            agent: agent_config(agent_socket, agent_passphrase),
+            secret_keyring,
         };
         let r = py.detach(|| PgpReader::open(&p, opts)).map_err(pgp_err)?;
         Ok(PyPgpReader { inner: Some(r) })

@@ -2,14 +2,16 @@
 //! sequoia-openpgp: symmetric and public-key encryption (SEIPD v1 with MDC, like gpg 2.2), a
 //! deflate layer compressed in parallel, and streaming decryption with read-ahead.
 
+pub mod agent;
 pub mod packets;
 pub mod reader;
 pub mod writer;
 
 use std::fmt;
 
+pub use agent::AgentConfig;
 pub use reader::{DecryptOptions, PgpReader};
-pub use writer::{EncryptOptions, PgpWriter};
+pub use writer::{EncryptOptions, PgpWriter, SignOptions};
 
 use openpgp::types::SymmetricAlgorithm;
 use sequoia_openpgp as openpgp;

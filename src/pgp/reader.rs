@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use openpgp::crypto::symmetric::{BlockCipherMode, UnpaddingMode};
@@ -19,6 +19,7 @@ use openpgp::types::SymmetricAlgorithm;
 use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
 
+use super::agent::{self, AgentConfig, Unlocked};
 use super::packets::outline;
 use super::{one_line, read_policy, PgpError, PgpErrorKind};
 
@@ -34,6 +35,10 @@ pub struct DecryptOptions {
     pub passphrase: Option<String>,
     /// Binary keyring with certificates for checking signatures (may be empty).
     pub keyring: Vec<u8>,
+    /// gpg-agent holding the secret keys for PKESK packets; None leaves such files to gpg.
+    pub agent: Option<AgentConfig>,
+    /// Public certificates of the keys whose secret halves the agent holds (`gpg --export`).
+    pub secret_keyring: Vec<u8>,
 }
 
 type DerivedEntry = (S2K, String, usize, SessionKey);
@@ -94,8 +99,19 @@ fn open_skesk4(
 struct Helper {
     passphrase: Option<String>,
     certs: Vec<Cert>,
+    agent: Option<AgentConfig>,
+    secret_certs: Vec<Cert>,
     signers: Vec<String>,
-    wrong_passphrase: bool,
+    /// Why no session key was found, kept outside the helper, which a failed builder consumes.
+    failure: Arc<Mutex<Option<PgpError>>>,
+}
+
+impl Helper {
+    fn fail(&self, e: PgpError) -> openpgp::anyhow::Error {
+        let msg = e.message.clone();
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        openpgp::Error::MissingSessionKey(msg).into()
+    }
 }
 
 impl VerificationHelper for Helper {
@@ -118,27 +134,48 @@ impl VerificationHelper for Helper {
 impl DecryptionHelper for Helper {
     fn decrypt(
         &mut self,
-        _pkesks: &[PKESK],
+        pkesks: &[PKESK],
         skesks: &[SKESK],
-        _sym_algo: Option<SymmetricAlgorithm>,
+        sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
-        let Some(pass) = self.passphrase.clone() else {
-            return Err(openpgp::Error::MissingSessionKey("no passphrase given".into()).into());
-        };
-        for skesk in skesks {
-            let got = match skesk {
-                SKESK::V4(s) => open_skesk4(s, &pass).map(|(a, k)| (Some(a), k)),
-                other => other.decrypt(&Password::from(pass.as_str())),
-            };
-            if let Ok((algo, sk)) = got {
-                if decrypt(algo, &sk) {
-                    return Ok(None);
+        if let Some(pass) = self.passphrase.clone() {
+            for skesk in skesks {
+                let got = match skesk {
+                    SKESK::V4(s) => open_skesk4(s, &pass).map(|(a, k)| (Some(a), k)),
+                    other => other.decrypt(&Password::from(pass.as_str())),
+                };
+                if let Ok((algo, sk)) = got {
+                    if decrypt(algo, &sk) {
+                        return Ok(None);
+                    }
                 }
             }
         }
-        self.wrong_passphrase = true;
-        Err(openpgp::Error::MissingSessionKey("bad passphrase".into()).into())
+        let from_agent = match &self.agent {
+            Some(a) if !pkesks.is_empty() => {
+                agent::unlock(a, &self.secret_certs, pkesks, sym_algo, decrypt)
+            }
+            _ => Ok(Unlocked::NoKey("no secret key available in-process".into())),
+        };
+        let err = match from_agent {
+            Ok(Unlocked::Key) => return Ok(None),
+            Err(e) => e,
+            Ok(Unlocked::NoKey(_)) if !skesks.is_empty() => PgpError::new(
+                PgpErrorKind::BadKey,
+                "bad passphrase: no session key could be decrypted",
+            ),
+            Ok(Unlocked::NoKey(why)) => PgpError::new(PgpErrorKind::Unsupported, why),
+            Ok(Unlocked::Refused(why)) if agent::is_bad_passphrase(&why) => PgpError::new(
+                PgpErrorKind::BadKey,
+                format!("bad passphrase for the secret key ({why})"),
+            ),
+            Ok(Unlocked::Refused(why)) => PgpError::new(
+                PgpErrorKind::BadKey,
+                format!("gpg-agent could not decrypt the session key: {why}"),
+            ),
+        };
+        Err(self.fail(err))
     }
 }
 
@@ -148,12 +185,9 @@ enum Step {
     Failed(PgpError),
 }
 
-fn classify(e: &openpgp::anyhow::Error, wrong_passphrase: bool) -> PgpError {
-    if wrong_passphrase {
-        return PgpError::new(
-            PgpErrorKind::BadKey,
-            "bad passphrase: no session key could be decrypted",
-        );
+fn classify(e: &openpgp::anyhow::Error, failure: Option<PgpError>) -> PgpError {
+    if let Some(f) = failure {
+        return f;
     }
     for c in e.chain() {
         if let Some(openpgp::Error::ManipulatedMessage) = c.downcast_ref::<openpgp::Error>() {
@@ -188,22 +222,19 @@ fn io_classify(e: io::Error) -> PgpError {
         Some(inner) => openpgp::anyhow::Error::from_boxed(inner),
         None => return PgpError::new(PgpErrorKind::Corrupt, "decryption failed"),
     };
-    classify(&any, false)
+    classify(&any, None)
 }
 
 fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: std::sync::mpsc::SyncSender<Step>) {
     let policy = read_policy();
-    let mut certs = Vec::new();
-    if !opts.keyring.is_empty() {
-        if let Ok(parser) = openpgp::cert::CertParser::from_bytes(&opts.keyring) {
-            certs.extend(parser.flatten());
-        }
-    }
+    let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
-        certs,
+        certs: agent::parse_certs(&opts.keyring),
+        agent: opts.agent,
+        secret_certs: agent::parse_certs(&opts.secret_keyring),
         signers: Vec::new(),
-        wrong_passphrase: false,
+        failure: Arc::clone(&failure),
     };
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -218,11 +249,8 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: std::sync::mpsc::SyncSend
     let mut dec = match built {
         Ok(d) => d,
         Err(e) => {
-            // The helper moved into the failed builder; a bad passphrase is reported by name.
-            let wrong = e
-                .chain()
-                .any(|c| matches!(c.downcast_ref::<openpgp::Error>(), Some(openpgp::Error::MissingSessionKey(m)) if m == "bad passphrase"));
-            let _ = tx.send(Step::Failed(classify(&e, wrong)));
+            let why = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let _ = tx.send(Step::Failed(classify(&e, why)));
             return;
         }
     };
@@ -292,13 +320,13 @@ impl PgpReader {
                 ))
             }
         }
-        if o.skesk == 0 {
+        if o.skesk == 0 && opts.agent.is_none() {
             return Err(PgpError::new(
                 PgpErrorKind::Unsupported,
-                "public-key encrypted: the secret key is used through gpg",
+                "public-key encrypted and no gpg-agent given",
             ));
         }
-        if opts.passphrase.is_none() {
+        if o.skesk > 0 && o.pkesk_key_ids.is_empty() && opts.passphrase.is_none() {
             return Err(PgpError::new(
                 PgpErrorKind::Unsupported,
                 "no passphrase given",

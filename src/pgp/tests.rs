@@ -46,7 +46,7 @@ fn decrypt(path: &Path, pass: &str) -> Result<Vec<u8>, PgpError> {
         path,
         DecryptOptions {
             passphrase: Some(pass.into()),
-            keyring: Vec::new(),
+            ..Default::default()
         },
     )?;
     let mut out = Vec::new();

@@ -18,10 +18,11 @@ use openpgp::packet::prelude::*;
 use openpgp::packet::Key;
 use openpgp::parse::Parse;
 use openpgp::serialize::stream::{ArbitraryWriter, Encryptor, Message};
-use openpgp::serialize::Serialize;
-use openpgp::types::{HashAlgorithm, SymmetricAlgorithm};
+use openpgp::serialize::{MarshalInto, Serialize};
+use openpgp::types::{HashAlgorithm, SignatureType, SymmetricAlgorithm};
 use sequoia_openpgp as openpgp;
 
+use super::agent::{self, AgentConfig};
 use super::{one_line, PgpError, PgpErrorKind};
 use crate::hash::{Digests, VolumeHasher};
 use crate::volume::pgzip::{compress_chunk, CHUNK, DICT};
@@ -51,6 +52,26 @@ pub struct EncryptOptions {
     pub s2k_count: u32,
     /// Date in the literal packet (seconds since the epoch).
     pub mtime: u32,
+    /// Sign the data (`--sign-key`) with a key held by gpg-agent.
+    pub sign: Option<SignOptions>,
+}
+
+/// Signing with `--sign-key`: a one-pass signature packet before the literal data and a
+/// binary-document signature after it, like `gpg --sign --encrypt`.
+#[derive(Clone, Debug, Default)]
+pub struct SignOptions {
+    /// The agent holding the secret key, and its passphrase.
+    pub agent: AgentConfig,
+    /// Binary keyring (`gpg --export`) holding the signer's certificate.
+    pub keyring: Vec<u8>,
+    /// The `--sign-key` value: key id or fingerprint (hex).
+    pub key: String,
+}
+
+/// The signature being computed over the plaintext.
+struct SignState {
+    signer: sequoia_gpg_agent::KeyPair,
+    hash: openpgp::crypto::hash::Context,
 }
 
 impl Default for EncryptOptions {
@@ -64,6 +85,7 @@ impl Default for EncryptOptions {
             s2k_hash: HashAlgorithm::SHA1,
             s2k_count: 65_011_712,
             mtime: 0,
+            sign: None,
         }
     }
 }
@@ -160,7 +182,7 @@ pub struct ResolvedRecipient {
     hidden: bool,
 }
 
-fn normalize_id(id: &str) -> Option<String> {
+pub(crate) fn normalize_id(id: &str) -> Option<String> {
     let s = id.trim();
     let s = s
         .strip_prefix("0x")
@@ -293,6 +315,7 @@ pub struct PgpWriter {
     prev_tail: Vec<u8>,
     inner_total: u64,
     raw_total: u64,
+    sign: Option<SignState>,
 }
 
 fn writer_loop(
@@ -334,6 +357,42 @@ fn writer_loop(
     stack.finalize().map_err(sq_err(PgpErrorKind::Io))?;
     flush_file(&file).map_err(io)?;
     Ok(())
+}
+
+/// Looks up the signing key and returns the signing state and the one-pass signature packet.
+fn start_signing(so: &SignOptions) -> Result<(SignState, Vec<u8>), PgpError> {
+    let certs = agent::parse_certs(&so.keyring);
+    let key = agent::signing_key(&certs, &so.key)?;
+    let signer = so.agent.keypair(&key)?;
+    let hash = agent::SIGN_HASH
+        .context()
+        .map_err(sq_err(PgpErrorKind::Config))?
+        .for_signature(4);
+    let mut ops = OnePassSig3::new(SignatureType::Binary);
+    ops.set_hash_algo(agent::SIGN_HASH);
+    ops.set_pk_algo(key.pk_algo());
+    ops.set_issuer(key.keyid());
+    ops.set_last(true);
+    let bytes = Packet::from(ops)
+        .to_vec()
+        .map_err(sq_err(PgpErrorKind::Config))?;
+    Ok((SignState { signer, hash }, bytes))
+}
+
+/// Asks the agent to sign the plaintext's digest; returns the serialized signature packet.
+fn finish_signing(mut st: SignState) -> Result<Vec<u8>, PgpError> {
+    let sig = SignatureBuilder::new(SignatureType::Binary)
+        .sign_hash(&mut st.signer, st.hash)
+        .map_err(|e| {
+            let why = one_line(&e);
+            let kind = if agent::is_bad_passphrase(&why) {
+                PgpErrorKind::BadKey
+            } else {
+                PgpErrorKind::Io
+            };
+            PgpError::new(kind, format!("signing through gpg-agent failed: {why}"))
+        })?;
+    Packet::from(sig).to_vec().map_err(sq_err(PgpErrorKind::Io))
 }
 
 fn length_bytes(len: usize) -> Vec<u8> {
@@ -412,6 +471,13 @@ impl PgpWriter {
         let thread = std::thread::Builder::new()
             .name("dupcore-pgp-writer".into())
             .spawn(move || writer_loop(stack, shared, rx, p2))?;
+        let (sign, ops) = match &opts.sign {
+            Some(so) => {
+                let (st, ops) = start_signing(so)?;
+                (Some(st), Some(ops))
+            }
+            None => (None, None),
+        };
         let mut literal = Vec::with_capacity(PARTIAL + 16);
         literal.extend_from_slice(&[b'b', 0]);
         literal.extend_from_slice(&opts.mtime.to_be_bytes());
@@ -427,7 +493,11 @@ impl PgpWriter {
             prev_tail: Vec::new(),
             inner_total: 0,
             raw_total: 0,
+            sign,
         };
+        if let Some(ops) = ops {
+            w.inner(&ops)?;
+        }
         w.inner(&[0xc0 | 11])?; // literal data packet, new format
         Ok(w)
     }
@@ -504,6 +574,9 @@ impl PgpWriter {
             ));
         }
         self.raw_total += data.len() as u64;
+        if let Some(st) = &mut self.sign {
+            st.hash.update(data);
+        }
         while !data.is_empty() {
             let take = (PARTIAL - self.literal.len()).min(data.len());
             self.literal.extend_from_slice(&data[..take]);
@@ -563,6 +636,10 @@ impl PgpWriter {
         let len = length_bytes(rest.len());
         self.inner(&len)?;
         self.inner(&rest)?;
+        if let Some(st) = self.sign.take() {
+            let sig = finish_signing(st)?;
+            self.inner(&sig)?;
+        }
         self.submit(true)?;
         self.tx = None;
         match self.thread.take().map(|t| t.join()) {
