@@ -96,18 +96,23 @@ def packets(home, path, passphrase=""):
                str(path)).stdout.decode()
 
 
-@pytest.mark.parametrize("level", [6, None], ids=["zip", "uncompressed"])
-def test_symmetric_dupcore_to_gpg(keyhome, tmp_path, level):
-    """gpg 2.2 decrypts dupcore's symmetric files; packets look like gpg's own defaults."""
+@pytest.mark.parametrize("algo,level", [("zip", 6), ("zip", None), ("zlib", 6), ("zlib", 9),
+                                        ("zip", 1)],
+                         ids=["zip", "uncompressed", "zlib", "zlib-9", "zip-1"])
+def test_symmetric_dupcore_to_gpg(keyhome, tmp_path, algo, level):
+    """gpg 2.2 decrypts dupcore's symmetric files; packets look like gpg's own defaults, or carry
+    the ZLIB packet (`--compress-algo zlib`) that gpg checks including its Adler-32."""
     home, _keys = keyhome
     p = tmp_path / "f.gpg"
-    size, _sha1, _md5, raw = write(p, DATA, passphrase=PASSPHRASE, compress_level=level)
+    size, _sha1, _md5, raw = write(p, DATA, passphrase=PASSPHRASE, compress_level=level,
+                                   compress_algo=algo)
     assert size == p.stat().st_size and raw == len(DATA)
     assert gpg_decrypt(home, p, PASSPHRASE) == DATA
     dump = packets(home, p, PASSPHRASE)
     assert re.search(r"symkey enc packet: version 4, cipher 9, aead 0,s2k 3, hash 2", dump), dump
     assert "mdc_method: 2" in dump and "tag=18" in dump
-    assert ("compressed packet: algo=1" in dump) == (level is not None), dump
+    number = {"zip": 1, "zlib": 2}[algo]
+    assert (f"compressed packet: algo={number}" in dump) == (level is not None), dump
     assert 'mode b (62), created' in dump
 
 
@@ -350,6 +355,18 @@ def test_parse_gpg_options():
         with pytest.raises(openpgp.Fallback):
             openpgp.parse_gpg_options(bad)
 
+    class Config:
+        compression = True
+
+    assert openpgp._compression(Config, {}) == ("zip", 6)
+    assert openpgp._compression(Config, {"--compress-algo": "ZLIB", "-z": "9"}) == ("zlib", 9)
+    assert openpgp._compression(Config, {"--compress-algo": "none"}) == ("zip", None)
+    assert openpgp._compression(Config, {"--compress-level": "0"}) == ("zip", None)
+    with pytest.raises(openpgp.Fallback, match="bzip2"):
+        openpgp._compression(Config, {"--compress-algo": "bzip2"})
+    Config.compression = False
+    assert openpgp._compression(Config, {"--compress-algo": "zlib"}) == ("zip", None)
+
 
 # ------------------------------------------------------------------------ whole backups
 
@@ -491,6 +508,30 @@ def test_fallback_is_logged_per_file(keyhome, tmp_path):
     run_duplicity(["restore", "--name", "t", "--archive-dir", str(tmp_path / "cache"), url,
                    str(out)], env)
     assert (out / "f").read_bytes() == b"data" * 1000
+
+
+@pytest.mark.parametrize("algo", ["zlib", "bzip2"])
+def test_compress_algo_option_end_to_end(keyhome, tmp_path, algo):
+    """`--gpg-options=--compress-algo=zlib` is written in-process (ZLIB packet), bzip2 goes to
+    stock gpg with an Info line; stock duplicity + gpg restores both."""
+    home, _keys = keyhome
+    src = tmp_path / "src"
+    _tree(src)
+    url = f"file://{tmp_path / 'target'}"
+    common = ["--name", "t", f"--gpg-options=--compress-algo={algo}"]
+    res = run_duplicity(["full", "-v", "info", *common, "--archive-dir", str(tmp_path / "cache"),
+                         str(src), url], clean_env(home, PASSPHRASE=PASSPHRASE))
+    fallback = [ln for ln in res.text().splitlines() if "stock gpg (" in ln]
+    if algo == "zlib":
+        assert not fallback, fallback
+        vol = next((tmp_path / "target").glob("*.vol1.difftar.gpg"))
+        assert "compressed packet: algo=2" in packets(home, vol, PASSPHRASE)
+    else:
+        assert fallback and all("--compress-algo bzip2" in ln for ln in fallback), fallback
+    out = tmp_path / "restore"
+    run_duplicity(["restore", *common, "--archive-dir", str(tmp_path / "cache-stock"), url,
+                   str(out)], clean_env(home, mode="stock", PASSPHRASE=PASSPHRASE))
+    assert_same_tree(snapshot(src), snapshot(out), f"stock restore of a {algo} chain")
 
 
 if __name__ == "__main__":

@@ -109,23 +109,28 @@ def parse_gpg_options(text):
 
 
 def _compression(config, opts):
+    """(algorithm, level) of the compressed packet; level None writes none."""
     if not getattr(config, "compression", True):
-        return None
+        return "zip", None
     algo = opts.get("--compress-algo", "zip").lower()
     if algo in ("none", "0", "uncompressed"):
-        return None
-    if algo not in ("zip", "1"):
-        raise Fallback(f"--compress-algo {algo} (dupcore writes ZIP or none)")
+        return "zip", None
+    if algo in ("zip", "1"):
+        algo = "zip"
+    elif algo in ("zlib", "2"):
+        algo = "zlib"
+    else:
+        raise Fallback(f"--compress-algo {algo} (dupcore writes ZIP, ZLIB or none)")
     level = opts.get("--compress-level", opts.get("-z"))
     if level is None:
-        return DEFAULT_LEVEL
+        return algo, DEFAULT_LEVEL
     try:
         level = int(level)
     except ValueError:
         raise Fallback(f"--compress-level {level}") from None
     if level <= 0:
-        return None
-    return min(level, 9)
+        return algo, None
+    return algo, min(level, 9)
 
 
 def _common_checks(config):
@@ -236,7 +241,8 @@ def encrypt_settings(profile):
     opts = _common_checks(config)
     if opts.get("--s2k-mode", "3") != "3":
         raise Fallback(f"--s2k-mode {opts['--s2k-mode']}")
-    kw = {"compress_level": _compression(config, opts), "mtime": int(time.time()) & 0xFFFFFFFF}
+    algo, level = _compression(config, opts)
+    kw = {"compress_algo": algo, "compress_level": level, "mtime": int(time.time()) & 0xFFFFFFFF}
     recipients = [(r, False) for r in profile.recipients or []]
     recipients += [(r, True) for r in profile.hidden_recipients or []]
     if recipients:

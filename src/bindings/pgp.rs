@@ -5,6 +5,8 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use sequoia_openpgp::types::CompressionAlgorithm;
+
 use super::volume::to_path;
 use crate::hash::to_hex;
 use crate::pgp::{
@@ -64,7 +66,7 @@ impl PyPgpWriter {
     #[pyo3(signature = (path, passphrase=None, recipients=Vec::new(), keyring=Vec::new(),
                         cipher="AES256", compress_level=Some(6), s2k_digest="SHA1",
                         s2k_count=65_011_712, mtime=0, sign_key=None, sign_keyring=Vec::new(),
-                        agent_socket=None, agent_passphrase=None))]
+                        agent_socket=None, agent_passphrase=None, compress_algo="zip"))]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
@@ -80,7 +82,18 @@ impl PyPgpWriter {
         sign_keyring: Vec<u8>,
         agent_socket: Option<String>,
         agent_passphrase: Option<String>,
+        compress_algo: &str,
     ) -> PyResult<Self> {
+        let compress_algo = match compress_algo.to_ascii_lowercase().as_str() {
+            "zip" | "1" => CompressionAlgorithm::Zip,
+            "zlib" | "2" => CompressionAlgorithm::Zlib,
+            other => {
+                return Err(pgp_err(PgpError::new(
+                    PgpErrorKind::Unsupported,
+                    format!("writing {other} compressed packets"),
+                )))
+            }
+        };
         let cipher = cipher_from_name(cipher).ok_or_else(|| {
             pgp_err(PgpError::new(
                 PgpErrorKind::Unsupported,
@@ -106,6 +119,7 @@ impl PyPgpWriter {
             keyring,
             cipher,
             compress_level,
+            compress_algo,
             s2k_hash,
             s2k_count,
             mtime,

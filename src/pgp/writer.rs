@@ -19,7 +19,7 @@ use openpgp::packet::Key;
 use openpgp::parse::Parse;
 use openpgp::serialize::stream::{ArbitraryWriter, Encryptor, Message};
 use openpgp::serialize::{MarshalInto, Serialize};
-use openpgp::types::{HashAlgorithm, SignatureType, SymmetricAlgorithm};
+use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SignatureType, SymmetricAlgorithm};
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig};
@@ -44,8 +44,10 @@ pub struct EncryptOptions {
     pub keyring: Vec<u8>,
     /// Payload cipher (gpg 2.2's default is AES256).
     pub cipher: SymmetricAlgorithm,
-    /// Deflate level for a ZIP compressed packet; None writes no compressed packet.
+    /// Deflate level for the compressed packet; None writes no compressed packet.
     pub compress_level: Option<u32>,
+    /// ZIP (raw deflate, gpg's default) or ZLIB (deflate with zlib header and Adler-32).
+    pub compress_algo: CompressionAlgorithm,
     /// S2K digest (gpg 2.2: SHA1).
     pub s2k_hash: HashAlgorithm,
     /// S2K iteration byte count (gpg 2.2 on a fast machine: 65011712).
@@ -82,6 +84,7 @@ impl Default for EncryptOptions {
             keyring: Vec::new(),
             cipher: SymmetricAlgorithm::AES256,
             compress_level: Some(6),
+            compress_algo: CompressionAlgorithm::Zip,
             s2k_hash: HashAlgorithm::SHA1,
             s2k_count: 65_011_712,
             mtime: 0,
@@ -316,6 +319,21 @@ pub struct PgpWriter {
     inner_total: u64,
     raw_total: u64,
     sign: Option<SignState>,
+    /// Adler-32 of the compressor input, for a ZLIB packet's trailer.
+    adler: Option<adler2::Adler32>,
+}
+
+/// The second byte of a zlib header (FLEVEL for `level`, FCHECK making the pair divisible by 31).
+fn zlib_flags(level: u32) -> u8 {
+    let flevel: u16 = match level {
+        0..=1 => 0,
+        2..=5 => 1,
+        6 => 2,
+        _ => 3,
+    };
+    let flg = flevel << 6;
+    let cmf_flg = (0x78u16 << 8) | flg;
+    (flg + (31 - cmf_flg % 31) % 31) as u8
 }
 
 fn writer_loop(
@@ -460,11 +478,29 @@ impl PgpWriter {
         let mut stack = Encryptor::with_session_key(message, cipher, sk)
             .and_then(|e| e.build())
             .map_err(sq_err(PgpErrorKind::Config))?;
-        if opts.compress_level.is_some() {
-            stack = ArbitraryWriter::new(stack, Tag::CompressedData)
-                .map_err(sq_err(PgpErrorKind::Io))?;
-            stack.write_all(&[1])?; // ZIP: raw deflate
-        }
+        let adler = match opts.compress_level {
+            None => None,
+            Some(level) => {
+                stack = ArbitraryWriter::new(stack, Tag::CompressedData)
+                    .map_err(sq_err(PgpErrorKind::Io))?;
+                match opts.compress_algo {
+                    CompressionAlgorithm::Zip => {
+                        stack.write_all(&[1])?; // raw deflate
+                        None
+                    }
+                    CompressionAlgorithm::Zlib => {
+                        stack.write_all(&[2, 0x78, zlib_flags(level)])?;
+                        Some(adler2::Adler32::new())
+                    }
+                    other => {
+                        return Err(PgpError::new(
+                            PgpErrorKind::Unsupported,
+                            format!("writing {other} compressed packets"),
+                        ))
+                    }
+                }
+            }
+        };
 
         let (tx, rx) = sync_channel::<Job>(MAX_IN_FLIGHT);
         let p2 = Arc::clone(&progress);
@@ -494,6 +530,7 @@ impl PgpWriter {
             inner_total: 0,
             raw_total: 0,
             sign,
+            adler,
         };
         if let Some(ops) = ops {
             w.inner(&ops)?;
@@ -556,6 +593,9 @@ impl PgpWriter {
             let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
             t.extend_from_slice(&self.prev_tail);
             self.prev_tail = t;
+        }
+        if let Some(a) = &mut self.adler {
+            a.write_slice(&data);
         }
         let raw_len = data.len() as u64;
         let (rtx, rrx) = sync_channel(1);
@@ -641,6 +681,9 @@ impl PgpWriter {
             self.inner(&sig)?;
         }
         self.submit(true)?;
+        if let Some(a) = self.adler.take() {
+            self.send(Job::Ready(a.checksum().to_be_bytes().to_vec()))?;
+        }
         self.tx = None;
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r?,
