@@ -242,6 +242,14 @@ impl PyPgpReader {
     fn read<'py>(&mut self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
         let r = self.get()?;
         let n = usize::try_from(size).ok();
+        if let Some(n) = n {
+            // Small reads (tar headers, short members) served from the buffer keep the GIL.
+            if n <= r.buffered().len() {
+                let b = PyBytes::new(py, &r.buffered()[..n]);
+                r.consume(n);
+                return Ok(b);
+            }
+        }
         let out = py.detach(|| r.read(n)).map_err(pgp_err)?;
         Ok(PyBytes::new(py, &out))
     }

@@ -149,6 +149,14 @@ impl PyGzipReader {
     #[pyo3(signature = (size=-1))]
     fn read<'py>(&mut self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
         let r = self.get()?;
+        if let Ok(n) = usize::try_from(size) {
+            // Small reads (tar headers, short members) served from the buffer keep the GIL.
+            if n <= r.buffered().len() {
+                let b = PyBytes::new(py, &r.buffered()[..n]);
+                r.consume(n);
+                return Ok(b);
+            }
+        }
         let mut out = Vec::new();
         let res = py.detach(|| {
             if size < 0 {

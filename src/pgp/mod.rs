@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod packets;
 pub mod reader;
+pub mod s2k;
 pub mod writer;
 
 use std::fmt;

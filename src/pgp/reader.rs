@@ -21,6 +21,7 @@ use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig, Unlocked};
 use super::packets::outline;
+use super::s2k;
 use super::{one_line, read_policy, PgpError, PgpErrorKind};
 
 /// Plaintext handed over per read-ahead step.
@@ -60,7 +61,7 @@ fn derive(s2k: &S2K, passphrase: &str, size: usize) -> openpgp::Result<SessionKe
             return Ok(e.3.clone());
         }
     }
-    let key = s2k.derive_key(&Password::from(passphrase), size)?;
+    let key = s2k::derive_key(s2k, passphrase, size)?;
     let mut cache = derived_cache().lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= 16 {
         cache.remove(0);
@@ -414,6 +415,21 @@ impl PgpReader {
             }
         }
         Ok(out)
+    }
+
+    /// Plaintext available without waiting for the read-ahead thread.
+    pub fn buffered(&self) -> &[u8] {
+        if self.error.is_some() {
+            return &[];
+        }
+        &self.buf[self.pos.min(self.buf.len())..]
+    }
+
+    /// Marks `n` bytes of `buffered()` as read.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.buf.len().saturating_sub(self.pos));
+        self.pos += n;
+        self.offset += n as u64;
     }
 
     /// Discards everything up to the end, which checks the MDC; errors if the file is bad.

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use openpgp::cert::prelude::*;
 use openpgp::crypto::symmetric::{BlockCipherMode, PaddingMode};
-use openpgp::crypto::{Password, SessionKey, S2K};
+use openpgp::crypto::{SessionKey, S2K};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::prelude::*;
 use openpgp::packet::Key;
@@ -25,8 +25,11 @@ use sequoia_openpgp as openpgp;
 use super::agent::{self, AgentConfig};
 use super::{one_line, PgpError, PgpErrorKind};
 use crate::hash::{Digests, VolumeHasher};
-use crate::volume::pgzip::{compress_chunk, CHUNK, DICT};
+use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
 
+/// gpg's ZIP packets use an 8 KiB deflate window (`deflateInit2(..., -13, ...)`, for PGP 2
+/// compatibility); ZLIB packets use zlib's default 32 KiB.
+const ZIP_WINDOW_BITS: u8 = 13;
 /// Chunks queued or being compressed at once.
 const MAX_IN_FLIGHT: usize = 8;
 /// Partial body length used for the literal packet (2^17 bytes).
@@ -132,9 +135,8 @@ fn kek_for(
     }
     let s2k = S2K::new_iterated(hash, count).map_err(sq_err(PgpErrorKind::Config))?;
     let key_size = cipher.key_size().map_err(sq_err(PgpErrorKind::Config))?;
-    let kek = s2k
-        .derive_key(&Password::from(passphrase), key_size)
-        .map_err(sq_err(PgpErrorKind::Config))?;
+    let kek =
+        super::s2k::derive_key(&s2k, passphrase, key_size).map_err(sq_err(PgpErrorKind::Config))?;
     if cache.len() >= 8 {
         cache.remove(0);
     }
@@ -315,7 +317,8 @@ pub struct PgpWriter {
     progress: Arc<Progress>,
     literal: Vec<u8>,
     pending: Vec<u8>,
-    prev_tail: Vec<u8>,
+    primer: Primer,
+    window_bits: u8,
     inner_total: u64,
     raw_total: u64,
     sign: Option<SignState>,
@@ -478,6 +481,10 @@ impl PgpWriter {
         let mut stack = Encryptor::with_session_key(message, cipher, sk)
             .and_then(|e| e.build())
             .map_err(sq_err(PgpErrorKind::Config))?;
+        let window_bits = match opts.compress_algo {
+            CompressionAlgorithm::Zip => ZIP_WINDOW_BITS,
+            _ => WINDOW_BITS,
+        };
         let adler = match opts.compress_level {
             None => None,
             Some(level) => {
@@ -526,7 +533,8 @@ impl PgpWriter {
             progress,
             literal,
             pending: Vec::with_capacity(CHUNK),
-            prev_tail: Vec::new(),
+            primer: Primer::new(window_bits),
+            window_bits,
             inner_total: 0,
             raw_total: 0,
             sign,
@@ -586,21 +594,15 @@ impl PgpWriter {
             return Ok(());
         };
         let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-        let dict = std::mem::take(&mut self.prev_tail);
-        self.prev_tail = data[data.len().saturating_sub(DICT)..].to_vec();
-        if self.prev_tail.len() < DICT && !dict.is_empty() {
-            let keep = DICT - self.prev_tail.len();
-            let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
-            t.extend_from_slice(&self.prev_tail);
-            self.prev_tail = t;
-        }
+        let dict = self.primer.next(&data);
         if let Some(a) = &mut self.adler {
             a.write_slice(&data);
         }
         let raw_len = data.len() as u64;
+        let window_bits = self.window_bits;
         let (rtx, rrx) = sync_channel(1);
         crate::volume::writer::compression_pool().spawn(move || {
-            let _ = rtx.send(compress_chunk(&dict, &data, last, level));
+            let _ = rtx.send(compress_chunk(&dict, &data, last, level, window_bits));
         });
         self.send(Job::Compressing { raw_len, rx: rrx })
     }

@@ -1,12 +1,11 @@
-//! pigz-style parallel deflate: independent chunks primed with the previous 32 KiB form one
-//! valid deflate stream inside one gzip member.
+//! pigz-style parallel deflate: independent chunks primed with the previous window's bytes
+//! (32 KiB for gzip, 8 KiB for OpenPGP's ZIP packet as gpg writes it) form one valid deflate
+//! stream.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// Uncompressed bytes per parallel compression job.
 pub const CHUNK: usize = 128 * 1024;
-/// deflate's window: how much of the previous chunk primes the next one.
-pub const DICT: usize = 32 * 1024;
 
 /// The 10-byte gzip header Python's `gzip.GzipFile` writes without a file name.
 pub fn gzip_header(mtime: u32, level: u32) -> [u8; 10] {
@@ -26,9 +25,52 @@ pub fn gzip_trailer(crc: u32, len: u64) -> [u8; 8] {
     [c[0], c[1], c[2], c[3], l[0], l[1], l[2], l[3]]
 }
 
-/// Raw-deflates `data` primed with `dict`; ends byte-aligned (sync flush) or, if `last`, finishes.
-pub fn compress_chunk(dict: &[u8], data: &[u8], last: bool, level: u32) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(level), false);
+/// deflate's full window (log2), as gzip and zlib streams use it.
+pub const WINDOW_BITS: u8 = 15;
+
+/// Keeps the tail of the chunks submitted so far, to prime the next chunk's window.
+#[derive(Debug)]
+pub struct Primer {
+    tail: Vec<u8>,
+    window: usize,
+}
+
+impl Primer {
+    /// A primer for a deflate window of `1 << window_bits` bytes.
+    pub fn new(window_bits: u8) -> Self {
+        Primer {
+            tail: Vec::new(),
+            window: 1 << window_bits,
+        }
+    }
+
+    /// The dictionary for the chunk `data` (the window's worth of bytes before it); remembers
+    /// the end of `data` for the next chunk.
+    pub fn next(&mut self, data: &[u8]) -> Vec<u8> {
+        let dict = std::mem::take(&mut self.tail);
+        let mut tail = data[data.len().saturating_sub(self.window)..].to_vec();
+        if tail.len() < self.window && !dict.is_empty() {
+            // A short chunk: keep priming from the older bytes too.
+            let keep = self.window - tail.len();
+            let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
+            t.extend_from_slice(&tail);
+            tail = t;
+        }
+        self.tail = tail;
+        dict
+    }
+}
+
+/// Raw-deflates `data` primed with `dict` using a `1 << window_bits` window; ends byte-aligned
+/// (sync flush) or, if `last`, finishes.
+pub fn compress_chunk(
+    dict: &[u8],
+    data: &[u8],
+    last: bool,
+    level: u32,
+    window_bits: u8,
+) -> Vec<u8> {
+    let mut c = Compress::new_with_window_bits(Compression::new(level), false, window_bits);
     if !dict.is_empty() {
         c.set_dictionary(dict)
             .expect("setting a deflate dictionary on a fresh stream cannot fail");
@@ -72,13 +114,19 @@ mod tests {
         let mut out = gzip_header(0, 6).to_vec();
         let mut crc = crc32fast::Hasher::new();
         let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+        let mut primer = Primer::new(WINDOW_BITS);
         for (i, ch) in chunks.iter().enumerate() {
-            let dict = if i == 0 {
-                &[][..]
-            } else {
-                &chunks[i - 1][chunks[i - 1].len() - DICT..]
-            };
-            out.extend(compress_chunk(dict, ch, i + 1 == chunks.len(), 6));
+            let dict = primer.next(ch);
+            if i > 0 {
+                assert_eq!(dict, &chunks[i - 1][CHUNK - (1 << WINDOW_BITS)..]);
+            }
+            out.extend(compress_chunk(
+                &dict,
+                ch,
+                i + 1 == chunks.len(),
+                6,
+                WINDOW_BITS,
+            ));
             crc.update(ch);
         }
         out.extend(gzip_trailer(crc.finalize(), data.len() as u64));
@@ -90,9 +138,34 @@ mod tests {
     }
 
     #[test]
+    fn small_window_and_short_chunks_decode() {
+        // 8 KiB window (gpg's ZIP packet), chunks shorter than the window among long ones.
+        let data: Vec<u8> = (0..400_000u32)
+            .map(|i| ((i / 5) % 241) as u8 ^ (i % 11) as u8)
+            .collect();
+        let sizes = [100usize, 3000, CHUNK, 7, 20_000, CHUNK, 50];
+        let mut primer = Primer::new(13);
+        let (mut out, mut pos, mut seen) = (Vec::new(), 0usize, Vec::new());
+        for (i, n) in sizes.iter().enumerate() {
+            let ch = &data[pos..pos + n];
+            pos += n;
+            let dict = primer.next(ch);
+            let want = &seen[seen.len().saturating_sub(1 << 13)..];
+            assert_eq!(dict, want);
+            out.extend(compress_chunk(&dict, ch, i + 1 == sizes.len(), 6, 13));
+            seen.extend_from_slice(ch);
+        }
+        let mut back = Vec::new();
+        flate2::read::DeflateDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, seen);
+    }
+
+    #[test]
     fn empty_stream() {
         let mut out = gzip_header(0, 6).to_vec();
-        out.extend(compress_chunk(&[], &[], true, 6));
+        out.extend(compress_chunk(&[], &[], true, 6, WINDOW_BITS));
         out.extend(gzip_trailer(0, 0));
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&out[..])

@@ -147,6 +147,18 @@ impl GzipReader {
         }
     }
 
+    /// Decompressed bytes available without waiting for the read-ahead thread.
+    pub fn buffered(&self) -> &[u8] {
+        &self.current[self.pos..]
+    }
+
+    /// Marks `n` bytes of `buffered()` as read.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.current.len() - self.pos);
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
     /// Appends up to `n` bytes to `out` (fewer only at the end); returns how many.
     pub fn read_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<usize, GzipError> {
         let start = out.len();

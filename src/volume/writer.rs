@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::pgzip::{compress_chunk, gzip_header, gzip_trailer, CHUNK, DICT};
+use super::pgzip::{compress_chunk, gzip_header, gzip_trailer, Primer, CHUNK, WINDOW_BITS};
 use crate::hash::{Digests, VolumeHasher};
 
 /// Chunks queued or being compressed at once (bounds memory to about this × 128 KiB).
@@ -78,7 +78,7 @@ pub struct VolumeWriter {
     thread: Option<JoinHandle<io::Result<Digests>>>,
     progress: Arc<Progress>,
     pending: Vec<u8>,
-    prev_tail: Vec<u8>,
+    primer: Primer,
     raw_total: u64,
     submitted_raw: u64,
 }
@@ -148,7 +148,7 @@ impl VolumeWriter {
             thread: Some(thread),
             progress,
             pending: Vec::with_capacity(CHUNK),
-            prev_tail: Vec::new(),
+            primer: Primer::new(WINDOW_BITS),
             raw_total: 0,
             submitted_raw: 0,
         };
@@ -190,21 +190,13 @@ impl VolumeWriter {
                 }
             }
             Some(level) => {
-                let dict = std::mem::take(&mut self.prev_tail);
-                self.prev_tail = data[data.len().saturating_sub(DICT)..].to_vec();
-                if self.prev_tail.len() < DICT && !dict.is_empty() {
-                    // A short chunk: keep priming from the older bytes too.
-                    let keep = DICT - self.prev_tail.len();
-                    let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
-                    t.extend_from_slice(&self.prev_tail);
-                    self.prev_tail = t;
-                }
+                let dict = self.primer.next(&data);
                 let raw_len = data.len() as u64;
                 let (rtx, rrx) = sync_channel(1);
                 compression_pool().spawn(move || {
                     let mut crc = crc32fast::Hasher::new();
                     crc.update(&data);
-                    let out = compress_chunk(&dict, &data, last, level);
+                    let out = compress_chunk(&dict, &data, last, level, WINDOW_BITS);
                     let _ = rtx.send((out, crc));
                 });
                 self.send(Job::Compressing { raw_len, rx: rrx })?;
