@@ -6,6 +6,7 @@ pub mod agent;
 pub mod packets;
 pub mod reader;
 pub mod s2k;
+pub mod seipd;
 pub mod writer;
 
 use std::fmt;

@@ -4,7 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -13,6 +14,7 @@ use openpgp::crypto::{Password, SessionKey, S2K};
 use openpgp::packet::{PKESK, SKESK};
 use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
+    VerifierBuilder,
 };
 use openpgp::parse::Parse;
 use openpgp::types::SymmetricAlgorithm;
@@ -22,6 +24,7 @@ use sequoia_openpgp as openpgp;
 use super::agent::{self, AgentConfig, Unlocked};
 use super::packets::outline;
 use super::s2k;
+use super::seipd;
 use super::{one_line, read_policy, PgpError, PgpErrorKind};
 
 /// Plaintext handed over per read-ahead step.
@@ -226,8 +229,35 @@ fn io_classify(e: io::Error) -> PgpError {
     classify(&any, None)
 }
 
-fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: std::sync::mpsc::SyncSender<Step>) {
-    let policy = read_policy();
+/// Sends the plaintext of `reader` in steps: `Ok(true)` at its clean end, `Ok(false)` if the
+/// receiver left, the read error otherwise (for the caller to report).
+fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
+    loop {
+        let mut buf = vec![0u8; STEP];
+        let mut got = 0;
+        let mut eof = false;
+        while got < STEP {
+            match reader.read(&mut buf[got..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(got);
+        if got > 0 && tx.send(Step::Data(buf)).is_err() {
+            return Ok(false);
+        }
+        if eof {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
@@ -237,50 +267,257 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: std::sync::mpsc::SyncSend
         signers: Vec::new(),
         failure: Arc::clone(&failure),
     };
-    let file = match File::open(&path) {
+    let open = || File::open(&path).map(|f| BufReader::with_capacity(256 * 1024, f));
+    let file = match open() {
         Ok(f) => f,
         Err(e) => {
             let _ = tx.send(Step::Failed(e.into()));
             return;
         }
     };
-    let built = DecryptorBuilder::from_reader(BufReader::with_capacity(256 * 1024, file))
+    match seipd::open(file) {
+        Ok(Some(envelope)) => read_seipd(envelope, helper, failure, tx),
+        Ok(None) => match open() {
+            Ok(f) => read_with_sequoia(f, helper, failure, tx),
+            Err(e) => {
+                let _ = tx.send(Step::Failed(e.into()));
+            }
+        },
+        Err(e) => {
+            let _ = tx.send(Step::Failed(classify(&e, None)));
+        }
+    }
+}
+
+fn take(failure: &Mutex<Option<PgpError>>) -> Option<PgpError> {
+    failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// Any message sequoia's decryptor reads (AEAD packets and the like): one thread.
+fn read_with_sequoia(
+    file: BufReader<File>,
+    helper: Helper,
+    failure: Arc<Mutex<Option<PgpError>>>,
+    tx: SyncSender<Step>,
+) {
+    let policy = read_policy();
+    let built = DecryptorBuilder::from_reader(file)
         .map(|b| b.buffer_size(1 << 20))
         .and_then(|b| b.with_policy(&policy, None, helper));
     let mut dec = match built {
         Ok(d) => d,
         Err(e) => {
-            let why = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let _ = tx.send(Step::Failed(classify(&e, why)));
+            let _ = tx.send(Step::Failed(classify(&e, take(&failure))));
             return;
         }
     };
-    loop {
-        let mut buf = vec![0u8; STEP];
-        let mut got = 0;
-        let mut eof = false;
-        while got < STEP {
-            match dec.read(&mut buf[got..]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Step::Failed(io_classify(e)));
-                    return;
-                }
-            }
-        }
-        buf.truncate(got);
-        if got > 0 && tx.send(Step::Data(buf)).is_err() {
-            return;
-        }
-        if eof {
+    match pump(&mut dec, &tx) {
+        Ok(true) => {
             let signers = dec.into_helper().signers;
             let _ = tx.send(Step::End(signers));
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = tx.send(Step::Failed(io_classify(e)));
+        }
+    }
+}
+
+/// Plaintext chunks from the decrypting thread to the one parsing the packets inside.
+enum Chunk {
+    Data(Vec<u8>),
+    /// The MDC matched: the plaintext is complete.
+    End,
+    Failed(io::Error),
+}
+
+/// The inner packets as a reader over the decrypting thread's chunks; a hang-up without
+/// `End` is an error, so only a verified MDC ends the stream.
+struct ChunkReader {
+    rx: Mutex<Receiver<Chunk>>,
+    cur: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            let got = self.rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            match got {
+                Ok(Chunk::Data(d)) => {
+                    self.cur = d;
+                    self.pos = 0;
+                }
+                Ok(Chunk::End) => self.ended = true,
+                Ok(Chunk::Failed(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("the decrypting thread stopped")),
+            }
+        }
+        let n = (self.cur.len() - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decrypts with the MDC check on its own thread, to the end even if nobody listens any more
+/// (so a damaged file is reported as such); records the outcome in `failure`.
+fn decrypt_to_end(
+    mut mdc: seipd::MdcReader<'static>,
+    tx: SyncSender<Chunk>,
+    failure: &Mutex<Option<PgpError>>,
+    abandoned: &AtomicBool,
+) {
+    let mut listening = true;
+    loop {
+        if abandoned.load(Ordering::Relaxed) {
             return;
+        }
+        let mut buf = vec![0u8; STEP];
+        let mut got = 0;
+        let res = loop {
+            match mdc.read(&mut buf[got..]) {
+                Ok(0) => break Ok(true),
+                Ok(n) => {
+                    got += n;
+                    if got == STEP {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(got);
+        if listening && got > 0 {
+            listening = tx.send(Chunk::Data(buf)).is_ok();
+        }
+        match res {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = tx.send(Chunk::End);
+                return;
+            }
+            Err(e) => {
+                let why = io_classify(io::Error::new(e.kind(), e.to_string()));
+                let why = match e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<seipd::MdcFailure>())
+                {
+                    Some(_) => mdc_error(),
+                    None => why,
+                };
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                let _ = tx.send(Chunk::Failed(e));
+                return;
+            }
+        }
+    }
+}
+
+fn mdc_error() -> PgpError {
+    PgpError::new(
+        PgpErrorKind::Corrupt,
+        "integrity check (MDC) failed: the data was modified or damaged",
+    )
+}
+
+/// SEIPD v1, the common case: one thread decrypts and checks the MDC, this one decompresses
+/// and checks signatures (sequoia's verifier over the inner packets).
+fn read_seipd(
+    mut envelope: seipd::Envelope,
+    mut helper: Helper,
+    failure: Arc<Mutex<Option<PgpError>>>,
+    tx: SyncSender<Step>,
+) {
+    let pkesks = std::mem::take(&mut envelope.pkesks);
+    let skesks = std::mem::take(&mut envelope.skesks);
+    let mut chosen = None;
+    let found = helper.decrypt(&pkesks, &skesks, None, &mut |algo, key| match algo {
+        Some(a) if envelope.quick_check(a, key) => {
+            chosen = Some((a, key.clone()));
+            true
+        }
+        _ => false,
+    });
+    let (algo, key) = match (found, chosen) {
+        (Ok(_), Some(c)) => c,
+        (Err(e), _) => {
+            let _ = tx.send(Step::Failed(classify(&e, take(&failure))));
+            return;
+        }
+        (Ok(_), None) => {
+            let _ = tx.send(Step::Failed(PgpError::new(
+                PgpErrorKind::BadKey,
+                "no session key decrypts the data",
+            )));
+            return;
+        }
+    };
+    let mdc = match envelope.decrypt(algo, &key) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tx.send(Step::Failed(classify(&e, None)));
+            return;
+        }
+    };
+    let (ctx, crx) = sync_channel(AHEAD);
+    let f2 = Arc::clone(&failure);
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let a2 = Arc::clone(&abandoned);
+    let decrypting = match std::thread::Builder::new()
+        .name("dupcore-pgp-decrypt".into())
+        .spawn(move || decrypt_to_end(mdc, ctx, &f2, &a2))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = tx.send(Step::Failed(e.into()));
+            return;
+        }
+    };
+    let inner = ChunkReader {
+        rx: Mutex::new(crx),
+        cur: Vec::new(),
+        pos: 0,
+        ended: false,
+    };
+    // On any failure here, let the decrypting thread finish: a failed MDC explains it best.
+    let settle = |decrypting: JoinHandle<()>, own: PgpError| {
+        let _ = decrypting.join();
+        take(&failure).unwrap_or(own)
+    };
+    let policy = read_policy();
+    let built = VerifierBuilder::from_reader(inner)
+        .map(|b| b.buffer_size(1 << 20))
+        .and_then(|b| b.with_policy(&policy, None, helper));
+    let mut ver = match built {
+        Ok(v) => v,
+        Err(e) => {
+            let own = classify(&e, None);
+            let _ = tx.send(Step::Failed(settle(decrypting, own)));
+            return;
+        }
+    };
+    match pump(&mut ver, &tx) {
+        Ok(true) => {
+            let signers = ver.into_helper().signers;
+            let _ = decrypting.join();
+            let _ = tx.send(Step::End(signers));
+        }
+        Ok(false) => {
+            // The caller closed the file early: stop decrypting.
+            abandoned.store(true, Ordering::Relaxed);
+            drop(ver);
+            let _ = decrypting.join();
+        }
+        Err(e) => {
+            drop(ver);
+            let own = io_classify(e);
+            let _ = tx.send(Step::Failed(settle(decrypting, own)));
         }
     }
 }

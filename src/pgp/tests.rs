@@ -100,6 +100,21 @@ fn wrong_passphrase_tamper_truncate() {
     std::fs::write(&t, &bytes).unwrap();
     let e = decrypt(&t, "secret").unwrap_err();
     assert_eq!(e.kind, PgpErrorKind::Corrupt, "{e}");
+    // inflate fails first on the damaged data, but the MDC verdict is what gets reported
+    assert!(e.message.contains("MDC"), "{e}");
+
+    // without compression only the MDC notices; also a damaged MDC packet itself
+    let u = d.join("u.gpg");
+    encrypt(&u, &data, &opts(None));
+    for at in [bytes.len() / 3, 0] {
+        let mut b = std::fs::read(&u).unwrap();
+        let i = if at == 0 { b.len() - 5 } else { at };
+        b[i] ^= 0x01;
+        std::fs::write(&t, &b).unwrap();
+        let e = decrypt(&t, "secret").unwrap_err();
+        assert_eq!(e.kind, PgpErrorKind::Corrupt, "{e}");
+        assert!(e.message.contains("MDC"), "{e}");
+    }
 
     let bytes = std::fs::read(&p).unwrap();
     let c = d.join("c.gpg");
