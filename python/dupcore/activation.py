@@ -427,6 +427,7 @@ _volumes_gpg_after_import = _lazy_hook("volumes", "install_gpg")
 _volumes_path_after_import = _lazy_hook("volumes", "install_path")
 _tar_diffdir_after_import = _lazy_hook("tarblocks", "install_diffdir")
 _openpgp_gpg_after_import = _lazy_hook("openpgp", "install_gpg")
+_tar_read_after_import = _lazy_hook("tarheaders", "install_tarfile")
 
 
 def _tar_applies(adapter):
@@ -435,6 +436,11 @@ def _tar_applies(adapter):
     except Exception as exc:  # noqa: BLE001
         return f"dupcore tar writer unavailable: {type(exc).__name__}: {exc}"
     return tarblocks.tarfile_unsupported()
+
+
+def _tar_read_applies(adapter):
+    missing = _engine_applies("tar_frombuf", "tar header reader")(adapter)
+    return missing or _tar_applies(adapter)
 
 
 def _register_builtin_components():
@@ -463,6 +469,12 @@ def _register_builtin_components():
         summary="difftar headers and blocks written in Rust (CPython tobuf() PAX bytes)",
         applies=_tar_applies,
         hooks={"duplicity.diffdir": _tar_diffdir_after_import},
+    ))
+    register(Component(
+        name="tar-read",
+        summary="difftar and sigtar headers read in Rust (TarInfo.frombuf)",
+        applies=_tar_read_applies,
+        hooks={"duplicity.dup_tarfile": _tar_read_after_import},
     ))
     register(Component(
         name="openpgp",

@@ -1,4 +1,5 @@
-//! Tar header and block writer for duplicity's `diffdir.TarBlockIter`.
+//! Tar header and block writer for duplicity's `diffdir.TarBlockIter`, and the header reader
+//! behind `TarInfo.frombuf`.
 //!
 //! Text arguments are the `TarInfo` strings encoded with `"utf-8", "surrogatepass"`; numbers are
 //! the Python values as they are. Each function returns `None` for an entry it does not
@@ -8,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat};
 
 use crate::tar::block::padded_len;
+use crate::tar::parse::parse_simple;
 use crate::tar::{write_pax_header, Number, TarEntry};
 
 /// A TarInfo number: `float` stays a float, any other value must be an int that fits in 64 bits.
@@ -124,9 +126,55 @@ fn tar_block<'py>(
     .ok()
 }
 
+/// `cls.frombuf(buf, encoding, errors)` for a common header, built as CPython's `frombuf`
+/// builds it (text decoded with `encoding`/`errors`, V7 directories, ustar prefix); None when
+/// the header needs Python's own parser (its errors, base-256 numbers, sparse files...).
+#[pyfunction]
+fn tar_frombuf<'py>(
+    py: Python<'py>,
+    cls: &Bound<'py, PyAny>,
+    buf: &[u8],
+    encoding: &str,
+    errors: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(h) = parse_simple(buf) else {
+        return Ok(None);
+    };
+    let text = |b: &[u8]| PyBytes::new(py, b).call_method1("decode", (encoding, errors));
+    let obj = cls.call0()?;
+    let mut name = text(h.name)?;
+    obj.setattr("mode", h.mode)?;
+    obj.setattr("uid", h.uid)?;
+    obj.setattr("gid", h.gid)?;
+    obj.setattr("size", h.size)?;
+    obj.setattr("mtime", h.mtime)?;
+    obj.setattr("chksum", h.chksum)?;
+    let mut typeflag = h.typeflag;
+    obj.setattr("linkname", text(h.linkname)?)?;
+    obj.setattr("uname", text(h.uname)?)?;
+    obj.setattr("gname", text(h.gname)?)?;
+    obj.setattr("devmajor", h.devmajor)?;
+    obj.setattr("devminor", h.devminor)?;
+    let prefix = text(h.prefix)?;
+    // Old V7 tar format represents a directory as a regular file with a trailing slash.
+    if typeflag == 0 && name.call_method1("endswith", ("/",))?.is_truthy()? {
+        typeflag = b'5';
+    }
+    if typeflag == b'5' {
+        name = name.call_method1("rstrip", ("/",))?;
+    }
+    if prefix.is_truthy()? && !matches!(typeflag, b'L' | b'K' | b'S') {
+        name = prefix.add("/")?.add(name)?;
+    }
+    obj.setattr("type", PyBytes::new(py, &[typeflag]))?;
+    obj.setattr("name", name)?;
+    Ok(Some(obj))
+}
+
 /// Adds the tar functions to `dupcore._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tar_header, m)?)?;
     m.add_function(wrap_pyfunction!(tar_block, m)?)?;
+    m.add_function(wrap_pyfunction!(tar_frombuf, m)?)?;
     Ok(())
 }

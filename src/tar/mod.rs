@@ -9,6 +9,7 @@ pub mod block;
 pub mod error;
 pub mod header;
 pub mod number;
+pub mod parse;
 pub mod pax;
 pub mod text;
 
