@@ -1,13 +1,16 @@
-//! SEIPD v1 decryption (the packet gpg writes with `--force-mdc`, and duplicity always asks
-//! for): OpenPGP CFB with a zero IV, the prefix quick check, and the MDC, a SHA-1 over prefix,
+//! SEIPD v1 (the packet gpg writes with `--force-mdc`, and duplicity always asks for), read and
+//! written: OpenPGP CFB with a zero IV, the prefix quick check, and the MDC, a SHA-1 over prefix,
 //! plaintext and the MDC packet header. The MDC is computed with the `sha1` crate, which uses
 //! the CPU's SHA extensions (sequoia's own SEIPD reader uses collision-detecting SHA-1, about a
-//! third of the time spent reading a volume). Session key packets are parsed by sequoia.
+//! third of the time spent reading a volume). Session key packets are parsed by sequoia, and
+//! its symmetric cipher does the CFB.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use buffered_reader::BufferedReader;
-use openpgp::crypto::symmetric::{BlockCipherMode, Decryptor, UnpaddingMode};
+use openpgp::crypto::symmetric::{
+    BlockCipherMode, Decryptor, Encryptor, PaddingMode, UnpaddingMode,
+};
 use openpgp::crypto::SessionKey;
 use openpgp::packet::{PKESK, SEIP, SKESK};
 use openpgp::parse::{Cookie, PacketParser, PacketParserResult, Parse};
@@ -208,5 +211,121 @@ impl Read for MdcReader<'_> {
         self.hasher.update(out);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// Frames a packet written in pieces: a new-format header, then the body in partial lengths of
+/// 64 KiB and a definite length for the rest (the whole body if it is shorter).
+pub struct PartialBody<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+/// log2 of the partial body length.
+const PARTIAL_POW: u8 = 16;
+
+impl<W: Write> PartialBody<W> {
+    /// Starts a packet with `tag` on `inner`.
+    pub fn new(mut inner: W, tag: u8) -> io::Result<Self> {
+        inner.write_all(&[0xc0 | tag])?;
+        Ok(PartialBody {
+            inner,
+            buf: Vec::with_capacity(1 << PARTIAL_POW),
+        })
+    }
+
+    /// Writes the last length and bytes; returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let len = self.buf.len();
+        let header: Vec<u8> = if len < 192 {
+            vec![len as u8]
+        } else if len < 8384 {
+            let l = len - 192;
+            vec![((l >> 8) + 192) as u8, (l & 0xff) as u8]
+        } else {
+            let mut v = vec![0xff];
+            v.extend_from_slice(&(len as u32).to_be_bytes());
+            v
+        };
+        self.inner.write_all(&header)?;
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for PartialBody<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        let full = 1usize << PARTIAL_POW;
+        while !data.is_empty() {
+            let take = (full - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == full && !data.is_empty() {
+                // a full piece followed by more: partial length (never the last piece)
+                self.inner.write_all(&[0xe0 | PARTIAL_POW])?;
+                self.inner.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a SEIPD v1 packet: version 1, then CFB (zero IV) over a random prefix with its
+/// quick-check bytes, the plaintext and an MDC packet whose SHA-1 is computed with the `sha1`
+/// crate (the CPU's SHA extensions).
+pub struct SeipdWriter<W: Write + Send + Sync> {
+    enc: Encryptor<PartialBody<W>>,
+    mdc: Sha1,
+}
+
+impl<W: Write + Send + Sync> SeipdWriter<W> {
+    /// Starts the packet on `sink`, encrypting with `algo` and `key`.
+    pub fn new(sink: W, algo: SymmetricAlgorithm, key: &SessionKey) -> openpgp::Result<Self> {
+        let mut body = PartialBody::new(sink, 18)?;
+        body.write_all(&[1])?;
+        let mut enc = Encryptor::new(
+            algo,
+            BlockCipherMode::CFB,
+            PaddingMode::None,
+            key,
+            None,
+            body,
+        )?;
+        let bs = algo.block_size()?;
+        let mut prefix = vec![0u8; bs + 2];
+        openpgp::crypto::random(&mut prefix[..bs])?;
+        prefix[bs] = prefix[bs - 2];
+        prefix[bs + 1] = prefix[bs - 1];
+        enc.write_all(&prefix)?;
+        let mut mdc = Sha1::new();
+        mdc.update(&prefix);
+        Ok(SeipdWriter { enc, mdc })
+    }
+
+    /// Appends the MDC packet and the last length; returns the sink.
+    pub fn finish(mut self) -> openpgp::Result<W> {
+        self.mdc.update(MDC_HEADER);
+        let digest = self.mdc.finalize();
+        self.enc.write_all(&MDC_HEADER)?;
+        self.enc.write_all(&digest)?;
+        Ok(self.enc.finalize()?.finish()?)
+    }
+}
+
+impl<W: Write + Send + Sync> Write for SeipdWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.enc.write(data)?;
+        self.mdc.update(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.enc.flush()
     }
 }

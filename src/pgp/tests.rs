@@ -85,6 +85,74 @@ fn symmetric_round_trip_compressed_and_plain() {
 }
 
 #[test]
+fn packet_length_edges_round_trip() {
+    // Plaintext sizes around the partial-body piece (64 KiB) and the one- and two-byte
+    // length limits of the SEIPD and literal packets, checked against sequoia's own reader.
+    let d = dir("edges");
+    let policy = openpgp::policy::StandardPolicy::new();
+    for n in [
+        0usize, 1, 150, 170, 191, 192, 8200, 8383, 8384, 65_470, 65_536, 65_537, 131_072, 300_001,
+    ] {
+        let data = sample(n);
+        let p = d.join(format!("e{n}.gpg"));
+        encrypt(&p, &data, &opts(None));
+        assert_eq!(decrypt(&p, "secret").unwrap(), data, "{n}");
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(sequoia_decrypt(&bytes, &policy), data, "{n}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Decrypts with sequoia's stream decryptor (its own SEIPD reader), as an independent check.
+fn sequoia_decrypt(bytes: &[u8], policy: &openpgp::policy::StandardPolicy) -> Vec<u8> {
+    use openpgp::crypto::{Password, SessionKey};
+    use openpgp::packet::{PKESK, SKESK};
+    use openpgp::parse::stream::{
+        DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
+    };
+    use openpgp::parse::Parse;
+    use openpgp::types::SymmetricAlgorithm;
+    use openpgp::{Cert, KeyHandle};
+    struct H;
+    impl VerificationHelper for H {
+        fn get_certs(&mut self, _: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+            Ok(Vec::new())
+        }
+        fn check(&mut self, _: MessageStructure) -> openpgp::Result<()> {
+            Ok(())
+        }
+    }
+    impl DecryptionHelper for H {
+        fn decrypt(
+            &mut self,
+            _: &[PKESK],
+            skesks: &[SKESK],
+            _: Option<SymmetricAlgorithm>,
+            decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+        ) -> openpgp::Result<Option<Cert>> {
+            for s in skesks {
+                if let Ok((a, k)) = s.decrypt(&Password::from("secret")) {
+                    if decrypt(a, &k) {
+                        return Ok(None);
+                    }
+                }
+            }
+            Err(anyhow_err())
+        }
+    }
+    fn anyhow_err() -> openpgp::anyhow::Error {
+        openpgp::Error::MissingSessionKey("test".into()).into()
+    }
+    let mut dec = DecryptorBuilder::from_bytes(bytes)
+        .unwrap()
+        .with_policy(policy, None, H)
+        .unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut dec, &mut out).unwrap();
+    out
+}
+
+#[test]
 fn wrong_passphrase_tamper_truncate() {
     let d = dir("bad");
     let data = sample(400_000);

@@ -17,12 +17,12 @@ use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::prelude::*;
 use openpgp::packet::Key;
 use openpgp::parse::Parse;
-use openpgp::serialize::stream::{ArbitraryWriter, Encryptor, Message};
 use openpgp::serialize::{MarshalInto, Serialize};
 use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SignatureType, SymmetricAlgorithm};
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig};
+use super::seipd::{PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
 use crate::hash::{Digests, VolumeHasher};
 use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
@@ -259,7 +259,7 @@ enum Job {
 struct Progress {
     /// Ciphertext bytes in the file.
     written: AtomicU64,
-    /// Bytes handed to the encryption layer (sequoia buffers up to 4 MiB of ciphertext).
+    /// Bytes handed to the packet layers (which hold back at most a partial body piece each).
     handed: AtomicU64,
     /// Compressor input bytes whose output was handed over.
     raw_done: AtomicU64,
@@ -339,8 +339,43 @@ fn zlib_flags(level: u32) -> u8 {
     (flg + (31 - cmf_flg % 31) % 31) as u8
 }
 
+/// What the compressor's output goes through: the compressed packet (if any) inside the SEIPD
+/// packet, down to the file.
+enum Layers {
+    Compressed(PartialBody<SeipdWriter<FileSink>>),
+    Plain(SeipdWriter<FileSink>),
+}
+
+impl Write for Layers {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Layers::Compressed(c) => c.write(data),
+            Layers::Plain(p) => p.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Layers::Compressed(c) => c.flush(),
+            Layers::Plain(p) => p.flush(),
+        }
+    }
+}
+
+impl Layers {
+    /// Ends every packet: last lengths, the MDC.
+    fn finish(self) -> Result<(), PgpError> {
+        let seipd = match self {
+            Layers::Compressed(c) => c.finish()?,
+            Layers::Plain(p) => p,
+        };
+        seipd.finish().map_err(sq_err(PgpErrorKind::Io))?;
+        Ok(())
+    }
+}
+
 fn writer_loop(
-    mut stack: Message<'static>,
+    mut stack: Layers,
     file: SharedFile,
     rx: Receiver<Job>,
     progress: Arc<Progress>,
@@ -375,7 +410,7 @@ fn writer_loop(
             }
         }
     }
-    stack.finalize().map_err(sq_err(PgpErrorKind::Io))?;
+    stack.finish()?;
     flush_file(&file).map_err(io)?;
     Ok(())
 }
@@ -467,36 +502,33 @@ impl PgpWriter {
             hasher: Arc::clone(&hasher),
             progress: Arc::clone(&progress),
         };
-        let mut message = Message::new(sink);
+        let mut sink = sink;
         for p in pkesks {
             Packet::from(p)
-                .serialize(&mut message)
+                .serialize(&mut sink)
                 .map_err(sq_err(PgpErrorKind::Io))?;
         }
         if let Some(s) = skesk {
             Packet::from(s)
-                .serialize(&mut message)
+                .serialize(&mut sink)
                 .map_err(sq_err(PgpErrorKind::Io))?;
         }
-        let mut stack = Encryptor::with_session_key(message, cipher, sk)
-            .and_then(|e| e.build())
-            .map_err(sq_err(PgpErrorKind::Config))?;
+        let seipd = SeipdWriter::new(sink, cipher, &sk).map_err(sq_err(PgpErrorKind::Config))?;
         let window_bits = match opts.compress_algo {
             CompressionAlgorithm::Zip => ZIP_WINDOW_BITS,
             _ => WINDOW_BITS,
         };
-        let adler = match opts.compress_level {
-            None => None,
+        let (stack, adler) = match opts.compress_level {
+            None => (Layers::Plain(seipd), None),
             Some(level) => {
-                stack = ArbitraryWriter::new(stack, Tag::CompressedData)
-                    .map_err(sq_err(PgpErrorKind::Io))?;
-                match opts.compress_algo {
+                let mut c = PartialBody::new(seipd, 8)?; // compressed data packet
+                let adler = match opts.compress_algo {
                     CompressionAlgorithm::Zip => {
-                        stack.write_all(&[1])?; // raw deflate
+                        c.write_all(&[1])?; // raw deflate
                         None
                     }
                     CompressionAlgorithm::Zlib => {
-                        stack.write_all(&[2, 0x78, zlib_flags(level)])?;
+                        c.write_all(&[2, 0x78, zlib_flags(level)])?;
                         Some(adler2::Adler32::new())
                     }
                     other => {
@@ -505,7 +537,8 @@ impl PgpWriter {
                             format!("writing {other} compressed packets"),
                         ))
                     }
-                }
+                };
+                (Layers::Compressed(c), adler)
             }
         };
 
