@@ -221,6 +221,20 @@ pub struct PartialBody<W: Write> {
     buf: Vec<u8>,
 }
 
+/// A new-format definite body length (one, two or five bytes).
+pub fn body_length(len: usize) -> Vec<u8> {
+    if len < 192 {
+        vec![len as u8]
+    } else if len < 8384 {
+        let l = len - 192;
+        vec![((l >> 8) + 192) as u8, (l & 0xff) as u8]
+    } else {
+        let mut v = vec![0xff];
+        v.extend_from_slice(&(len as u32).to_be_bytes());
+        v
+    }
+}
+
 /// log2 of the partial body length.
 const PARTIAL_POW: u8 = 16;
 
@@ -236,18 +250,7 @@ impl<W: Write> PartialBody<W> {
 
     /// Writes the last length and bytes; returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let len = self.buf.len();
-        let header: Vec<u8> = if len < 192 {
-            vec![len as u8]
-        } else if len < 8384 {
-            let l = len - 192;
-            vec![((l >> 8) + 192) as u8, (l & 0xff) as u8]
-        } else {
-            let mut v = vec![0xff];
-            v.extend_from_slice(&(len as u32).to_be_bytes());
-            v
-        };
-        self.inner.write_all(&header)?;
+        self.inner.write_all(&body_length(self.buf.len()))?;
         self.inner.write_all(&self.buf)?;
         Ok(self.inner)
     }

@@ -22,7 +22,7 @@ use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SignatureType, Symmetr
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig};
-use super::seipd::{PartialBody, SeipdWriter};
+use super::seipd::{body_length, PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
 use crate::hash::{Digests, VolumeHasher};
 use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
@@ -451,19 +451,6 @@ fn finish_signing(mut st: SignState) -> Result<Vec<u8>, PgpError> {
     Packet::from(sig).to_vec().map_err(sq_err(PgpErrorKind::Io))
 }
 
-fn length_bytes(len: usize) -> Vec<u8> {
-    if len < 192 {
-        vec![len as u8]
-    } else if len < 8384 {
-        let l = len - 192;
-        vec![((l >> 8) + 192) as u8, (l & 0xff) as u8]
-    } else {
-        let mut v = vec![0xff];
-        v.extend_from_slice(&(len as u32).to_be_bytes());
-        v
-    }
-}
-
 impl PgpWriter {
     /// Creates `path` and writes the session key packets and the start of the encrypted data.
     pub fn create(path: &Path, opts: &EncryptOptions) -> Result<Self, PgpError> {
@@ -708,7 +695,7 @@ impl PgpWriter {
             return Err(self.take_thread_error());
         }
         let rest = std::mem::take(&mut self.literal);
-        let len = length_bytes(rest.len());
+        let len = body_length(rest.len());
         self.inner(&len)?;
         self.inner(&rest)?;
         if let Some(st) = self.sign.take() {
