@@ -469,6 +469,26 @@ def test_encrypted_backup_without_gpg_per_volume(keyhome, tmp_path, mode):
         assert "Volume was signed by key" in bad.text(), bad.text()[-2000:]
 
 
+def test_use_agent_restore_in_process(keyhome, tmp_path):
+    """With --use-agent (no passphrase from duplicity) the agent's own cache or pinentry unlocks
+    the key: a public-key chain restores in-process, no gpg per volume."""
+    home, keys = keyhome
+    src = tmp_path / "src"
+    _tree(src)
+    url = f"file://{tmp_path / 'target'}"
+    common = ["--use-agent", "--name", "t", "--encrypt-key", keys["rsa"]]
+    run_duplicity(["full", "--volsize", "1", *common, "--archive-dir", str(tmp_path / "c1"),
+                   str(src), url], clean_env(home))
+    bindir, log = _gpg_logger(tmp_path)
+    env = clean_env(home, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = tmp_path / "out"
+    res = run_duplicity(["restore", "-v", "info", *common, "--archive-dir",
+                         str(tmp_path / "c2"), url, str(out)], env)
+    assert "stock gpg (" not in res.text(), res.text()[-3000:]
+    assert_same_tree(snapshot(src), snapshot(out), "--use-agent restore")
+    _no_gpg_per_file(_calls(log))
+
+
 def test_stock_chain_restores_through_dupcore_in_process(keyhome, tmp_path):
     """A chain written by stock duplicity + gpg (symmetric) restores with dupcore, no gpg per
     volume, and a wrong passphrase fails cleanly."""
