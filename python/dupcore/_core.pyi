@@ -61,6 +61,8 @@ def tar_block(
     name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, mtime: float, linkname: bytes,
     uname: bytes, gname: bytes, devmajor: int, devminor: int, data: bytes,
 ) -> bytes | None: ...
+def tar_frombuf(cls: type, buf: bytes, encoding: str, errors: str) -> object | None:
+    """``cls.frombuf(buf, encoding, errors)`` for a common header, or None for CPython's parser."""
 
 class OpenPGPError(Exception):
     """An OpenPGP failure; ``args`` are ``(kind, message)``."""
@@ -72,7 +74,9 @@ class PgpWriter:
         self, path: object, passphrase: str | None = None,
         recipients: list[tuple[str, bool]] = ..., keyring: bytes = ..., cipher: str = "AES256",
         compress_level: int | None = 6, s2k_digest: str = "SHA1", s2k_count: int = 65011712,
-        mtime: int = 0,
+        mtime: int = 0, sign_key: str | None = None, sign_keyring: bytes = ...,
+        agent_socket: str | None = None, agent_passphrase: str | None = None,
+        compress_algo: str = "zip",
     ) -> None: ...
     def write(self, data: bytes) -> int: ...
     def estimated_size(self) -> int: ...
@@ -82,9 +86,13 @@ class PgpWriter:
     def abort(self) -> None: ...
 
 class PgpReader:
-    """An OpenPGP file decrypted sequentially on a read-ahead thread."""
+    """An OpenPGP file decrypted sequentially, ahead of the reader on its own threads."""
     closed: bool
-    def __init__(self, path: object, passphrase: str | None = None, keyring: bytes = ...) -> None: ...
+    def __init__(
+        self, path: object, passphrase: str | None = None, keyring: bytes = ...,
+        agent_socket: str | None = None, agent_passphrase: str | None = None,
+        secret_keyring: bytes = ...,
+    ) -> None: ...
     def read(self, size: int = -1) -> bytes: ...
     def drain(self) -> None: ...
     def tell(self) -> int: ...
