@@ -235,9 +235,10 @@ def test_protected_secret_key_through_agent(keyhome, tmp_path):
     assert read_all(p, **agent_kw(home, PROTECTED)) == (DATA, [])
 
 
-def test_missing_secret_key_is_left_to_gpg(keyhome, tmp_path):
-    """A file for a key whose secret half is not in the home is 'unsupported' (stock gpg then
-    reports it as duplicity always did)."""
+def test_missing_secret_key_is_a_clear_error(keyhome, tmp_path):
+    """A file for a key whose secret half is not in the home is a 'badkey' error naming the key
+    id (GPGError in duplicity), before any plaintext; a hidden recipient none of the secret keys
+    opens too."""
     home, _keys = keyhome
     other = tmp_path / "other-home"
     other.mkdir(mode=0o700)
@@ -247,10 +248,17 @@ def test_missing_secret_key_is_left_to_gpg(keyhome, tmp_path):
     gpg(other, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", fpr,
         "cv25519", "encr", "never")
     p = tmp_path / "f.gpg"
-    write(p, DATA, recipients=[(fpr, False)], keyring=gpg(other, "--export", fpr).stdout)
+    certs = gpg(other, "--export", fpr).stdout
+    write(p, DATA, recipients=[(fpr, False)], keyring=certs)
     with pytest.raises(_core.OpenPGPError) as err:
         _core.PgpReader(str(p), **agent_kw(home))
-    assert err.value.args[0] == "unsupported" and "no secret key" in err.value.args[1]
+    assert err.value.args[0] == "badkey" and "no secret key" in err.value.args[1], err.value.args
+    enc_id = keyid_of(other, fpr, "e")
+    assert enc_id in err.value.args[1], err.value.args
+    write(p, DATA, recipients=[(fpr, True)], keyring=certs)
+    with pytest.raises(_core.OpenPGPError) as err:
+        _core.PgpReader(str(p), **agent_kw(home))
+    assert err.value.args[0] == "badkey", err.value.args
     subprocess.run(["gpgconf", "--kill", "all"], env=dict(os.environ, GNUPGHOME=str(other)),
                    capture_output=True, check=False)
 

@@ -6,8 +6,9 @@ Symmetric encryption and decryption, public-key encryption to ``--encrypt-key`` 
 parallel, like gpg 2.2 writes them. Secret keys stay in the user's gpg-agent, which decrypts
 session keys and makes signatures over its socket (sequoia-gpg-agent). Anything dupcore does not
 serve in-process goes, per file, to duplicity's own gpg classes, with one Info line naming the
-reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, no reachable agent, a
-secret key the agent does not hold, SED packets without MDC, and so on.
+reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, no reachable agent, SED
+packets without MDC, and so on. Wrong passphrases, missing secret keys and damaged files raise
+duplicity's ``GPGError`` with one line naming the file and the problem.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ fn candidates(certs: &[Cert], recipient: Option<KeyID>) -> Vec<&Key<PublicParts,
 pub enum Unlocked {
     /// The session key was decrypted and accepted by `try_key`.
     Key,
-    /// No PKESK is addressed to a key in `certs`: stock gpg may know more keys.
+    /// No PKESK is addressed to a key in `certs` (the secret keys gpg lists).
     NoKey(String),
     /// The agent refused every candidate; the last reason.
     Refused(String),
@@ -133,7 +133,7 @@ pub fn unlock(
             .map(|id| id.to_hex())
             .collect();
         return Ok(Unlocked::NoKey(format!(
-            "no secret key for {} in the keyring",
+            "no secret key: encrypted to key id {}, and gpg --list-secret-keys has none of them",
             ids.join(", ")
         )));
     }

@@ -169,6 +169,10 @@ impl DecryptionHelper for Helper {
                 PgpErrorKind::BadKey,
                 "bad passphrase: no session key could be decrypted",
             ),
+            // The agent's secret keys (all of gpg's) hold none of the recipients: as gpg says.
+            Ok(Unlocked::NoKey(why)) if self.agent.is_some() => {
+                PgpError::new(PgpErrorKind::BadKey, why)
+            }
             Ok(Unlocked::NoKey(why)) => PgpError::new(PgpErrorKind::Unsupported, why),
             Ok(Unlocked::Refused(why)) if agent::is_bad_passphrase(&why) => PgpError::new(
                 PgpErrorKind::BadKey,
