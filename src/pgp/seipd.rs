@@ -222,7 +222,7 @@ pub struct PartialBody<W: Write> {
 }
 
 /// A new-format definite body length (one, two or five bytes).
-pub fn body_length(len: usize) -> Vec<u8> {
+fn body_length(len: usize) -> Vec<u8> {
     if len < 192 {
         vec![len as u8]
     } else if len < 8384 {
@@ -246,6 +246,16 @@ impl<W: Write> PartialBody<W> {
             inner,
             buf: Vec::with_capacity(1 << PARTIAL_POW),
         })
+    }
+
+    /// The writer the packet goes to.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// Body bytes held until their length is known.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Writes the last length and bytes; returns the inner writer.

@@ -22,7 +22,7 @@ use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SignatureType, Symmetr
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig};
-use super::seipd::{body_length, PartialBody, SeipdWriter};
+use super::seipd::{PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
 use crate::hash::{Digests, VolumeHasher};
 use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
@@ -32,9 +32,6 @@ use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
 const ZIP_WINDOW_BITS: u8 = 13;
 /// Chunks queued or being compressed at once.
 const MAX_IN_FLIGHT: usize = 8;
-/// Partial body length used for the literal packet (2^17 bytes).
-const PARTIAL_POW: u8 = 17;
-const PARTIAL: usize = 1 << PARTIAL_POW;
 
 /// How to encrypt one file.
 #[derive(Clone, Debug)]
@@ -310,20 +307,90 @@ pub struct EncryptSummary {
 /// Encrypts one file as an OpenPGP message while the caller hands over plaintext.
 pub struct PgpWriter {
     path: PathBuf,
-    level: Option<u32>,
+    /// For flush jobs; the thread ends once this and the packet stream's sender are gone.
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Result<(), PgpError>>>,
     hasher: Arc<Mutex<VolumeHasher>>,
     progress: Arc<Progress>,
-    literal: Vec<u8>,
-    pending: Vec<u8>,
-    primer: Primer,
-    window_bits: u8,
-    inner_total: u64,
+    /// The literal data packet being written; None once closed.
+    literal: Option<PartialBody<PacketStream>>,
     raw_total: u64,
     sign: Option<SignState>,
+}
+
+/// The packets inside the encryption, as the compressor's input: sent to the writer thread as
+/// they are, or with a deflate level as parallel deflate jobs of `CHUNK` bytes, each primed
+/// with the window before it (one deflate stream).
+struct PacketStream {
+    tx: SyncSender<Job>,
+    level: Option<u32>,
+    pending: Vec<u8>,
+    primer: Primer,
     /// Adler-32 of the compressor input, for a ZLIB packet's trailer.
     adler: Option<adler2::Adler32>,
+    /// Bytes taken in so far.
+    total: u64,
+}
+
+impl PacketStream {
+    fn send(&self, job: Job) -> io::Result<()> {
+        self.tx
+            .send(job)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the writer thread stopped"))
+    }
+
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let Some(level) = self.level else {
+            return Ok(());
+        };
+        let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        let dict = self.primer.next(&data);
+        if let Some(a) = &mut self.adler {
+            a.write_slice(&data);
+        }
+        let raw_len = data.len() as u64;
+        let window_bits = self.primer.window_bits();
+        let (rtx, rrx) = sync_channel(1);
+        crate::volume::writer::compression_pool().spawn(move || {
+            let _ = rtx.send(compress_chunk(&dict, &data, last, level, window_bits));
+        });
+        self.send(Job::Compressing { raw_len, rx: rrx })
+    }
+
+    /// Ends the deflate stream (and adds a ZLIB packet's Adler-32).
+    fn finish(mut self) -> io::Result<()> {
+        self.submit(true)?;
+        if let Some(a) = self.adler.take() {
+            self.send(Job::Ready(a.checksum().to_be_bytes().to_vec()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for PacketStream {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        self.total += n as u64;
+        if self.level.is_none() {
+            if n > 0 {
+                self.send(Job::Ready(data.to_vec()))?;
+            }
+            return Ok(n);
+        }
+        while !data.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == CHUNK {
+                self.submit(false)?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The second byte of a zlib header (FLEVEL for `level`, FCHECK making the pair divisible by 31).
@@ -480,16 +547,17 @@ impl PgpWriter {
             pkesks.push(p);
         }
 
+        let signing = opts.sign.as_ref().map(start_signing).transpose()?;
+
         let file = File::create(path)?;
         let hasher = Arc::new(Mutex::new(VolumeHasher::default()));
         let progress = Arc::new(Progress::default());
         let shared: SharedFile = Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, file)));
-        let sink = FileSink {
+        let mut sink = FileSink {
             file: Arc::clone(&shared),
             hasher: Arc::clone(&hasher),
             progress: Arc::clone(&progress),
         };
-        let mut sink = sink;
         for p in pkesks {
             Packet::from(p)
                 .serialize(&mut sink)
@@ -534,36 +602,37 @@ impl PgpWriter {
         let thread = std::thread::Builder::new()
             .name("dupcore-pgp-writer".into())
             .spawn(move || writer_loop(stack, shared, rx, p2))?;
-        let (sign, ops) = match &opts.sign {
-            Some(so) => {
-                let (st, ops) = start_signing(so)?;
-                (Some(st), Some(ops))
-            }
-            None => (None, None),
+        let mut stream = PacketStream {
+            tx: tx.clone(),
+            level: opts.compress_level,
+            pending: Vec::with_capacity(CHUNK),
+            primer: Primer::new(window_bits),
+            adler,
+            total: 0,
         };
-        let mut literal = Vec::with_capacity(PARTIAL + 16);
-        literal.extend_from_slice(&[b'b', 0]);
-        literal.extend_from_slice(&opts.mtime.to_be_bytes());
+        let (sign, ops) = signing.unzip();
         let mut w = PgpWriter {
             path: path.to_path_buf(),
-            level: opts.compress_level,
             tx: Some(tx),
             thread: Some(thread),
             hasher,
             progress,
-            literal,
-            pending: Vec::with_capacity(CHUNK),
-            primer: Primer::new(window_bits),
-            window_bits,
-            inner_total: 0,
+            literal: None,
             raw_total: 0,
             sign,
-            adler,
         };
-        if let Some(ops) = ops {
-            w.inner(&ops)?;
+        let started = ops
+            .map_or(Ok(()), |ops| stream.write_all(&ops))
+            .and_then(|()| PartialBody::new(stream, 11)) // literal data packet
+            .and_then(|mut l| {
+                l.write_all(&[b'b', 0])?;
+                l.write_all(&opts.mtime.to_be_bytes())?;
+                Ok(l)
+            });
+        match started {
+            Ok(l) => w.literal = Some(l),
+            Err(_) => return Err(w.take_thread_error()),
         }
-        w.inner(&[0xc0 | 11])?; // literal data packet, new format
         Ok(w)
     }
 
@@ -580,74 +649,45 @@ impl PgpWriter {
         }
     }
 
-    fn take_thread_error(&mut self) -> PgpError {
+    /// Waits for the writer thread (all senders gone) and returns what it ended with.
+    fn join(&mut self) -> Result<(), PgpError> {
         self.tx = None;
+        self.literal = None;
         match self.thread.take().map(|t| t.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => PgpError::new(PgpErrorKind::Io, "the OpenPGP writer thread panicked"),
-            _ => PgpError::new(PgpErrorKind::Io, "the OpenPGP writer has already stopped"),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(PgpError::new(
+                PgpErrorKind::Io,
+                "the OpenPGP writer thread panicked",
+            )),
+            None => Err(PgpError::new(
+                PgpErrorKind::Io,
+                "the OpenPGP writer has already stopped",
+            )),
         }
     }
 
-    /// Appends bytes of the packet stream inside the encryption (the compressor's input).
-    fn inner(&mut self, mut data: &[u8]) -> Result<(), PgpError> {
-        self.inner_total += data.len() as u64;
-        if self.level.is_none() {
-            if !data.is_empty() {
-                self.send(Job::Ready(data.to_vec()))?;
-            }
-            return Ok(());
+    /// The writer thread's error, after it stopped taking jobs.
+    fn take_thread_error(&mut self) -> PgpError {
+        match self.join() {
+            Err(e) => e,
+            Ok(()) => PgpError::new(PgpErrorKind::Io, "the OpenPGP writer has already stopped"),
         }
-        while !data.is_empty() {
-            let take = (CHUNK - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.pending.len() == CHUNK {
-                self.submit(false)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn submit(&mut self, last: bool) -> Result<(), PgpError> {
-        let Some(level) = self.level else {
-            return Ok(());
-        };
-        let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-        let dict = self.primer.next(&data);
-        if let Some(a) = &mut self.adler {
-            a.write_slice(&data);
-        }
-        let raw_len = data.len() as u64;
-        let window_bits = self.window_bits;
-        let (rtx, rrx) = sync_channel(1);
-        crate::volume::writer::compression_pool().spawn(move || {
-            let _ = rtx.send(compress_chunk(&dict, &data, last, level, window_bits));
-        });
-        self.send(Job::Compressing { raw_len, rx: rrx })
     }
 
     /// Appends plaintext.
-    pub fn write(&mut self, mut data: &[u8]) -> Result<(), PgpError> {
-        if self.tx.is_none() {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), PgpError> {
+        let Some(literal) = &mut self.literal else {
             return Err(PgpError::new(
                 PgpErrorKind::Io,
                 "write to a closed OpenPGP file",
             ));
+        };
+        if literal.write_all(data).is_err() {
+            return Err(self.take_thread_error());
         }
         self.raw_total += data.len() as u64;
         if let Some(st) = &mut self.sign {
             st.hash.update(data);
-        }
-        while !data.is_empty() {
-            let take = (PARTIAL - self.literal.len()).min(data.len());
-            self.literal.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.literal.len() == PARTIAL {
-                let body = std::mem::replace(&mut self.literal, Vec::with_capacity(PARTIAL + 16));
-                self.inner(&[0xe0 | PARTIAL_POW])?;
-                self.inner(&body)?;
-            }
         }
         Ok(())
     }
@@ -658,9 +698,13 @@ impl PgpWriter {
         let written = self.progress.written.load(Ordering::Relaxed);
         let handed = self.progress.handed.load(Ordering::Relaxed);
         let raw_done = self.progress.raw_done.load(Ordering::Relaxed);
-        let queued = self.inner_total.saturating_sub(raw_done) + self.literal.len() as u64;
-        let ratio = match self.level {
-            Some(_) if raw_done > 0 => (handed as f64 / raw_done as f64).min(1.01),
+        let (taken, buffered, compressing) = match &self.literal {
+            Some(l) => (l.get_ref().total, l.buffered(), l.get_ref().level.is_some()),
+            None => (raw_done, 0, false),
+        };
+        let queued = taken.saturating_sub(raw_done) + buffered as u64;
+        let ratio = match compressing {
+            true if raw_done > 0 => (handed as f64 / raw_done as f64).min(1.01),
             _ => 1.0,
         };
         // plus a little for session key packets, packet headers and the MDC
@@ -691,37 +735,20 @@ impl PgpWriter {
 
     /// Finishes the message, closes the file and returns its size and digests.
     pub fn close(mut self) -> Result<EncryptSummary, PgpError> {
-        if self.tx.is_none() {
+        let Some(literal) = self.literal.take() else {
+            return Err(self.take_thread_error());
+        };
+        let signature = self.sign.take().map(finish_signing).transpose()?;
+        let ended = literal.finish().and_then(|mut stream| {
+            if let Some(sig) = &signature {
+                stream.write_all(sig)?;
+            }
+            stream.finish()
+        });
+        if ended.is_err() {
             return Err(self.take_thread_error());
         }
-        let rest = std::mem::take(&mut self.literal);
-        let len = body_length(rest.len());
-        self.inner(&len)?;
-        self.inner(&rest)?;
-        if let Some(st) = self.sign.take() {
-            let sig = finish_signing(st)?;
-            self.inner(&sig)?;
-        }
-        self.submit(true)?;
-        if let Some(a) = self.adler.take() {
-            self.send(Job::Ready(a.checksum().to_be_bytes().to_vec()))?;
-        }
-        self.tx = None;
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(r)) => r?,
-            Some(Err(_)) => {
-                return Err(PgpError::new(
-                    PgpErrorKind::Io,
-                    "the OpenPGP writer thread panicked",
-                ))
-            }
-            None => {
-                return Err(PgpError::new(
-                    PgpErrorKind::Io,
-                    "the OpenPGP writer has already stopped",
-                ))
-            }
-        }
+        self.join()?;
         let digests =
             std::mem::take(&mut *self.hasher.lock().unwrap_or_else(|p| p.into_inner())).finish();
         Ok(EncryptSummary {
@@ -733,9 +760,6 @@ impl PgpWriter {
 
 impl Drop for PgpWriter {
     fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = self.join();
     }
 }

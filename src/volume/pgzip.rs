@@ -32,7 +32,7 @@ pub const WINDOW_BITS: u8 = 15;
 #[derive(Debug)]
 pub struct Primer {
     tail: Vec<u8>,
-    window: usize,
+    window_bits: u8,
 }
 
 impl Primer {
@@ -40,18 +40,24 @@ impl Primer {
     pub fn new(window_bits: u8) -> Self {
         Primer {
             tail: Vec::new(),
-            window: 1 << window_bits,
+            window_bits,
         }
+    }
+
+    /// log2 of the window this primer fills.
+    pub fn window_bits(&self) -> u8 {
+        self.window_bits
     }
 
     /// The dictionary for the chunk `data` (the window's worth of bytes before it); remembers
     /// the end of `data` for the next chunk.
     pub fn next(&mut self, data: &[u8]) -> Vec<u8> {
+        let window = 1usize << self.window_bits;
         let dict = std::mem::take(&mut self.tail);
-        let mut tail = data[data.len().saturating_sub(self.window)..].to_vec();
-        if tail.len() < self.window && !dict.is_empty() {
+        let mut tail = data[data.len().saturating_sub(window)..].to_vec();
+        if tail.len() < window && !dict.is_empty() {
             // A short chunk: keep priming from the older bytes too.
-            let keep = self.window - tail.len();
+            let keep = window - tail.len();
             let mut t = dict[dict.len().saturating_sub(keep)..].to_vec();
             t.extend_from_slice(&tail);
             tail = t;
