@@ -42,7 +42,8 @@ def _stock_size(writer, plain):
 
 _stock = {}
 _logged = set()
-_keyrings = {}
+_keyrings = {}  # (home, key ids) -> exported public keys
+_agents = {}  # home -> (agent socket, certificates of the secret keys)
 _lock = threading.Lock()
 
 
@@ -145,29 +146,6 @@ def _common_checks(config):
     return parse_gpg_options(getattr(config, "gpg_options", ""))
 
 
-def _keyring(config, opts, ids):
-    """Binary public keys of ``ids`` from the user's GnuPG home (one ``gpg --export`` each set)."""
-    home = opts.get("--homedir")
-    key = (home, tuple(ids))
-    with _lock:
-        if key in _keyrings:
-            return _keyrings[key]
-    cmd = [getattr(config, "gpg_binary", None) or shutil.which("gpg") or "gpg", "--batch",
-           "--no-tty"]
-    if home:
-        cmd += ["--homedir", home]
-    cmd += ["--export", *ids]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise Fallback(f"cannot export public keys: {exc}") from None
-    if proc.returncode != 0 or not proc.stdout:
-        raise Fallback("gpg --export found no public keys for the recipients")
-    with _lock:
-        _keyrings[key] = proc.stdout
-    return proc.stdout
-
-
 def _gpg_env(opts):
     home = opts.get("--homedir")
     env = dict(os.environ)
@@ -187,6 +165,30 @@ def _run(cmd, env, what):
     return proc.stdout
 
 
+def _run_gpg(config, opts, args, what):
+    """Output of one ``gpg --batch`` run in the user's GnuPG home; Fallback if it fails."""
+    binary = getattr(config, "gpg_binary", None) or shutil.which("gpg") or "gpg"
+    return _run([binary, "--batch", "--no-tty", *args], _gpg_env(opts), what)
+
+
+def _home(opts):
+    return opts.get("--homedir") or os.environ.get("GNUPGHOME")
+
+
+def _keyring(config, opts, ids):
+    """Binary public keys of ``ids`` from the user's GnuPG home (one ``gpg --export`` each set)."""
+    key = (_home(opts), tuple(ids))
+    with _lock:
+        if key in _keyrings:
+            return _keyrings[key]
+    certs = _run_gpg(config, opts, ["--export", *ids], "cannot export public keys")
+    if not certs:
+        raise Fallback("gpg --export found no public keys for the recipients")
+    with _lock:
+        _keyrings[key] = certs
+    return certs
+
+
 def agent_settings(config, opts, profile):
     """(socket, certificates of the secret keys) of the user's gpg-agent, found once per home.
 
@@ -196,10 +198,10 @@ def agent_settings(config, opts, profile):
     version = tuple(getattr(profile, "gpg_version", (2, 2)) or (2, 2))
     if version[:2] < (2, 1):
         raise Fallback(f"gpg {'.'.join(map(str, version))} has no gpg-agent for secret keys")
-    home = opts.get("--homedir") or os.environ.get("GNUPGHOME")
+    home = _home(opts)
     with _lock:
-        if ("agent", home) in _keyrings:
-            return _keyrings[("agent", home)]
+        if home in _agents:
+            return _agents[home]
     env = _gpg_env(opts)
     gpgconf = shutil.which("gpgconf")
     if gpgconf is None:
@@ -209,8 +211,7 @@ def agent_settings(config, opts, profile):
                    timeout=120, check=False)
     if not socket or not os.path.exists(socket):
         raise Fallback(f"gpg-agent socket {socket!r} not found")
-    gpg_bin = getattr(config, "gpg_binary", None) or shutil.which("gpg") or "gpg"
-    listing = _run([gpg_bin, "--batch", "--no-tty", "--with-colons", "--list-secret-keys"], env,
+    listing = _run_gpg(config, opts, ["--with-colons", "--list-secret-keys"],
                    "gpg --list-secret-keys").decode(errors="replace")
     fprs, in_sec = [], False
     for line in listing.splitlines():
@@ -222,10 +223,10 @@ def agent_settings(config, opts, profile):
             in_sec = False
     certs = b""
     if fprs:
-        certs = _run([gpg_bin, "--batch", "--no-tty", "--export", *fprs], env, "gpg --export")
+        certs = _run_gpg(config, opts, ["--export", *fprs], "gpg --export")
     result = (socket, certs)
     with _lock:
-        _keyrings[("agent", home)] = result
+        _agents[home] = result
     return result
 
 
@@ -282,16 +283,23 @@ def decrypt_settings(profile):
     kw = {"passphrase": profile.passphrase}
     if profile.sign_key:
         kw["keyring"] = _keyring(config, opts, [profile.sign_key])
+    with _lock:
+        known = _home(opts) in _agents
+    if known:  # public-key files seen before: no first try without the agent
+        kw = _add_agent(config, opts, profile, kw)
     return kw
+
+
+def _add_agent(config, opts, profile, kw):
+    socket, certs = agent_settings(config, opts, profile)
+    return dict(kw, agent_socket=socket, secret_keyring=certs,
+                agent_passphrase=_agent_passphrase(config, profile.passphrase))
 
 
 def with_agent(profile, kw):
     """``kw`` plus the gpg-agent settings for files encrypted to public keys."""
     config, _gpg, _log = _modules()
-    opts = _common_checks(config)
-    socket, certs = agent_settings(config, opts, profile)
-    return dict(kw, agent_socket=socket, secret_keyring=certs,
-                agent_passphrase=_agent_passphrase(config, profile.passphrase))
+    return _add_agent(config, _common_checks(config), profile, kw)
 
 
 def _gpg_error(gpg, name, exc):

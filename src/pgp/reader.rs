@@ -407,13 +407,13 @@ fn decrypt_to_end(
                 return;
             }
             Err(e) => {
-                let why = io_classify(io::Error::new(e.kind(), e.to_string()));
-                let why = match e
+                let mdc_failed = e
                     .get_ref()
-                    .and_then(|i| i.downcast_ref::<seipd::MdcFailure>())
-                {
-                    Some(_) => mdc_error(),
-                    None => why,
+                    .is_some_and(|i| i.downcast_ref::<seipd::MdcFailure>().is_some());
+                let why = if mdc_failed {
+                    mdc_error()
+                } else {
+                    io_classify(io::Error::new(e.kind(), e.to_string()))
                 };
                 *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
                 let _ = tx.send(Chunk::Failed(e));
