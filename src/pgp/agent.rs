@@ -160,7 +160,7 @@ pub fn signing_key(
             format!("sign key {id:?} is not a hex key id or fingerprint"),
         )
     })?;
-    let policy = openpgp::policy::StandardPolicy::new();
+    let policy = super::gpg_policy();
     let cert = certs
         .iter()
         .find(|c| {
@@ -183,7 +183,7 @@ pub fn signing_key(
         .keys()
         .alive()
         .revoked(false)
-        .for_signing()
+        .filter(super::policy::can_sign)
         .map(|ka| ka.key().clone().role_into_unspecified())
         .collect();
     let exact = signing.iter().find(|k| {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod packets;
+pub(crate) mod policy;
 pub mod reader;
 pub mod s2k;
 pub mod seipd;
@@ -16,6 +17,7 @@ pub use reader::{DecryptOptions, PgpReader};
 pub use writer::{EncryptOptions, PgpWriter, SignOptions};
 
 use openpgp::types::SymmetricAlgorithm;
+pub(crate) use policy::gpg_policy;
 use sequoia_openpgp as openpgp;
 
 /// Why an OpenPGP operation failed; `Unsupported` means "let stock gpg handle this file".
@@ -114,23 +116,6 @@ pub fn hash_from_name(name: &str) -> Option<openpgp::types::HashAlgorithm> {
         _ => return None,
     };
     algo.is_supported().then_some(algo)
-}
-
-/// Policy for reading: every cipher a legacy archive may use is accepted (reading old backups
-/// is the point), everything else as sequoia's standard policy says.
-#[allow(deprecated)]
-pub(crate) fn read_policy() -> openpgp::policy::StandardPolicy<'static> {
-    let mut p = openpgp::policy::StandardPolicy::new();
-    for a in [
-        SymmetricAlgorithm::IDEA,
-        SymmetricAlgorithm::TripleDES,
-        SymmetricAlgorithm::CAST5,
-        SymmetricAlgorithm::Blowfish,
-        SymmetricAlgorithm::Twofish,
-    ] {
-        p.accept_symmetric_algo(a);
-    }
-    p
 }
 
 #[cfg(test)]

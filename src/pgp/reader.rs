@@ -9,14 +9,19 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+use openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation;
+use openpgp::cert::amalgamation::ValidAmalgamation;
 use openpgp::crypto::symmetric::{BlockCipherMode, UnpaddingMode};
 use openpgp::crypto::{Password, SessionKey, S2K};
-use openpgp::packet::{PKESK, SKESK};
+use openpgp::packet::key::PublicParts;
+use openpgp::packet::{Signature, PKESK, SKESK};
 use openpgp::parse::stream::{
-    DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
-    VerifierBuilder,
+    DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationError,
+    VerificationHelper, VerifierBuilder,
 };
 use openpgp::parse::Parse;
+use openpgp::policy::Policy;
+use openpgp::types::RevocationStatus;
 use openpgp::types::SymmetricAlgorithm;
 use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
@@ -25,7 +30,7 @@ use super::agent::{self, AgentConfig, Unlocked};
 use super::packets::outline;
 use super::s2k;
 use super::seipd;
-use super::{one_line, read_policy, PgpError, PgpErrorKind};
+use super::{gpg_policy, one_line, policy, PgpError, PgpErrorKind};
 
 /// Plaintext handed over per read-ahead step.
 const STEP: usize = 256 * 1024;
@@ -126,13 +131,39 @@ impl VerificationHelper for Helper {
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
         for layer in structure.into_iter() {
             if let MessageLayer::SignatureGroup { results } = layer {
-                for r in results.into_iter().flatten() {
-                    self.signers.push(r.ka.key().keyid().to_hex());
+                for r in results {
+                    match r {
+                        Ok(good) => self.signers.push(good.ka.key().keyid().to_hex()),
+                        Err(VerificationError::BadKey { sig, ka, .. })
+                            if good_without_flags(sig, &ka) =>
+                        {
+                            self.signers.push(ka.key().keyid().to_hex())
+                        }
+                        Err(_) => {}
+                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A signature sequoia's verifier refused only because the signing key's binding carries no
+/// key flags (PGP and early gpg keys): gpg derives the usage from the algorithm and accepts it
+/// when the key is alive, unrevoked and the signature checks out.
+fn good_without_flags(sig: &Signature, ka: &ValidErasedKeyAmalgamation<'_, PublicParts>) -> bool {
+    ka.key_flags().is_none()
+        && policy::can_sign(ka)
+        && ka.valid_cert().alive().is_ok()
+        && ka.alive().is_ok()
+        && !matches!(
+            ka.valid_cert().revocation_status(),
+            RevocationStatus::Revoked(_)
+        )
+        && !matches!(ka.revocation_status(), RevocationStatus::Revoked(_))
+        && sig.signature_alive(None, None).is_ok()
+        && sig.verify_document(ka.key()).is_ok()
+        && gpg_policy().signature(sig, Default::default()).is_ok()
 }
 
 impl DecryptionHelper for Helper {
@@ -304,7 +335,7 @@ fn read_with_sequoia(
     failure: Arc<Mutex<Option<PgpError>>>,
     tx: SyncSender<Step>,
 ) {
-    let policy = read_policy();
+    let policy = gpg_policy();
     let built = DecryptorBuilder::from_reader(file)
         .map(|b| b.buffer_size(1 << 20))
         .and_then(|b| b.with_policy(&policy, None, helper));
@@ -494,7 +525,7 @@ fn read_seipd(
         let _ = decrypting.join();
         take(&failure).unwrap_or(own)
     };
-    let policy = read_policy();
+    let policy = gpg_policy();
     let built = VerifierBuilder::from_reader(inner)
         .map(|b| b.buffer_size(1 << 20))
         .and_then(|b| b.with_policy(&policy, None, helper));
@@ -548,7 +579,8 @@ impl PgpReader {
             _ => e.into(),
         })?;
         match o.data_tag {
-            18 => {}
+            // SEIPD (with MDC), and SED without MDC as gpg 1.x wrote it by default.
+            18 | 9 => {}
             0 => {
                 return Err(PgpError::new(
                     PgpErrorKind::Corrupt,

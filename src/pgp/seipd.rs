@@ -12,7 +12,7 @@ use openpgp::crypto::symmetric::{
     BlockCipherMode, Decryptor, Encryptor, PaddingMode, UnpaddingMode,
 };
 use openpgp::crypto::SessionKey;
-use openpgp::packet::{PKESK, SEIP, SKESK};
+use openpgp::packet::{Tag, PKESK, SEIP, SKESK};
 use openpgp::parse::{Cookie, PacketParser, PacketParserResult, Parse};
 use openpgp::types::SymmetricAlgorithm;
 use openpgp::Packet;
@@ -23,18 +23,20 @@ use sha1::{Digest, Sha1};
 const MDC_LEN: usize = 22;
 const MDC_HEADER: [u8; 2] = [0xd3, 0x14];
 
-/// The session key packets in front of a SEIPD v1 packet, and the parser positioned on its
-/// encrypted body.
+/// The session key packets in front of a SEIPD v1 or SED packet, and the parser positioned on
+/// its encrypted body.
 pub struct Envelope {
     /// Public-key encrypted session keys.
     pub pkesks: Vec<PKESK>,
     /// Passphrase encrypted session keys.
     pub skesks: Vec<SKESK>,
+    /// True for SEIPD v1 (MDC at the end), false for SED (no integrity check, CFB resync).
+    pub has_mdc: bool,
     body: PacketParser<'static>,
 }
 
 /// Parses the session key packets up to the encrypted data; `Ok(None)` when the message is
-/// not (ESK packets, SEIPD v1), e.g. AEAD or SED packets, which other readers handle.
+/// not (ESK packets, SEIPD v1 or SED), e.g. AEAD packets, which other readers handle.
 pub fn open(source: impl Read + Send + Sync + 'static) -> openpgp::Result<Option<Envelope>> {
     let mut pkesks = Vec::new();
     let mut skesks = Vec::new();
@@ -48,6 +50,16 @@ pub fn open(source: impl Read + Send + Sync + 'static) -> openpgp::Result<Option
                 return Ok(Some(Envelope {
                     pkesks,
                     skesks,
+                    has_mdc: true,
+                    body: pp,
+                }))
+            }
+            // gpg 1.x wrote SED packets by default; sequoia parses them as unknown packets.
+            Packet::Unknown(u) if u.tag() == Tag::SED => {
+                return Ok(Some(Envelope {
+                    pkesks,
+                    skesks,
+                    has_mdc: false,
                     body: pp,
                 }))
             }
@@ -85,31 +97,48 @@ impl Envelope {
         dec.read_exact(&mut prefix).is_ok() && prefix[bs - 2..bs] == prefix[bs..bs + 2]
     }
 
-    /// A reader of the plaintext (the packets inside), checking the MDC at the end.
+    /// A reader of the plaintext (the packets inside), checking the MDC at the end of a SEIPD
+    /// packet. A SED packet's CFB restarts after the prefix with the IV taken from the
+    /// ciphertext's bytes 2 to `bs + 2` (OpenPGP's CFB resynchronisation).
     pub fn decrypt(
-        self,
+        mut self,
         algo: SymmetricAlgorithm,
         key: &SessionKey,
     ) -> openpgp::Result<MdcReader<'static>> {
         let bs = algo.block_size()?;
-        let mut dec = Decryptor::new(
-            algo,
-            BlockCipherMode::CFB,
-            UnpaddingMode::None,
-            key,
-            None,
-            self.body,
-        )?;
-        let mut prefix = vec![0u8; bs + 2];
-        dec.read_exact(&mut prefix)?;
         let mut hasher = Sha1::new();
-        hasher.update(&prefix);
+        let dec = if self.has_mdc {
+            let mut dec = Decryptor::new(
+                algo,
+                BlockCipherMode::CFB,
+                UnpaddingMode::None,
+                key,
+                None,
+                self.body,
+            )?;
+            let mut prefix = vec![0u8; bs + 2];
+            dec.read_exact(&mut prefix)?;
+            hasher.update(&prefix);
+            dec
+        } else {
+            let mut head = vec![0u8; bs + 2];
+            self.body.read_exact(&mut head)?;
+            Decryptor::new(
+                algo,
+                BlockCipherMode::CFB,
+                UnpaddingMode::None,
+                key,
+                Some(&head[2..]),
+                self.body,
+            )?
+        };
         Ok(MdcReader {
             dec,
             hasher,
             held: Vec::with_capacity(1 << 17),
             pos: 0,
             done: false,
+            mdc_len: if self.has_mdc { MDC_LEN } else { 0 },
         })
     }
 }
@@ -135,7 +164,8 @@ impl std::fmt::Display for MdcFailure {
 impl std::error::Error for MdcFailure {}
 
 /// Decrypted plaintext of a SEIPD v1 packet; the 22-byte MDC packet is held back and checked
-/// at the end, where a mismatch is an `InvalidData` error carrying an [`MdcFailure`].
+/// at the end, where a mismatch is an `InvalidData` error carrying an [`MdcFailure`]. For a SED
+/// packet (`mdc_len` 0) the plaintext is passed through unchecked.
 pub struct MdcReader<'a> {
     dec: Decryptor<'a>,
     hasher: Sha1,
@@ -144,6 +174,8 @@ pub struct MdcReader<'a> {
     held: Vec<u8>,
     pos: usize,
     done: bool,
+    /// Bytes held back at the end for the MDC packet: `MDC_LEN`, or 0 for SED.
+    mdc_len: usize,
 }
 
 impl MdcReader<'_> {
@@ -152,7 +184,7 @@ impl MdcReader<'_> {
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        while !self.done && self.pending() <= MDC_LEN {
+        while !self.done && self.pending() <= self.mdc_len {
             self.held.drain(..self.pos);
             self.pos = 0;
             let start = self.held.len();
@@ -167,7 +199,9 @@ impl MdcReader<'_> {
             self.held.truncate(start + n);
             if n == 0 {
                 self.done = true;
-                self.check()?;
+                if self.mdc_len > 0 {
+                    self.check()?;
+                }
             }
         }
         Ok(())
@@ -203,7 +237,7 @@ impl Read for MdcReader<'_> {
         let avail = if self.done {
             self.pending()
         } else {
-            self.pending() - MDC_LEN
+            self.pending() - self.mdc_len
         };
         let n = avail.min(buf.len());
         let out = &self.held[self.pos..self.pos + n];

@@ -203,7 +203,7 @@ pub fn resolve_recipients(
     if recipients.is_empty() {
         return Ok(Vec::new());
     }
-    let policy = openpgp::policy::StandardPolicy::new();
+    let policy = super::gpg_policy();
     let mut certs = Vec::new();
     for c in CertParser::from_bytes(keyring).map_err(sq_err(PgpErrorKind::Config))? {
         match c {
@@ -233,8 +233,7 @@ pub fn resolve_recipients(
             .supported()
             .alive()
             .revoked(false)
-            .for_storage_encryption()
-            .for_transport_encryption()
+            .filter(super::policy::can_encrypt)
             .map(|ka| ka.key().clone())
             .max_by_key(|k| k.creation_time())
             .ok_or_else(|| cfg_err(format!("key {id} has no usable encryption key")))?;
