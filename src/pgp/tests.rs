@@ -291,3 +291,151 @@ fn damaged_sed_packets_end_in_a_clean_error() {
     assert!(tried > 0, "no SED volume in the fixtures");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A key as PGP and early gpg made them: v4 RSA, SHA-1 self-signature and subkey binding dated
+/// 2011, and no key flags anywhere; `flags` adds gpg's usual flags instead.
+fn old_style_cert(flags: bool) -> (openpgp::Cert, openpgp::crypto::KeyPair) {
+    use openpgp::packet::key::{Key4, PrimaryRole, SecretParts, SubordinateRole};
+    use openpgp::packet::signature::SignatureBuilder;
+    use openpgp::packet::{Key, UserID};
+    use openpgp::types::{HashAlgorithm, KeyFlags, SignatureType};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let t = UNIX_EPOCH + Duration::from_secs(1_320_400_000); // 2011-11-04
+    let mut primary: Key<SecretParts, PrimaryRole> = Key4::generate_rsa(2048).unwrap().into();
+    primary.set_creation_time(t).unwrap();
+    let mut sub: Key<SecretParts, SubordinateRole> = Key4::generate_rsa(2048).unwrap().into();
+    sub.set_creation_time(t).unwrap();
+    let mut signer = primary.clone().into_keypair().unwrap();
+    let uid = UserID::from("Old Key <old@example.invalid>");
+    let mut ub = SignatureBuilder::new(SignatureType::PositiveCertification)
+        .set_signature_creation_time(t)
+        .unwrap()
+        .set_hash_algo(HashAlgorithm::SHA1);
+    let mut sb = SignatureBuilder::new(SignatureType::SubkeyBinding)
+        .set_signature_creation_time(t)
+        .unwrap()
+        .set_hash_algo(HashAlgorithm::SHA1);
+    if flags {
+        ub = ub
+            .set_key_flags(KeyFlags::empty().set_signing().set_certification())
+            .unwrap();
+        sb = sb
+            .set_key_flags(KeyFlags::empty().set_storage_encryption())
+            .unwrap();
+    }
+    let ubind = uid
+        .bind(
+            &mut signer,
+            &openpgp::Cert::from_packets(
+                vec![openpgp::Packet::from(primary.clone().parts_into_public())].into_iter(),
+            )
+            .unwrap(),
+            ub,
+        )
+        .unwrap();
+    let cert0 = openpgp::Cert::from_packets(
+        vec![
+            openpgp::Packet::from(primary.clone().parts_into_public()),
+            uid.clone().into(),
+            ubind.into(),
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+    let sbind = sub.parts_as_public().bind(&mut signer, &cert0, sb).unwrap();
+    let (cert, _) = cert0
+        .insert_packets(vec![
+            openpgp::Packet::from(sub.parts_into_public()),
+            sbind.into(),
+        ])
+        .unwrap();
+    (cert, signer)
+}
+
+/// Encrypts `data` for `passphrase` and signs it with `signer` (SHA-256), as gpg
+/// `--sign --symmetric` does; built with sequoia's own writer.
+fn sign_and_encrypt(signer: openpgp::crypto::KeyPair, data: &[u8], passphrase: &str) -> Vec<u8> {
+    use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
+    let mut out = Vec::new();
+    let m = Message::new(&mut out);
+    let m = Encryptor::with_passwords(m, Some(passphrase))
+        .build()
+        .unwrap();
+    let m = Signer::new(m, signer)
+        .unwrap()
+        .hash_algo(openpgp::types::HashAlgorithm::SHA256)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut m = LiteralWriter::new(m).build().unwrap();
+    std::io::Write::write_all(&mut m, data).unwrap();
+    m.finalize().unwrap();
+    out
+}
+
+#[test]
+fn signatures_by_old_keys_are_reported_as_gpg_reports_them() {
+    use openpgp::serialize::Serialize;
+    let d = dir("oldkeys");
+    for flags in [true, false] {
+        let (cert, signer) = old_style_cert(flags);
+        // sequoia's own standard policy refuses these SHA-1 bindings; gpg's accepts them.
+        let standard = openpgp::policy::StandardPolicy::new();
+        assert!(cert.with_policy(&standard, None).is_err());
+        assert!(cert.with_policy(&gpg_policy(), None).is_ok());
+        let keyid = cert.primary_key().key().keyid().to_hex();
+        let data = sample(200_000);
+        let p = d.join("signed.gpg");
+        std::fs::write(&p, sign_and_encrypt(signer, &data, "secret")).unwrap();
+        let mut keyring = Vec::new();
+        cert.serialize(&mut keyring).unwrap();
+        let mut r = PgpReader::open(
+            &p,
+            DecryptOptions {
+                passphrase: Some("secret".into()),
+                keyring,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut back = Vec::new();
+        loop {
+            let b = r.read(Some(65_536)).unwrap();
+            if b.is_empty() {
+                break;
+            }
+            back.extend_from_slice(&b);
+        }
+        assert_eq!(back, data);
+        assert_eq!(
+            r.signers(),
+            Some(&[keyid][..]),
+            "key flags present: {flags}"
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn old_keys_are_valid_recipients_and_signers() {
+    use openpgp::serialize::Serialize;
+    for flags in [true, false] {
+        let (cert, _) = old_style_cert(flags);
+        let mut keyring = Vec::new();
+        cert.serialize(&mut keyring).unwrap();
+        let id = cert.primary_key().key().keyid().to_hex();
+        let got = writer::resolve_recipients(&keyring, &[(id.clone(), false)]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_ne!(
+            got[0].key.keyid().to_hex(),
+            id,
+            "the encryption subkey is picked"
+        );
+        // Without flags gpg derives usage from the algorithm: any RSA key of it may sign.
+        let key = agent::signing_key(std::slice::from_ref(&cert), &id).unwrap();
+        if flags {
+            assert_eq!(key.keyid().to_hex(), id);
+        }
+    }
+}

@@ -180,7 +180,7 @@ fn skesk_for(
 /// A recipient's encryption key and whether its key id is hidden.
 #[derive(Clone)]
 pub struct ResolvedRecipient {
-    key: Key<PublicParts, UnspecifiedRole>,
+    pub(crate) key: Key<PublicParts, UnspecifiedRole>,
     hidden: bool,
 }
 
@@ -234,8 +234,9 @@ pub fn resolve_recipients(
             .alive()
             .revoked(false)
             .filter(super::policy::can_encrypt)
+            // the newest, and a subkey over the primary key, as gpg picks
+            .max_by_key(|ka| (ka.key().creation_time(), !ka.primary()))
             .map(|ka| ka.key().clone())
-            .max_by_key(|k| k.creation_time())
             .ok_or_else(|| cfg_err(format!("key {id} has no usable encryption key")))?;
         out.push(ResolvedRecipient {
             key: key.parts_into_public().role_into_unspecified(),
