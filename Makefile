@@ -4,15 +4,19 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 DUPLICITY_VERSION ?= 3.2.1
 
-.PHONY: setup build demo test test-rust test-python lint bench fuzz-build clean
+.PHONY: deps setup build demo test test-rust test-python test-upstream upstream-baseline lint bench fuzz-build clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "duplicity==$(DUPLICITY_VERSION)" "maturin>=1.5,<2" pytest ruff
 
+## deps: the Debian/Ubuntu packages of scripts/system-deps.txt (installed when run as root)
+deps:
+	@bash scripts/install-system-deps
+
 ## setup: a venv with duplicity from PyPI and dupcore built from this tree (release mode)
-setup: $(VPY) build
+setup: deps $(VPY) build
 
 build: $(VPY)
 	$(VPY) -m pip install -q --no-build-isolation .
@@ -21,8 +25,9 @@ build: $(VPY)
 demo: setup
 	$(VPY) -m dupcore demo
 
-## test: Rust unit tests, then the pytest cross-tests against real duplicity, gpg and rdiff
-test: setup test-rust test-python
+## test: Rust unit tests, the pytest cross-tests against real duplicity, gpg and rdiff, then
+## duplicity's own test suite with dupcore active (every stock-passing test must pass)
+test: setup test-rust test-python test-upstream
 
 test-rust:
 	cargo test --release --locked
@@ -30,6 +35,14 @@ test-rust:
 
 test-python:
 	$(VPY) -m pytest -q tests
+
+## test-upstream: duplicity 3.0.x's own unit and functional tests (tests/upstream/run.py)
+test-upstream: setup
+	$(VPY) tests/upstream/run.py
+
+## upstream-baseline: rewrite the list of upstream tests that pass on stock duplicity
+upstream-baseline: setup
+	$(VPY) tests/upstream/run.py --record-stock
 
 lint:
 	cargo fmt --all -- --check

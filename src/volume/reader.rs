@@ -1,7 +1,7 @@
 //! Gunzip with read-ahead: a thread decompresses the next megabytes while the caller parses.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
@@ -64,7 +64,20 @@ impl GzipReader {
         let thread = std::thread::Builder::new()
             .name("dupcore-gunzip".into())
             .spawn(move || {
-                let mut dec = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file));
+                let mut input = BufReader::with_capacity(256 * 1024, file);
+                // An empty file reads as empty, as Python's gzip reads it (no member at all).
+                match input.fill_buf() {
+                    Ok([]) => return,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(GzipError {
+                            kind: classify(&e),
+                            message: e.to_string(),
+                        }));
+                        return;
+                    }
+                }
+                let mut dec = MultiGzDecoder::new(input);
                 loop {
                     let mut buf = vec![0u8; PIECE];
                     let mut filled = 0;
@@ -204,6 +217,16 @@ impl Drop for GzipReader {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn empty_file_reads_as_empty() {
+        let p = std::env::temp_dir().join(format!("dupcore-gz-empty-{}", std::process::id()));
+        std::fs::write(&p, b"").unwrap();
+        let mut r = GzipReader::open(&p).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.read_into(&mut out, 100).unwrap(), 0);
+        std::fs::remove_file(&p).unwrap();
+    }
 
     #[test]
     fn reads_and_reports_truncation() {
