@@ -47,7 +47,8 @@ upstream-baseline: setup
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features python -- -D warnings
-	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff check python tests benches scripts
+	$(VPY) scripts/check-cycles.py
 
 bench: setup
 	$(VPY) benches/librsync_bench.py

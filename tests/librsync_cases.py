@@ -160,7 +160,7 @@ def whole_patch(mod, basis_path, delta, limit=1 << 20):
 
 
 # --------------------------------------------------------------------------- reference model
-# A compact restatement of the formats of FORMATS.md §1–3, used as an oracle where no stock
+# A compact restatement of the formats of docs/formats.md §1–3, used as an oracle where no stock
 # output is available (mutated streams, non-default strong lengths).
 
 
@@ -366,7 +366,7 @@ def ref_delta(sig, new, max_miss=MAX_MISS_234):
 
 
 def ref_patch(basis, delta):
-    """Apply ``delta`` to ``basis`` per FORMATS.md §3; raise RefError where librsync fails."""
+    """Apply ``delta`` to ``basis`` per docs/formats.md §3; raise RefError where librsync fails."""
     if len(delta) < 4:
         raise RefError(103, "short magic")
     if struct.unpack_from(">I", delta)[0] != DELTA_MAGIC:

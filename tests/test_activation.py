@@ -32,13 +32,14 @@ print("dupcore" if l._librsync is sys.modules.get("dupcore._librsync") else l._l
 
 
 def test_startup_is_cheap():
-    """At interpreter start only dupcore and dupcore._startup are imported, and the hook is in."""
+    """At interpreter start only dupcore, its start-up hook and its environment reader are
+    imported, and the hook is in."""
     out = py("""
         import sys
         print(sorted(m for m in sys.modules if m.startswith(("dupcore", "duplicity"))))
         print(any(getattr(f, "_dupcore_finder", False) for f in sys.meta_path))
     """)
-    assert out.splitlines() == ["['dupcore', 'dupcore._startup']", "True"]
+    assert out.splitlines() == ["['dupcore', 'dupcore._env', 'dupcore._startup']", "True"]
 
 
 @pytest.mark.parametrize("value", ["0", "off", "false", "no"])

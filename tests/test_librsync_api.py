@@ -1,5 +1,5 @@
 """API contract of dupcore's ``_librsync`` as a drop-in for duplicity's C module
-(FORMATS.md §7.1–7.2), checked side by side with the stock module where it is safe."""
+(docs/formats.md §7.1–7.2), checked side by side with the stock module where it is safe."""
 
 import io
 import pickle
@@ -13,7 +13,7 @@ import pytest
 
 STOCK = lc.stock_module()
 DUPCORE = lc.dupcore_module()
-SIG_ABC = bytes.fromhex("72730136000002000000000803040183a448017aaf21d852")  # FORMATS.md §1.4
+SIG_ABC = bytes.fromhex("72730136000002000000000803040183a448017aaf21d852")  # docs/formats.md §1.4
 
 
 def _basis(tmp_path, data):
@@ -44,7 +44,7 @@ def test_get_version_and_modes():
 
 
 def test_job_type_names_match_stock(tmp_path):
-    """Job objects have the stock type names (FORMATS.md §7.1).
+    """Job objects have the stock type names (docs/formats.md §7.1).
 
     Only sigmaker and deltamaker are compared live: touching the stock patchmaker's type
     (``type(job).__name__``, ``repr(job)``) crashes the stock module.
@@ -84,7 +84,7 @@ def test_non_bytes_input_rejected_like_stock():
 
 
 def test_spec_examples():
-    """FORMATS.md §1.4 and §2.3 byte examples, through both modules."""
+    """docs/formats.md §1.4 and §2.3 byte examples, through both modules."""
     for mod in (STOCK, DUPCORE):
         assert lc.wrapper_signature(mod, b"abc", 512) == SIG_ABC
         assert lc.wrapper_signature(mod, b"", 512) == bytes.fromhex("727301360000020000000008")

@@ -1,5 +1,5 @@
 """Differential tests: dupcore's ``_librsync`` against duplicity's stock C module and Debian's
-``rdiff``, driven through duplicity's own ``librsync`` wrappers (FORMATS.md §1–3, §7)."""
+``rdiff``, driven through duplicity's own ``librsync`` wrappers (docs/formats.md §1–3, §7)."""
 
 import io
 import os
@@ -126,7 +126,7 @@ def test_raw_cycle_random_chunking(seed, tmp_path):
     assert _drive_cycle(DUPCORE.new_sigmaker(pair.block_len), pair.old, rng, max_piece) == sig
 
     delta = lc.wrapper_delta(STOCK, sig, pair.new)
-    if pair.old:  # slack deltas depend on chunking by design (FORMATS.md §2.6)
+    if pair.old:  # slack deltas depend on chunking by design (docs/formats.md §2.6)
         assert _drive_cycle(DUPCORE.new_deltamaker(sig), pair.new, rng, max_piece) == delta
 
     basis = tmp_path / "old"
@@ -289,7 +289,7 @@ def test_rdiff_232_mode_default_strong(chunk, tmp_path):
 
 @pytest.mark.skipif(not HAVE_RDIFF, reason="rdiff not installed")
 def test_rdiff_232_literal_cap_spec_example(tmp_path):
-    """FORMATS.md §2.3: 5000 random old, 100000 random new → 32768-byte literals in 2.3.2."""
+    """docs/formats.md §2.3: 5000 random old, 100000 random new → 32768-byte literals in 2.3.2."""
     rng = random.Random(11)
     old, new = rng.randbytes(5000), rng.randbytes(100000)
     sig = lc.wrapper_signature(DUPCORE, old, 512)
@@ -346,7 +346,7 @@ class _ShortReader(io.RawIOBase):
 def test_live_deltafile_short_reads(basis):
     """With a new file whose reads come back short, the live ``duplicity.librsync.DeltaFile``
     cuts its output like duplicity's LikeFile over the stock module (slack literals follow
-    LikeFile's input buffer, FORMATS.md §2.6)."""
+    LikeFile's input buffer, docs/formats.md §2.6)."""
     import duplicity.librsync as live
 
     new = random.Random(1).randbytes(500000)

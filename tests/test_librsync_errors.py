@@ -1,5 +1,5 @@
 """Robustness of dupcore's ``_librsync``: mutated, truncated and garbage signatures and deltas
-raise ``librsyncError`` (never crash, hang or give wrong bytes), FORMATS.md §1.7 and §3.
+raise ``librsyncError`` (never crash, hang or give wrong bytes), docs/formats.md §1.7 and §3.
 
 Outcomes are judged by the small reference model in ``librsync_cases``; valid mutated
 signatures are also compared with the stock module where that is safe (header unchanged).
@@ -395,7 +395,7 @@ def test_bytes_after_end_are_ignored(tmp_path):
 
 
 def test_spec_signature_rejections():
-    """FORMATS.md §1.7 examples that crash the stock module raise librsyncError here."""
+    """docs/formats.md §1.7 examples that crash the stock module raise librsyncError here."""
     header = lc.SIG_MAGIC.to_bytes(4, "big")
     cases = {
         b"": 103,

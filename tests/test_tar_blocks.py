@@ -1,5 +1,5 @@
 """Cross-tests of the ``tar`` component: difftars written with dupcore's Rust tar blocks against
-stock duplicity 3.2.1, on the odd entries of FORMATS.md §4.8 and beyond.
+stock duplicity 3.2.1, on the odd entries of docs/formats.md §4.8 and beyond.
 
 The tree has names at the PAX edge lengths once prefixed with ``snapshot/`` (99/100/101/155/256
 characters), long and undecodable (non-UTF-8) names and link targets, Unicode, a fifo, a device

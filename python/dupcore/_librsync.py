@@ -4,8 +4,7 @@ Set ``DUPCORE_LIBRSYNC=2.3.2`` to reproduce Debian 12's librsync bytes; the defa
 librsync 2.3.4, the library bundled in duplicity's own wheels.
 """
 
-import os
-
+from dupcore import _env
 from dupcore._core import (
     RS_DEFAULT_BLOCK_LEN,
     RS_JOB_BLOCKSIZE,
@@ -30,4 +29,4 @@ __all__ = [
     "set_librsync_mode",
 ]
 
-set_librsync_mode(os.environ.get("DUPCORE_LIBRSYNC", "2.3.4"))
+set_librsync_mode(_env.librsync_mode() or "2.3.4")

@@ -2,21 +2,15 @@
 
 Run at every interpreter start, from ``dupcore_activate.pth`` (and, on Python >= 3.15, from the
 PEP 829 entry point ``dupcore_activate.start`` -> ``dupcore._startup:activate``). It imports only
-``os`` and ``sys`` and installs a ``sys.meta_path`` finder; the finder looks at nothing but
+``sys`` and :mod:`dupcore._env` (``os``) and installs a ``sys.meta_path`` finder; the finder looks at nothing but
 ``duplicity.*`` imports and hands those to :mod:`dupcore.activation`, which is loaded only then.
 
 ``DUPCORE=0`` (or ``off``/``false``/``no``) disables everything: no finder is installed.
 """
 
-import os
 import sys
 
-_OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
-
-
-def disabled_by_env():
-    """True when the environment switches dupcore off entirely (``DUPCORE=0``)."""
-    return os.environ.get("DUPCORE", "1").strip().lower() in _OFF_VALUES
+from dupcore._env import disabled as disabled_by_env
 
 
 class DupcoreFinder:

@@ -29,19 +29,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dupcore import adapters
-from dupcore._startup import disabled_by_env
+from dupcore import _env, adapters
+from dupcore.stock import Stock
 
 BANNER_MODULE = "duplicity.dup_main"
-
-
-class Stock(Exception):
-    """Raised by a component hook to leave its component stock; the message says why."""
 
 
 @dataclass
@@ -120,11 +115,7 @@ def dupcore_version():
         return "unknown"
 
 
-def disabled_components():
-    """Names listed in ``DUPCORE_DISABLE`` (lower-case; ``all`` means every component)."""
-    raw = os.environ.get("DUPCORE_DISABLE", "")
-    return {p.strip().lower() for p in raw.replace(";", ",").replace(" ", ",").split(",")
-            if p.strip()}
+disabled_components = _env.disabled_components
 
 
 def evaluate(duplicity_version):
@@ -137,7 +128,7 @@ def evaluate(duplicity_version):
     if unknown:
         notes.append("DUPCORE_DISABLE names unknown components: {}".format(", ".join(unknown)))
     for comp in _REGISTRY.values():
-        if disabled_by_env():
+        if _env.disabled():
             st = ComponentState(comp.name, comp.summary, False, "DUPCORE=0")
         elif "all" in disabled or comp.name in disabled:
             st = ComponentState(comp.name, comp.summary, False, "disabled by DUPCORE_DISABLE")
@@ -354,7 +345,7 @@ def _librsync_after_import(module, adapter):
     if getattr(module, "_librsync", None) is not engine:
         backend = getattr(getattr(module, "_librsync", None), "__name__", "unknown")
         raise Stock(f"duplicity.librsync fell back to {backend}")
-    if not os.environ.get("DUPCORE_LIBRSYNC"):
+    if not _env.librsync_mode():
         # write the librsync bytes that the stock duplicity of this release line writes
         engine.set_librsync_mode(adapter.librsync_format)
     return f"engine {engine.get_version()}, {engine.librsync_mode()} format"

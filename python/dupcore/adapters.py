@@ -1,6 +1,6 @@
 """Version adapters: what dupcore knows about each duplicity release line it supports.
 
-A component asks the adapter of the running duplicity which API shape to patch (FORMATS.md §8).
+A component asks the adapter of the running duplicity which API shape to patch (docs/formats.md §8).
 Versions outside these lines are not recognised, and dupcore leaves such a duplicity stock.
 """
 from __future__ import annotations

@@ -6,8 +6,8 @@ Symmetric encryption and decryption, public-key encryption to ``--encrypt-key`` 
 parallel, like gpg 2.2 writes them. Secret keys stay in the user's gpg-agent, which decrypts
 session keys and makes signatures over its socket (sequoia-gpg-agent). Anything dupcore does not
 serve in-process goes, per file, to duplicity's own gpg classes, with one Info line naming the
-reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, no reachable agent, SED
-packets without MDC, and so on. Wrong passphrases, missing secret keys and damaged files raise
+reason: ``--use-gpgsm``, ``--gpg-binary``, unknown ``--gpg-options``, no reachable agent, keys
+sequoia cannot use (ElGamal), and so on. SED packets without MDC (gpg 1.x) are read in-process. Wrong passphrases, missing secret keys and damaged files raise
 duplicity's ``GPGError`` with one line naming the file and the problem.
 """
 
@@ -429,7 +429,7 @@ class GPGFile(metaclass=_GPGFileType):
 
 
 def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_footer_size=16 * 1024):
-    """``gpg.GPGWriteFile`` in-process: same size rule, footer and top-off (FORMATS.md §4.6)."""
+    """``gpg.GPGWriteFile`` in-process: same size rule, footer, top-off (docs/formats.md §4.6)."""
     _config, gpg, _log = _modules()
     from duplicity import errors
 
@@ -481,7 +481,7 @@ def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_foot
 def install_gpg(module, adapter):
     """Hook for ``duplicity.gpg``: in-process ``GPGFile`` and ``GPGWriteFile``."""
     if not hasattr(_core, "PgpWriter"):
-        from dupcore.activation import Stock
+        from dupcore.stock import Stock
 
         raise Stock("this dupcore build has no OpenPGP engine")
     _stock.setdefault("GPGFile", module.GPGFile)

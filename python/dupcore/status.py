@@ -10,6 +10,8 @@ import shutil
 import site
 import sys
 
+from dupcore import _env
+
 PTH_NAME = "dupcore_activate.pth"
 
 
@@ -60,8 +62,7 @@ def collect():
         "python_version": sys.version.split()[0],
         "pth": find_pth(),
         "hook_installed": _startup.installed(),
-        "env": {k: os.environ[k] for k in ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC")
-                if k in os.environ},
+        "env": _env.settings(),
         "problems": [],
         "warnings": [],
     }

@@ -2,7 +2,7 @@
 
 ``TarBlockIter.tarinfo2tarblock`` builds every difftar block: ``TarInfo.tobuf()`` (PAX format,
 ``encoding=config.fsencoding``) + data + NUL padding. :func:`install_diffdir` replaces it with
-:func:`dupcore._core.tar_block`, which writes the same bytes in one buffer (FORMATS.md §4.2).
+:func:`dupcore._core.tar_block`, which writes the same bytes in one buffer (docs/formats.md §4.2).
 
 The replacement only runs where its output was verified: CPython 3.9–3.13 with
 ``tarfile.DEFAULT_FORMAT == PAX_FORMAT`` and a UTF-8 filesystem encoding. At install time a set
@@ -131,7 +131,7 @@ def verify(original, tar_block_cls):
 
 def install_diffdir(diffdir, adapter):
     """Hook on ``duplicity.diffdir``: put the Rust tar block writer into ``TarBlockIter``."""
-    from dupcore.activation import Stock
+    from dupcore.stock import Stock
 
     why = tarfile_unsupported()
     if why:

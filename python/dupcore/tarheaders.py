@@ -119,7 +119,7 @@ def verify(stock, mine):
 
 def install_tarfile(module, adapter):
     """Hook on ``duplicity.dup_tarfile``: the Rust ``TarInfo.frombuf``."""
-    from dupcore.activation import Stock
+    from dupcore.stock import Stock
     from dupcore.tarblocks import tarfile_unsupported
 
     why = tarfile_unsupported()

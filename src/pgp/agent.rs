@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use openpgp::crypto::{self, mpi, Password, SessionKey};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::{Key, PKESK};
-use openpgp::parse::Parse;
 use openpgp::types::{HashAlgorithm, SymmetricAlgorithm};
 use openpgp::{Cert, KeyID};
 use sequoia_gpg_agent::KeyPair;
@@ -38,17 +37,6 @@ impl AgentConfig {
             Some(p) => kp.with_password(Password::from(p.as_str())),
             None => kp,
         })
-    }
-}
-
-/// Parses a binary keyring (`gpg --export`), skipping certificates sequoia cannot read.
-pub fn parse_certs(keyring: &[u8]) -> Vec<Cert> {
-    if keyring.is_empty() {
-        return Vec::new();
-    }
-    match openpgp::cert::CertParser::from_bytes(keyring) {
-        Ok(parser) => parser.flatten().collect(),
-        Err(_) => Vec::new(),
     }
 }
 
@@ -146,58 +134,6 @@ pub fn unlock(
 pub fn is_bad_passphrase(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("bad passphrase") || r.contains("no passphrase given")
-}
-
-/// Picks the key gpg would sign with for `--sign-key id`: that exact subkey when `id` names a
-/// signing-capable subkey, else the newest valid signing-capable key of the certificate.
-pub fn signing_key(
-    certs: &[Cert],
-    id: &str,
-) -> Result<Key<PublicParts, UnspecifiedRole>, PgpError> {
-    let want = super::writer::normalize_id(id).ok_or_else(|| {
-        PgpError::new(
-            PgpErrorKind::Config,
-            format!("sign key {id:?} is not a hex key id or fingerprint"),
-        )
-    })?;
-    let policy = super::gpg_policy();
-    let cert = certs
-        .iter()
-        .find(|c| {
-            c.keys()
-                .any(|k| k.key().fingerprint().to_hex().ends_with(&want))
-        })
-        .ok_or_else(|| {
-            PgpError::new(
-                PgpErrorKind::Config,
-                format!("no public key for sign key {id} in the keyring"),
-            )
-        })?;
-    let vc = cert.with_policy(&policy, None).map_err(|e| {
-        PgpError::new(
-            PgpErrorKind::Config,
-            format!("sign key {id} is not valid: {}", one_line(&e)),
-        )
-    })?;
-    let signing: Vec<_> = vc
-        .keys()
-        .alive()
-        .revoked(false)
-        .filter(super::policy::can_sign)
-        .map(|ka| ka.key().clone().role_into_unspecified())
-        .collect();
-    let exact = signing.iter().find(|k| {
-        k.fingerprint() != cert.fingerprint() && k.fingerprint().to_hex().ends_with(&want)
-    });
-    exact
-        .or_else(|| signing.iter().max_by_key(|k| k.creation_time()))
-        .cloned()
-        .ok_or_else(|| {
-            PgpError::new(
-                PgpErrorKind::Config,
-                format!("sign key {id} has no usable signing key"),
-            )
-        })
 }
 
 /// The digest used for signatures: SHA-256, as gpg 2.2 uses for RSA and EdDSA keys.

@@ -3,6 +3,7 @@
 //! deflate layer compressed in parallel, and streaming decryption with read-ahead.
 
 pub mod agent;
+pub mod keys;
 pub mod packets;
 pub(crate) mod policy;
 pub mod reader;

@@ -27,6 +27,7 @@ use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig, Unlocked};
+use super::keys;
 use super::packets::outline;
 use super::s2k;
 use super::seipd;
@@ -296,9 +297,9 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
-        certs: agent::parse_certs(&opts.keyring),
+        certs: keys::parse_certs(&opts.keyring),
         agent: opts.agent,
-        secret_certs: agent::parse_certs(&opts.secret_keyring),
+        secret_certs: keys::parse_certs(&opts.secret_keyring),
         signers: Vec::new(),
         failure: Arc::clone(&failure),
     };

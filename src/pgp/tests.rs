@@ -425,7 +425,7 @@ fn old_keys_are_valid_recipients_and_signers() {
         let mut keyring = Vec::new();
         cert.serialize(&mut keyring).unwrap();
         let id = cert.primary_key().key().keyid().to_hex();
-        let got = writer::resolve_recipients(&keyring, &[(id.clone(), false)]).unwrap();
+        let got = keys::resolve_recipients(&keyring, &[(id.clone(), false)]).unwrap();
         assert_eq!(got.len(), 1);
         assert_ne!(
             got[0].key.keyid().to_hex(),
@@ -433,7 +433,7 @@ fn old_keys_are_valid_recipients_and_signers() {
             "the encryption subkey is picked"
         );
         // Without flags gpg derives usage from the algorithm: any RSA key of it may sign.
-        let key = agent::signing_key(std::slice::from_ref(&cert), &id).unwrap();
+        let key = keys::signing_key(std::slice::from_ref(&cert), &id).unwrap();
         if flags {
             assert_eq!(key.keyid().to_hex(), id);
         }

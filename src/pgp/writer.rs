@@ -10,22 +10,20 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use openpgp::cert::prelude::*;
 use openpgp::crypto::symmetric::{BlockCipherMode, PaddingMode};
 use openpgp::crypto::{SessionKey, S2K};
-use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+
 use openpgp::packet::prelude::*;
-use openpgp::packet::Key;
-use openpgp::parse::Parse;
 use openpgp::serialize::{MarshalInto, Serialize};
 use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SignatureType, SymmetricAlgorithm};
 use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig};
+use super::keys::{self, resolve_recipients};
 use super::seipd::{PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
+use crate::deflate::{compress_chunk, compression_pool, Primer, CHUNK, WINDOW_BITS};
 use crate::hash::{Digests, VolumeHasher};
-use crate::volume::pgzip::{compress_chunk, Primer, CHUNK, WINDOW_BITS};
 
 /// gpg's ZIP packets use an 8 KiB deflate window (`deflateInit2(..., -13, ...)`, for PGP 2
 /// compatibility); ZLIB packets use zlib's default 32 KiB.
@@ -177,75 +175,6 @@ fn skesk_for(
     SKESK4::new(cipher, s2k, Some(esk.into())).map_err(sq_err(PgpErrorKind::Config))
 }
 
-/// A recipient's encryption key and whether its key id is hidden.
-#[derive(Clone)]
-pub struct ResolvedRecipient {
-    pub(crate) key: Key<PublicParts, UnspecifiedRole>,
-    hidden: bool,
-}
-
-pub(crate) fn normalize_id(id: &str) -> Option<String> {
-    let s = id.trim();
-    let s = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    let s = s.trim_end_matches('!');
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_ascii_uppercase())
-}
-
-/// Finds each recipient's newest valid encryption key in `keyring`, as gpg would pick it.
-pub fn resolve_recipients(
-    keyring: &[u8],
-    recipients: &[(String, bool)],
-) -> Result<Vec<ResolvedRecipient>, PgpError> {
-    if recipients.is_empty() {
-        return Ok(Vec::new());
-    }
-    let policy = super::gpg_policy();
-    let mut certs = Vec::new();
-    for c in CertParser::from_bytes(keyring).map_err(sq_err(PgpErrorKind::Config))? {
-        match c {
-            Ok(c) => certs.push(c),
-            Err(e) => return Err(cfg_err(format!("cannot parse keyring: {}", one_line(&e)))),
-        }
-    }
-    let mut out = Vec::new();
-    for (id, hidden) in recipients {
-        let want = normalize_id(id).ok_or_else(|| {
-            cfg_err(format!(
-                "recipient {id:?} is not a hex key id or fingerprint"
-            ))
-        })?;
-        let cert = certs
-            .iter()
-            .find(|c| {
-                c.keys()
-                    .any(|k| k.key().fingerprint().to_hex().ends_with(&want))
-            })
-            .ok_or_else(|| cfg_err(format!("no public key for recipient {id} in the keyring")))?;
-        let vc = cert
-            .with_policy(&policy, None)
-            .map_err(|e| cfg_err(format!("key {id} is not valid: {}", one_line(&e))))?;
-        let key = vc
-            .keys()
-            .supported()
-            .alive()
-            .revoked(false)
-            .filter(super::policy::can_encrypt)
-            // the newest, and a subkey over the primary key, as gpg picks
-            .max_by_key(|ka| (ka.key().creation_time(), !ka.primary()))
-            .map(|ka| ka.key().clone())
-            .ok_or_else(|| cfg_err(format!("key {id} has no usable encryption key")))?;
-        out.push(ResolvedRecipient {
-            key: key.parts_into_public().role_into_unspecified(),
-            hidden: *hidden,
-        });
-    }
-    Ok(out)
-}
-
 enum Job {
     Ready(Vec<u8>),
     Compressing { raw_len: u64, rx: Receiver<Vec<u8>> },
@@ -351,7 +280,7 @@ impl PacketStream {
         let raw_len = data.len() as u64;
         let window_bits = self.primer.window_bits();
         let (rtx, rrx) = sync_channel(1);
-        crate::volume::writer::compression_pool().spawn(move || {
+        compression_pool().spawn(move || {
             let _ = rtx.send(compress_chunk(&dict, &data, last, level, window_bits));
         });
         self.send(Job::Compressing { raw_len, rx: rrx })
@@ -484,8 +413,8 @@ fn writer_loop(
 
 /// Looks up the signing key and returns the signing state and the one-pass signature packet.
 fn start_signing(so: &SignOptions) -> Result<(SignState, Vec<u8>), PgpError> {
-    let certs = agent::parse_certs(&so.keyring);
-    let key = agent::signing_key(&certs, &so.key)?;
+    let certs = keys::parse_certs(&so.keyring);
+    let key = keys::signing_key(&certs, &so.key)?;
     let signer = so.agent.keypair(&key)?;
     let hash = agent::SIGN_HASH
         .context()

@@ -12,6 +12,7 @@ pub mod number;
 pub mod parse;
 pub mod pax;
 pub mod text;
+pub mod ustar;
 
 pub use block::{footer, tar_block, BLOCKSIZE, RECORDSIZE};
 pub use error::TarError;

@@ -1,7 +1,7 @@
 //! PAX extended headers as `TarInfo._create_pax_generic_header` writes them.
 
 use super::error::TarError;
-use super::header::{write_ustar, UstarFields};
+use super::ustar::{write_ustar, UstarFields};
 
 /// The `hdrcharset=BINARY` record CPython puts first when a value holds surrogates.
 pub const HDRCHARSET_BINARY: &[u8] = b"21 hdrcharset=BINARY\n";

@@ -1,6 +1,5 @@
 //! Volume files: parallel gzip (or plain) writing with inline hashes, and read-ahead gunzip.
 
-pub mod pgzip;
 pub mod reader;
 pub mod writer;
 

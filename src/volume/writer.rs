@@ -6,36 +6,17 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::pgzip::{compress_chunk, gzip_header, gzip_trailer, Primer, CHUNK, WINDOW_BITS};
+use crate::deflate::{
+    compress_chunk, compression_pool, gzip_header, gzip_trailer, Primer, CHUNK, WINDOW_BITS,
+};
 use crate::hash::{Digests, VolumeHasher};
 
 /// Chunks queued or being compressed at once (bounds memory to about this × 128 KiB).
 const MAX_IN_FLIGHT: usize = 8;
-
-/// The deflate pool shared by volume and OpenPGP writers, apart from the global pool so that
-/// signature work never waits behind queued compression jobs (and the other way round).
-pub(crate) fn compression_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("dupcore-deflate-{i}"))
-            .build()
-            .unwrap_or_else(|_| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("a one-thread pool")
-            })
-    })
-}
 
 /// One piece of output, in file order.
 enum Job {

@@ -1,6 +1,9 @@
-//! pigz-style parallel deflate: independent chunks primed with the previous window's bytes
-//! (32 KiB for gzip, 8 KiB for OpenPGP's ZIP packet as gpg writes it) form one valid deflate
-//! stream.
+//! The deflate layer of gzip volumes and OpenPGP compressed packets: pigz-style parallel
+//! deflate, where independent chunks primed with the previous window's bytes (32 KiB for gzip,
+//! 8 KiB for OpenPGP's ZIP packet as gpg writes it) form one valid deflate stream, compressed on
+//! one shared pool; and the gzip member frame around it.
+
+use std::sync::OnceLock;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -105,6 +108,27 @@ pub fn compress_chunk(
         }
     }
     out
+}
+
+/// The deflate pool shared by volume and OpenPGP writers, apart from the global pool so that
+/// signature work never waits behind queued compression jobs (and the other way round).
+pub(crate) fn compression_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dupcore-deflate-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,38 @@
+"""Every environment variable dupcore reads, in one place.
+
+Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but :mod:`os`.
+
+* ``DUPCORE=0`` (or ``off``/``false``/``no``/``disable(d)``): dupcore stays out entirely;
+* ``DUPCORE_DISABLE=name,...`` (or ``all``): the named components stay stock;
+* ``DUPCORE_LIBRSYNC=2.3.4|2.3.2``: the librsync release whose delta bytes to write (default:
+  what the running duplicity's own librsync writes).
+"""
+from __future__ import annotations
+
+import os
+
+#: The variables above, for ``python -m dupcore status``.
+VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC")
+_OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
+
+
+def disabled() -> bool:
+    """True when the environment switches dupcore off entirely (``DUPCORE=0``)."""
+    return os.environ.get("DUPCORE", "1").strip().lower() in _OFF_VALUES
+
+
+def disabled_components() -> set[str]:
+    """Names listed in ``DUPCORE_DISABLE`` (lower-case; ``all`` means every component)."""
+    raw = os.environ.get("DUPCORE_DISABLE", "")
+    return {p.strip().lower() for p in raw.replace(";", ",").replace(" ", ",").split(",")
+            if p.strip()}
+
+
+def librsync_mode() -> str | None:
+    """The librsync format forced by ``DUPCORE_LIBRSYNC``, or None to follow duplicity's."""
+    return os.environ.get("DUPCORE_LIBRSYNC") or None
+
+
+def settings() -> dict[str, str]:
+    """The variables above that are set, with their values."""
+    return {k: os.environ[k] for k in VARIABLES if k in os.environ}
