@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 DUPLICITY_VERSION ?= 3.2.1
 
-.PHONY: deps setup build demo test test-rust test-python test-upstream upstream-baseline lint bench fuzz-build clean
+.PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-rust:
 
 test-python:
 	$(VPY) -m pytest -q tests
+
+## test-fast: Rust unit tests and the Python unit and differential tests (no duplicity runs,
+## gpg, other versions or slow cases), a few minutes for everyday work
+test-fast: setup
+	cargo test --release --locked
+	$(VPY) -m pytest -q -m "not e2e and not gpg and not versions and not slow" tests
 
 ## test-upstream: duplicity 3.0.x's own unit and functional tests (tests/upstream/run.py)
 test-upstream: setup

@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import TESTS, clean_env, run_duplicity
 from dupcore import adapters
+from helpers import TESTS, clean_env, run_duplicity
 
 DATA = TESTS.parent / "python" / "dupcore.data" / "purelib"
 
@@ -195,6 +195,7 @@ def test_status_text_and_cli_usage():
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
+@pytest.mark.e2e
 def test_cli_logs_one_info_line(tmp_path):
     """duplicity -v info shows exactly one dupcore line; at the default verbosity none."""
     (tmp_path / "src").mkdir()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import assert_same_tree, clean_env, run_duplicity, snapshot
+from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
 
 pytestmark = pytest.mark.e2e
 

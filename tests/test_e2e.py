@@ -17,7 +17,8 @@ import tarfile
 import time
 
 import pytest
-from conftest import (
+from e2e_tree import NON_UTF8
+from helpers import (
     DUPLICITY,
     PASSPHRASE,
     assert_active,
@@ -27,7 +28,8 @@ from conftest import (
     run_duplicity,
     snapshot,
 )
-from e2e_tree import NON_UTF8
+
+pytestmark = pytest.mark.e2e
 
 MODES = ("stock", "dupcore")
 VARIANTS = {"plain": ["--no-encryption"], "sym": []}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import clean_env
+import pytest
+from helpers import clean_env
+
+pytestmark = pytest.mark.e2e
 
 
 def _dupcore(*args, mode="dupcore"):

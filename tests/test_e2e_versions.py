@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     DUPLICITY,
     PASSPHRASE,
     TESTS,
@@ -34,6 +34,8 @@ from conftest import (
     snapshot,
 )
 from test_e2e import Chain, _cross_restore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.versions]
 
 CACHE = Path(os.environ.get("DUPCORE_TEST_CACHE", Path.home() / ".cache" / "dupcore-tests"))
 PYPI_VERSIONS = ("3.0.7", "2.2.4")

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 
 import pytest
-from conftest import (
+from helpers import (
     LEGACY,
     PASSPHRASE,
     assert_active,
@@ -27,11 +27,13 @@ from conftest import (
     snapshot,
 )
 
+pytestmark = [pytest.mark.e2e, pytest.mark.gpg]
+
 CHAINS = sorted(p.name[: -len(".json")] for p in (LEGACY / "expected").glob("*.json"))
 
 
 def expected_entry(e):
-    """Turn an entry of the fixture JSON into the form conftest.entry() produces."""
+    """Turn an entry of the fixture JSON into the form helpers.entry() produces."""
     out = {"path_hex": e["path_hex"], "type": e["type"], "mode": e["mode"], "uid": e["uid"],
            "gid": e["gid"]}
     if e["type"] == "sym":

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 SIZE = 512 << 20
 
 SCRIPT = textwrap.dedent(

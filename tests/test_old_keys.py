@@ -16,9 +16,9 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import assert_same_tree, clean_env, run_duplicity, snapshot
+from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
 
-pytestmark = pytest.mark.gpg
+pytestmark = [pytest.mark.gpg, pytest.mark.e2e]
 
 # name -> (primary algo, subkey algo, creation time, expiry step or None)
 VINTAGES = {

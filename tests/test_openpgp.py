@@ -15,8 +15,10 @@ import sys
 import time
 
 import pytest
-from conftest import PASSPHRASE, assert_same_tree, clean_env, run_duplicity, snapshot
 from dupcore import _core
+from helpers import PASSPHRASE, assert_same_tree, clean_env, run_duplicity, snapshot
+
+pytestmark = pytest.mark.gpg
 
 PROTECTED = "protected secret key passphrase"
 DATA = bytes(random.Random(5).getrandbits(8) for _ in range(300_000)) + b"tar-ish text " * 80_000

@@ -18,7 +18,9 @@ import re
 import tarfile
 
 import pytest
-from conftest import assert_same_tree, clean_env, run_duplicity, snapshot
+from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
+
+pytestmark = pytest.mark.e2e
 
 MTIME = 1_700_000_000
 BIG_UID = 4_000_000  # beyond 8**7: a PAX uid record, no user name

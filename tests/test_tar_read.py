@@ -12,8 +12,8 @@ import random
 import tarfile
 
 import pytest
-from conftest import assert_same_tree, clean_env, run_duplicity, snapshot
 from dupcore import tarheaders
+from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
 
 STOCK = tarfile.TarInfo.__dict__["frombuf"].__func__
 STOCK = getattr(STOCK, "__wrapped__", STOCK)
@@ -109,6 +109,7 @@ def test_verify_notices_a_wrong_parser():
     assert "differs" in tarheaders.verify(STOCK, wrong)
 
 
+@pytest.mark.e2e
 def test_restore_with_rust_headers(tmp_path):
     """A duplicity backup and restore with the component active restores the tree exactly."""
     src = tmp_path / "src"

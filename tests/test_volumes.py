@@ -15,7 +15,9 @@ import subprocess
 import tarfile
 
 import pytest
-from conftest import assert_same_tree, clean_env, run_duplicity, snapshot
+from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
+
+pytestmark = pytest.mark.e2e
 
 MTIME = 1_700_000_000
 

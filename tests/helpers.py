@@ -1,0 +1,143 @@
+"""Shared helpers of the tests: run the real duplicity CLI, environments, tree snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+LEGACY = TESTS / "fixtures" / "legacy"
+KEYS = LEGACY / "keys"
+BIN = Path(sys.executable).parent
+DUPLICITY = BIN / "duplicity"
+PASSPHRASE = "dupcore-test"
+BANNER = b"dupcore "  # start of dupcore's Info line in duplicity's log
+ACTIVE = b" active on duplicity "
+# Everything a test run passes on from the caller's environment; the rest is dropped.
+_KEEP_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "SYSTEMROOT", "USER", "LOGNAME")
+
+
+def clean_env(gnupghome=None, mode="dupcore", **extra):
+    """Environment for a duplicity subprocess: UTC, UTF-8, a private gpg home, dupcore on/off."""
+    env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    env.update(TZ="UTC", LC_ALL="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    if gnupghome is not None:
+        env["GNUPGHOME"] = str(gnupghome)
+    if mode == "stock":
+        env["DUPCORE"] = "0"
+    elif mode != "dupcore":
+        raise ValueError(mode)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class DupResult:
+    """Outcome of one duplicity run (stdout and stderr as bytes)."""
+
+    def __init__(self, cmd, proc):
+        self.cmd = cmd
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def output(self):
+        """stdout and stderr together."""
+        return self.stdout + self.stderr
+
+    def text(self):
+        """Combined output decoded for messages."""
+        return self.output.decode("utf-8", "replace")
+
+    def banner(self):
+        """dupcore's Info line, or None when duplicity logged none."""
+        for line in self.output.splitlines():
+            if line.startswith(BANNER) and (ACTIVE in line or b" inactive" in line):
+                return line.decode("utf-8", "replace")
+        return None
+
+
+def run_duplicity(args, env, duplicity=DUPLICITY, check=True, timeout=900, python=None):
+    """Run the duplicity CLI; raise AssertionError with its output if it fails and check is set."""
+    cmd = [os.fsdecode(a) if isinstance(a, bytes) else str(a)
+           for a in ([python] if python else []) + [duplicity, *args]]
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, check=False)
+    res = DupResult(cmd, proc)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"duplicity failed ({proc.returncode}): {' '.join(cmd)}\n{res.text()[-6000:]}")
+    return res
+
+
+def assert_active(res, mode):
+    """Check dupcore's banner: present and active for dupcore runs, absent for stock runs."""
+    banner = res.banner()
+    if mode == "dupcore":
+        assert banner is not None, f"no dupcore line in duplicity -v info output:\n{res.text()}"
+        assert " active on duplicity " in banner and "librsync [" in banner, banner
+    else:
+        assert banner is None, f"stock run shows dupcore: {banner}"
+
+
+# ------------------------------------------------------------------------------ tree snapshots
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry(path, rel=b"."):
+    """Describe one filesystem object like the legacy fixtures' expected JSON does."""
+    st = os.lstat(path)
+    e = {"path_hex": rel.hex(), "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+         "gid": st.st_gid}
+    if stat.S_ISLNK(st.st_mode):
+        e.update(type="sym", target_hex=os.readlink(path).hex())
+    elif stat.S_ISDIR(st.st_mode):
+        e.update(type="dir", mtime=int(st.st_mtime))
+    elif stat.S_ISREG(st.st_mode):
+        e.update(type="reg", mtime=int(st.st_mtime), size=st.st_size, sha256=_sha256(path))
+    elif stat.S_ISFIFO(st.st_mode):
+        e.update(type="fifo", mtime=int(st.st_mtime))
+    else:
+        e.update(type="other", mtime=int(st.st_mtime))
+    return e
+
+
+def snapshot(root):
+    """Map of relative path (bytes) -> entry for every object under root, root itself as b'.'."""
+    root = os.fsencode(root)
+    out = {b".": entry(root)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            out[rel] = entry(full, rel)
+    return out
+
+
+def diff_trees(expected, actual, limit=20):
+    """Human-readable differences between two snapshots (empty list when equal)."""
+    problems = []
+    for p in sorted(set(expected) | set(actual)):
+        e, a = expected.get(p), actual.get(p)
+        if e != a:
+            problems.append(f"{p!r}: expected {e}, got {a}")
+        if len(problems) >= limit:
+            problems.append("...")
+            break
+    return problems
+
+
+def assert_same_tree(expected, actual, what=""):
+    """Assert two snapshots are identical, listing the first differences."""
+    problems = diff_trees(expected, actual)
+    assert not problems, f"{what}: trees differ:\n" + "\n".join(problems)
