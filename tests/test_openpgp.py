@@ -5,6 +5,7 @@ that stock duplicity + gpg restore, without a gpg process per volume.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -566,3 +567,31 @@ def test_compress_algo_option_end_to_end(keyhome, tmp_path, algo):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_engine_errors_arrive_as_named_exceptions(tmp_path):
+    """A missing file is FileNotFoundError with its errno; input gpg must read is
+    OpenPGPUnsupported; a wrong passphrase OpenPGPBadKey; damage OpenPGPCorrupt."""
+    with pytest.raises(FileNotFoundError) as err:
+        _core.PgpReader(str(tmp_path / "missing.gpg"), passphrase="x")
+    assert err.value.errno == errno.ENOENT
+    with pytest.raises(FileNotFoundError) as err:
+        _core.GzipReader(str(tmp_path / "missing.gz"))
+    assert err.value.errno == errno.ENOENT
+    armored = tmp_path / "armored.asc"
+    armored.write_bytes(b"-----BEGIN PGP MESSAGE-----\n")
+    with pytest.raises(_core.OpenPGPUnsupported):
+        _core.PgpReader(str(armored), passphrase="x")
+    sealed = tmp_path / "sealed.gpg"
+    write(sealed, DATA, passphrase=PASSPHRASE)
+    with pytest.raises(_core.OpenPGPBadKey):
+        read(sealed, "not the passphrase")
+    data = bytearray(sealed.read_bytes())
+    data[len(data) // 2] ^= 1
+    sealed.write_bytes(bytes(data))
+    with pytest.raises(_core.OpenPGPCorrupt):
+        read(sealed, PASSPHRASE)
+    for cls in (_core.OpenPGPUnsupported, _core.OpenPGPConfig, _core.OpenPGPBadKey,
+                _core.OpenPGPCorrupt):
+        assert issubclass(cls, _core.OpenPGPError)
+

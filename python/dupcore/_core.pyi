@@ -65,7 +65,20 @@ def tar_frombuf(cls: type, buf: bytes, encoding: str, errors: str) -> object | N
     """``cls.frombuf(buf, encoding, errors)`` for a common header, or None for CPython's parser."""
 
 class OpenPGPError(Exception):
-    """An OpenPGP failure; ``args`` are ``(kind, message)``."""
+    """An OpenPGP failure; ``args`` are ``(kind, message)``. I/O failures raise ``OSError``
+    (the subclass of its errno) instead."""
+
+class OpenPGPUnsupported(OpenPGPError):
+    """Not served in-process: stock gpg should handle this file (kind ``"unsupported"``)."""
+
+class OpenPGPConfig(OpenPGPError):
+    """Unknown algorithm or unusable key: stock gpg should handle this file (``"config"``)."""
+
+class OpenPGPBadKey(OpenPGPError):
+    """Wrong passphrase or no usable secret key (kind ``"badkey"``)."""
+
+class OpenPGPCorrupt(OpenPGPError):
+    """Damaged, manipulated or truncated data, failed MDC (kind ``"corrupt"``)."""
 
 class PgpWriter:
     """An encrypted file being written (OpenPGP message, hashed as it reaches the disk)."""

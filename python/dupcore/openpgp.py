@@ -302,9 +302,19 @@ def with_agent(profile, kw):
     return _add_agent(config, _common_checks(config), profile, kw)
 
 
+# Everything the engine raises for a file: the OpenPGPError family and OSError (I/O).
+_FAILURES = (_core.OpenPGPError, OSError)
+# What stock gpg should handle instead, per file.
+_STOCK_GPG = (_core.OpenPGPUnsupported, _core.OpenPGPConfig)
+
+
+def _message(exc):
+    """The one-line message of an engine exception (its args are (kind or errno, message))."""
+    return exc.args[1] if len(exc.args) >= 2 else str(exc)
+
+
 def _gpg_error(gpg, name, exc):
-    msg = exc.args[1] if len(exc.args) >= 2 else str(exc)
-    return gpg.GPGError(f"GPG Failed on {name}: {msg}")
+    return gpg.GPGError(f"GPG Failed on {name}: {_message(exc)}")
 
 
 class _GPGFileType(type):
@@ -328,12 +338,11 @@ class GPGFile(metaclass=_GPGFileType):
             return self
         except Fallback as why:
             _info_fallback(name, str(why))
-        except _core.OpenPGPError as exc:
-            if exc.args and exc.args[0] in ("unsupported", "config"):
-                _info_fallback(name, exc.args[1] if len(exc.args) > 1 else str(exc))
-            else:
-                _config, gpg, _log = _modules()
-                raise _gpg_error(gpg, name, exc) from None
+        except _STOCK_GPG as exc:
+            _info_fallback(name, _message(exc))
+        except _FAILURES as exc:
+            _config, gpg, _log = _modules()
+            raise _gpg_error(gpg, name, exc) from None
         return _stock["GPGFile"](encrypt, encrypt_path, profile)
 
     def __init__(self, encrypt, encrypt_path, profile):
@@ -353,8 +362,8 @@ class GPGFile(metaclass=_GPGFileType):
         else:
             try:
                 self._r = _core.PgpReader(self._fsname, **kw)
-            except _core.OpenPGPError as exc:
-                if "agent_socket" in kw or exc.args[:1] != ("unsupported",):
+            except _core.OpenPGPUnsupported:
+                if "agent_socket" in kw:
                     raise
                 self._r = _core.PgpReader(self._fsname, **with_agent(self._profile, kw))
             self._w = None
@@ -367,7 +376,7 @@ class GPGFile(metaclass=_GPGFileType):
         """Plaintext bytes (all remaining when ``length`` is negative)."""
         try:
             res = self._r.read(-1 if length is None else length)
-        except _core.OpenPGPError as exc:
+        except _FAILURES as exc:
             self._fail(exc)
         self.byte_count += len(res)
         return res
@@ -376,7 +385,7 @@ class GPGFile(metaclass=_GPGFileType):
         """Encrypts ``buf``; returns its length."""
         try:
             n = self._w.write(bytes(buf) if not isinstance(buf, bytes) else buf)
-        except _core.OpenPGPError as exc:
+        except _FAILURES as exc:
             self._fail(exc)
         self.byte_count += n
         return n
@@ -409,7 +418,7 @@ class GPGFile(metaclass=_GPGFileType):
                     self.signature = signers[0] if signers else None
                 finally:
                     self._r.close()
-        except _core.OpenPGPError as exc:
+        except _FAILURES as exc:
             self.closed = 1
             self._fail(exc)
         self.closed = 1
@@ -440,10 +449,10 @@ def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_foot
     except Fallback as why:
         _info_fallback(name, str(why))
         return _stock["GPGWriteFile"](block_iter, filename, profile, size, max_footer_size)
-    except _core.OpenPGPError as exc:
-        if exc.args and exc.args[0] in ("unsupported", "config"):
-            _info_fallback(name, exc.args[1] if len(exc.args) > 1 else str(exc))
-            return _stock["GPGWriteFile"](block_iter, filename, profile, size, max_footer_size)
+    except _STOCK_GPG as exc:
+        _info_fallback(name, _message(exc))
+        return _stock["GPGWriteFile"](block_iter, filename, profile, size, max_footer_size)
+    except _FAILURES as exc:
         raise _gpg_error(gpg, name, exc) from None
 
     target_size = size - 50 * 1024
@@ -468,7 +477,7 @@ def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_foot
             if cursize < target_size:
                 writer.top_off(target_size - cursize)
         _size, sha1_hex, md5_hex, _raw = writer.close()
-    except _core.OpenPGPError as exc:
+    except _FAILURES as exc:
         writer.abort()
         raise _gpg_error(gpg, name, exc) from None
     except BaseException:

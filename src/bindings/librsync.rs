@@ -5,19 +5,13 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+
+use super::errors::librsync_error;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::rsync::{DeltaMaker, LiteralCap, PatchMaker, RsError, SigMaker, Signature};
-
-create_exception!(
-    _core,
-    librsyncError,
-    PyException,
-    "An error inside a librsync job."
-);
 
 /// Input size above which `cycle` releases the GIL while it works.
 const DETACH_MIN: usize = 16 * 1024;
@@ -32,15 +26,6 @@ fn cap() -> LiteralCap {
     } else {
         LiteralCap::V234
     }
-}
-
-fn rs_err(e: RsError, location: &str) -> PyErr {
-    librsyncError::new_err(format!(
-        "librsync error {} ({}) while in {}",
-        e.code(),
-        e,
-        location
-    ))
 }
 
 fn detach_if<T: Send>(py: Python<'_>, big: bool, f: impl FnOnce() -> T + Send) -> T {
@@ -75,7 +60,7 @@ impl PySigMaker {
                 inner.update(buf, &mut out).map(|_| out)
             }
         })
-        .map_err(|e| rs_err(e, "signature cycle"))?;
+        .map_err(|e| librsync_error(e, "signature cycle"))?;
         Ok((
             i32::from(self.inner.is_finished()),
             buf.len(),
@@ -91,7 +76,7 @@ impl PySigMaker {
                 let mut out = Vec::new();
                 inner.update(buf, &mut out).map(|_| out)
             })
-            .map_err(|e| rs_err(e, "signature update"))?;
+            .map_err(|e| librsync_error(e, "signature update"))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -127,7 +112,7 @@ impl PyDeltaMaker {
                 inner.update(buf, &mut out).map(|_| out)
             }
         })
-        .map_err(|e| rs_err(e, "delta cycle"))?;
+        .map_err(|e| librsync_error(e, "delta cycle"))?;
         Ok((
             i32::from(self.inner.is_finished()),
             buf.len(),
@@ -148,7 +133,7 @@ impl PyDeltaMaker {
                 }
                 Ok(out)
             })
-            .map_err(|e| rs_err(e, "delta update"))?;
+            .map_err(|e| librsync_error(e, "delta update"))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -193,7 +178,7 @@ impl PyPatchMaker {
                     .cycle(buf, eof, &mut out, limit)
                     .map(|(u, d)| (u, d, out))
             })
-            .map_err(|e| rs_err(e, "patch cycle"))?;
+            .map_err(|e| librsync_error(e, "patch cycle"))?;
         Ok((done, used, out))
     }
 }
@@ -239,12 +224,12 @@ fn new_sigmaker(blocklen: i64) -> PyResult<PySigMaker> {
         blocklen
     };
     let block_len = usize::try_from(block_len).map_err(|_| {
-        rs_err(
+        librsync_error(
             RsError::Param(format!("block length {blocklen}")),
             "sigmaker",
         )
     })?;
-    let inner = SigMaker::new(block_len, 8).map_err(|e| rs_err(e, "sigmaker"))?;
+    let inner = SigMaker::new(block_len, 8).map_err(|e| librsync_error(e, "sigmaker"))?;
     Ok(PySigMaker { inner })
 }
 
@@ -252,7 +237,7 @@ fn new_sigmaker(blocklen: i64) -> PyResult<PySigMaker> {
 #[pyfunction]
 fn new_deltamaker(py: Python<'_>, sig: &[u8]) -> PyResult<PyDeltaMaker> {
     let parsed = detach_if(py, sig.len() >= DETACH_MIN, || Signature::parse(sig))
-        .map_err(|e| rs_err(e, "delta rs_signature_t builder"))?;
+        .map_err(|e| librsync_error(e, "delta rs_signature_t builder"))?;
     Ok(PyDeltaMaker {
         inner: DeltaMaker::new(Arc::new(parsed), cap()),
     })
@@ -272,7 +257,7 @@ fn new_patchmaker(f: &Bound<'_, PyAny>) -> PyResult<PyPatchMaker> {
     // try_clone_to_owned duplicates it, so the job owns its own descriptor.
     let owned = unsafe { BorrowedFd::borrow_raw(fd) }
         .try_clone_to_owned()
-        .map_err(|e| rs_err(RsError::Io(e), "patchmaker"))?;
+        .map_err(|e| librsync_error(RsError::Io(e), "patchmaker"))?;
     Ok(PyPatchMaker {
         inner: PatchMaker::new(File::from(owned)),
         _basis: f.clone().unbind(),
@@ -311,8 +296,6 @@ fn librsync_mode() -> &'static str {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("librsyncError", py.get_type::<librsyncError>())?;
     m.add("RS_JOB_BLOCKSIZE", crate::rsync::JOB_BLOCKSIZE)?;
     m.add("RS_DEFAULT_BLOCK_LEN", crate::rsync::DEFAULT_BLOCK_LEN)?;
     m.add_class::<PySigMaker>()?;

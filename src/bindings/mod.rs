@@ -1,5 +1,6 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
+mod errors;
 mod librsync;
 #[cfg(feature = "openpgp")]
 mod pgp;
@@ -12,6 +13,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
     librsync::register(m)?;
     volume::register(m)?;
     tar::register(m)?;

@@ -1,7 +1,6 @@
 //! In-process OpenPGP for duplicity's `gpg.GPGFile`/`GPGWriteFile`: `PgpWriter`, `PgpReader`.
 
-use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -20,27 +19,6 @@ fn agent_config(socket: Option<String>, passphrase: Option<String>) -> Option<Ag
         socket: s.into(),
         passphrase,
     })
-}
-
-create_exception!(
-    _core,
-    OpenPGPError,
-    PyException,
-    "An OpenPGP failure: args are (kind, message); kind 'unsupported' means use gpg instead."
-);
-
-fn kind_name(k: &PgpErrorKind) -> &'static str {
-    match k {
-        PgpErrorKind::Unsupported => "unsupported",
-        PgpErrorKind::BadKey => "badkey",
-        PgpErrorKind::Corrupt => "corrupt",
-        PgpErrorKind::Io => "io",
-        PgpErrorKind::Config => "config",
-    }
-}
-
-fn pgp_err(e: PgpError) -> PyErr {
-    OpenPGPError::new_err((kind_name(&e.kind), e.message))
 }
 
 /// An encrypted file being written (OpenPGP message, hashed as it reaches the disk).
@@ -88,20 +66,20 @@ impl PyPgpWriter {
             "zip" | "1" => CompressionAlgorithm::Zip,
             "zlib" | "2" => CompressionAlgorithm::Zlib,
             other => {
-                return Err(pgp_err(PgpError::new(
+                return Err(PyErr::from(PgpError::new(
                     PgpErrorKind::Unsupported,
                     format!("writing {other} compressed packets"),
                 )))
             }
         };
         let cipher = cipher_from_name(cipher).ok_or_else(|| {
-            pgp_err(PgpError::new(
+            PyErr::from(PgpError::new(
                 PgpErrorKind::Unsupported,
                 format!("cipher {cipher}"),
             ))
         })?;
         let s2k_hash = hash_from_name(s2k_digest).ok_or_else(|| {
-            pgp_err(PgpError::new(
+            PyErr::from(PgpError::new(
                 PgpErrorKind::Unsupported,
                 format!("S2K digest {s2k_digest}"),
             ))
@@ -136,16 +114,14 @@ impl PyPgpWriter {
             },
         };
         let p = to_path(path)?;
-        let w = py
-            .detach(|| PgpWriter::create(&p, &opts))
-            .map_err(pgp_err)?;
+        let w = py.detach(|| PgpWriter::create(&p, &opts))?;
         Ok(PyPgpWriter { inner: Some(w) })
     }
 
     /// Appends plaintext; returns its length.
     fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         let w = self.get()?;
-        py.detach(|| w.write(data)).map_err(pgp_err)?;
+        py.detach(|| w.write(data))?;
         Ok(data.len())
     }
 
@@ -157,13 +133,13 @@ impl PyPgpWriter {
     /// Waits until all data handed over is in the file; returns the file size.
     fn flush(&mut self, py: Python<'_>) -> PyResult<u64> {
         let w = self.get()?;
-        py.detach(|| w.flush()).map_err(pgp_err)
+        Ok(py.detach(|| w.flush())?)
     }
 
     /// Appends `n` bytes copied from the start of the ciphertext (duplicity's top-off).
     fn top_off(&mut self, py: Python<'_>, n: u64) -> PyResult<()> {
         let w = self.get()?;
-        py.detach(|| w.top_off(n)).map_err(pgp_err)
+        Ok(py.detach(|| w.top_off(n))?)
     }
 
     /// Finishes the message; returns `(size, sha1_hex, md5_hex, plaintext_size)`.
@@ -172,7 +148,7 @@ impl PyPgpWriter {
             .inner
             .take()
             .ok_or_else(|| PyValueError::new_err("OpenPGP file already closed"))?;
-        let s = py.detach(|| w.close()).map_err(pgp_err)?;
+        let s = py.detach(|| w.close())?;
         Ok((
             s.digests.len,
             to_hex(&s.digests.sha1),
@@ -211,7 +187,7 @@ impl PyPgpReader {
 
 #[pymethods]
 impl PyPgpReader {
-    /// Opens `path`; raises OpenPGPError (kind 'unsupported' when gpg must read it).
+    /// Opens `path`; raises an OpenPGPError (OpenPGPUnsupported when gpg must read it).
     #[new]
     /// `keyring` holds certificates for checking signatures; PKESK packets are decrypted by the
     /// agent at `agent_socket` with the keys in `secret_keyring`.
@@ -233,7 +209,7 @@ impl PyPgpReader {
             agent: agent_config(agent_socket, agent_passphrase),
             secret_keyring,
         };
-        let r = py.detach(|| PgpReader::open(&p, opts)).map_err(pgp_err)?;
+        let r = py.detach(|| PgpReader::open(&p, opts))?;
         Ok(PyPgpReader { inner: Some(r) })
     }
 
@@ -250,14 +226,14 @@ impl PyPgpReader {
                 return Ok(b);
             }
         }
-        let out = py.detach(|| r.read(n)).map_err(pgp_err)?;
+        let out = py.detach(|| r.read(n))?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Reads to the end (checking the MDC) and discards the data.
     fn drain(&mut self, py: Python<'_>) -> PyResult<()> {
         let r = self.get()?;
-        py.detach(|| r.drain()).map_err(pgp_err)
+        Ok(py.detach(|| r.drain())?)
     }
 
     /// Plaintext bytes handed out so far.
@@ -287,6 +263,5 @@ impl PyPgpReader {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPgpWriter>()?;
     m.add_class::<PyPgpReader>()?;
-    m.add("OpenPGPError", m.py().get_type::<OpenPGPError>())?;
     Ok(())
 }

@@ -4,12 +4,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyEOFError, PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::errors::os_error;
 use crate::hash::{hash_file as hash_file_impl, to_hex, Algorithm};
-use crate::volume::reader::{GzipError, GzipFailure};
 use crate::volume::{GzipReader, VolumeWriter};
 
 /// Writes below this size are done with the GIL held (the copy is cheaper than a switch).
@@ -21,10 +21,6 @@ pub fn to_path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
         return Ok(PathBuf::from(OsStr::from_bytes(b.as_bytes())));
     }
     obj.extract::<PathBuf>()
-}
-
-fn io_err(e: std::io::Error) -> PyErr {
-    PyOSError::new_err(e.to_string())
 }
 
 /// A volume file being written: parallel gzip or plain, hashed as it reaches the disk.
@@ -55,7 +51,7 @@ impl PyVolumeWriter {
             }
         }
         let p = to_path(path)?;
-        let w = VolumeWriter::create(&p, gzip_level, mtime).map_err(io_err)?;
+        let w = VolumeWriter::create(&p, gzip_level, mtime).map_err(|e| os_error(&e))?;
         Ok(PyVolumeWriter { inner: Some(w) })
     }
 
@@ -63,9 +59,9 @@ impl PyVolumeWriter {
     fn write(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         let w = self.get()?;
         if data.len() >= DETACH_MIN {
-            py.detach(|| w.write(data)).map_err(io_err)?;
+            py.detach(|| w.write(data)).map_err(|e| os_error(&e))?;
         } else {
-            w.write(data).map_err(io_err)?;
+            w.write(data).map_err(|e| os_error(&e))?;
         }
         Ok(data.len())
     }
@@ -78,7 +74,7 @@ impl PyVolumeWriter {
     /// Waits until everything written so far is on disk; returns the exact file size.
     fn settle(&mut self, py: Python<'_>) -> PyResult<u64> {
         let w = self.get()?;
-        py.detach(|| w.settle()).map_err(io_err)
+        py.detach(|| w.settle()).map_err(|e| os_error(&e))
     }
 
     /// Finishes the file; returns `(size, sha1_hex, md5_hex, uncompressed_size)`.
@@ -87,7 +83,7 @@ impl PyVolumeWriter {
             .inner
             .take()
             .ok_or_else(|| PyValueError::new_err("volume already closed"))?;
-        let s = py.detach(|| w.close()).map_err(io_err)?;
+        let s = py.detach(|| w.close()).map_err(|e| os_error(&e))?;
         Ok((
             s.digests.len,
             to_hex(&s.digests.sha1),
@@ -100,23 +96,6 @@ impl PyVolumeWriter {
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_none()
-    }
-}
-
-fn gzip_err(py: Python<'_>, e: GzipError) -> PyErr {
-    match e.kind {
-        GzipFailure::Truncated => PyEOFError::new_err(format!(
-            "Compressed file ended before the end-of-stream marker was reached ({})",
-            e.message
-        )),
-        GzipFailure::Corrupt => match py.import("gzip").and_then(|m| m.getattr("BadGzipFile")) {
-            Ok(cls) => PyErr::from_type(
-                cls.cast_into().expect("gzip.BadGzipFile is a type"),
-                e.message,
-            ),
-            Err(err) => err,
-        },
-        GzipFailure::Io => PyOSError::new_err(e.message),
     }
 }
 
@@ -141,7 +120,7 @@ impl PyGzipReader {
     fn new(path: &Bound<'_, PyAny>) -> PyResult<Self> {
         let p = to_path(path)?;
         Ok(PyGzipReader {
-            inner: Some(GzipReader::open(&p).map_err(io_err)?),
+            inner: Some(GzipReader::open(&p).map_err(|e| os_error(&e))?),
         })
     }
 
@@ -166,14 +145,14 @@ impl PyGzipReader {
                 r.read_into(&mut out, size as usize).map(|_| ())
             }
         });
-        res.map_err(|e| gzip_err(py, e))?;
+        res.map_err(PyErr::from)?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Skips up to `n` bytes forward; returns how many.
     fn skip(&mut self, py: Python<'_>, n: u64) -> PyResult<u64> {
         let r = self.get()?;
-        py.detach(|| r.skip(n)).map_err(|e| gzip_err(py, e))
+        py.detach(|| r.skip(n)).map_err(PyErr::from)
     }
 
     /// Position in the decompressed stream.
@@ -206,7 +185,9 @@ fn hash_file<'py>(
         PyValueError::new_err(format!("unknown hash {algorithm:?}; use SHA1 or MD5"))
     })?;
     let p = to_path(path)?;
-    let digest = py.detach(|| hash_file_impl(&p, algo)).map_err(io_err)?;
+    let digest = py
+        .detach(|| hash_file_impl(&p, algo))
+        .map_err(|e| os_error(&e))?;
     Ok(PyBytes::new(py, &digest))
 }
 

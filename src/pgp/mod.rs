@@ -43,6 +43,8 @@ pub struct PgpError {
     pub kind: PgpErrorKind,
     /// What went wrong, in one line.
     pub message: String,
+    /// The OS error number, for I/O failures.
+    pub errno: Option<i32>,
 }
 
 impl PgpError {
@@ -51,6 +53,7 @@ impl PgpError {
         PgpError {
             kind,
             message: message.into(),
+            errno: None,
         }
     }
 }
@@ -65,7 +68,11 @@ impl std::error::Error for PgpError {}
 
 impl From<std::io::Error> for PgpError {
     fn from(e: std::io::Error) -> Self {
-        PgpError::new(PgpErrorKind::Io, e.to_string())
+        PgpError {
+            kind: PgpErrorKind::Io,
+            message: e.to_string(),
+            errno: e.raw_os_error(),
+        }
     }
 }
 

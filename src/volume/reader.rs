@@ -32,6 +32,18 @@ pub struct GzipError {
     pub kind: GzipFailure,
     /// Human-readable detail.
     pub message: String,
+    /// The OS error number, for I/O failures.
+    pub errno: Option<i32>,
+}
+
+impl GzipError {
+    fn from_io(e: &io::Error) -> Self {
+        GzipError {
+            kind: classify(e),
+            message: e.to_string(),
+            errno: e.raw_os_error(),
+        }
+    }
 }
 
 fn classify(e: &io::Error) -> GzipFailure {
@@ -70,10 +82,7 @@ impl GzipReader {
                     Ok([]) => return,
                     Ok(_) => {}
                     Err(e) => {
-                        let _ = tx.send(Err(GzipError {
-                            kind: classify(&e),
-                            message: e.to_string(),
-                        }));
+                        let _ = tx.send(Err(GzipError::from_io(&e)));
                         return;
                     }
                 }
@@ -105,10 +114,7 @@ impl GzipReader {
                             if !buf.is_empty() && tx.send(Ok(buf)).is_err() {
                                 return;
                             }
-                            let _ = tx.send(Err(GzipError {
-                                kind: classify(&e),
-                                message: e.to_string(),
-                            }));
+                            let _ = tx.send(Err(GzipError::from_io(&e)));
                             return;
                         }
                     }
@@ -140,6 +146,7 @@ impl GzipReader {
                 return Err(GzipError {
                     kind: GzipFailure::Io,
                     message: "read-ahead state poisoned".into(),
+                    errno: None,
                 })
             }
         };
