@@ -7,6 +7,10 @@ use std::sync::OnceLock;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+/// The deflate level of gzip volumes and OpenPGP compressed packets: Python's `gzip` and
+/// gpg's default.
+pub const DEFAULT_LEVEL: u32 = 6;
+
 /// Uncompressed bytes per parallel compression job.
 pub const CHUNK: usize = 128 * 1024;
 

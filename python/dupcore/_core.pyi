@@ -4,6 +4,7 @@
 __version__: str
 RS_JOB_BLOCKSIZE: int
 RS_DEFAULT_BLOCK_LEN: int
+DEFLATE_LEVEL: int  # of gzip volumes and OpenPGP compressed packets
 
 class librsyncError(Exception):
     """An error inside a librsync job (message names the librsync code and the step)."""
@@ -85,8 +86,9 @@ class PgpWriter:
     closed: bool
     def __init__(
         self, path: object, passphrase: str | None = None,
-        recipients: list[tuple[str, bool]] = ..., keyring: bytes = ..., cipher: str = "AES256",
-        compress_level: int | None = 6, s2k_digest: str = "SHA1", s2k_count: int = 65011712,
+        recipients: list[tuple[str, bool]] = ..., keyring: bytes = ..., cipher: str | None = None,
+        compress_level: int | None = 6, s2k_digest: str | None = None,
+        s2k_count: int | None = None,
         mtime: int = 0, sign_key: str | None = None, sign_keyring: bytes = ...,
         agent_socket: str | None = None, agent_passphrase: str | None = None,
         compress_algo: str = "zip",

@@ -22,10 +22,6 @@ import time
 from dupcore import _core, volumes
 
 #: gpg 2.2's S2K defaults for symmetric encryption (observed with --list-packets).
-DEFAULT_S2K_DIGEST = "SHA1"
-DEFAULT_S2K_COUNT = 65011712
-DEFAULT_CIPHER = "AES256"
-DEFAULT_LEVEL = 6
 #: Stock GPGWriteFile measures the file while gpg still holds data in its pipe, input buffer and
 #: deflate state, so its volumes end past the target by about this much plaintext, compressed
 #: (gpg 2.2: 86-99 KB on incompressible data, proportionally less on compressible data).
@@ -33,12 +29,19 @@ DEFAULT_LEVEL = 6
 GPG_BUFFER_LAG = 90 * 1024
 
 
-def _stock_size(writer, plain):
-    """The file size stock's os.stat would show: dupcore's size less gpg's typical lag."""
-    est = writer.estimated_size()
+def _settled_size(writer):
+    """The file's size once the compressors caught up: what is written, plus the part of a
+    deflate chunk still being filled at the ratio measured so far."""
+    writer.flush()
+    return writer.estimated_size()
+
+
+def _stock_size(size, plain):
+    """The file size stock's os.stat would show for dupcore's ``size`` after ``plain`` bytes of
+    plaintext: dupcore's size less gpg's typical lag."""
     if plain <= 0:
-        return est
-    return est - int(GPG_BUFFER_LAG * min(1.0, est / plain))
+        return size
+    return size - int(GPG_BUFFER_LAG * min(1.0, size / plain))
 
 _stock = {}
 _logged = set()
@@ -125,7 +128,7 @@ def _compression(config, opts):
         raise Fallback(f"--compress-algo {algo} (dupcore writes ZIP, ZLIB or none)")
     level = opts.get("--compress-level", opts.get("-z"))
     if level is None:
-        return algo, DEFAULT_LEVEL
+        return algo, _core.DEFLATE_LEVEL
     try:
         level = int(level)
     except ValueError:
@@ -250,15 +253,19 @@ def encrypt_settings(profile):
     if recipients:
         kw["recipients"] = recipients
         kw["keyring"] = _keyring(config, opts, [r for r, _h in recipients])
-        kw["cipher"] = opts.get("--cipher-algo", DEFAULT_CIPHER)
+        kw["cipher"] = opts.get("--cipher-algo")
     else:
         if profile.passphrase is None:
             raise Fallback("no passphrase")
         kw["passphrase"] = profile.passphrase
-        kw["cipher"] = opts.get("--cipher-algo", opts.get("--s2k-cipher-algo", DEFAULT_CIPHER))
-        kw["s2k_digest"] = opts.get("--s2k-digest-algo", DEFAULT_S2K_DIGEST)
+        kw["cipher"] = opts.get("--cipher-algo", opts.get("--s2k-cipher-algo"))
+        kw["s2k_digest"] = opts.get("--s2k-digest-algo")
         try:
-            kw["s2k_count"] = min(int(opts.get("--s2k-count", DEFAULT_S2K_COUNT)), 65011712)
+            count = opts.get("--s2k-count")
+            if count is not None:
+                if int(count) < 0:
+                    raise ValueError(count)
+                kw["s2k_count"] = min(int(count), 0xFFFFFFFF)  # the engine clamps as gpg does
         except ValueError:
             raise Fallback(f"--s2k-count {opts['--s2k-count']}") from None
     if profile.sign_key:
@@ -457,23 +464,22 @@ def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_foot
 
     target_size = size - 50 * 1024
     data_size = target_size - max_footer_size
-    at_end_of_blockiter = 0
     plain = 0
+
+    def write(data):
+        nonlocal plain
+        plain += writer.write(data)
+
     try:
-        while True:
-            if data_size - _stock_size(writer, plain) < block_iter.get_read_size():
-                break
-            try:
-                data = block_iter.__next__().data
-            except StopIteration:
-                at_end_of_blockiter = 1
-                break
-            except Exception as e:
-                raise errors.FatalError(f"Read error on {name}: {e!s}") from e
-            plain += writer.write(data)
-        plain += writer.write(block_iter.get_footer())
+        at_end_of_blockiter = volumes.fill_volume(
+            block_iter, write,
+            lambda: data_size - _stock_size(writer.estimated_size(), plain),
+            lambda: data_size - _stock_size(_settled_size(writer), plain),
+            lambda e: errors.FatalError(f"Read error on {name}: {e!s}"))
+        write(block_iter.get_footer())
         if not at_end_of_blockiter:
-            cursize = _stock_size(writer, plain)
+            # the exact size: small volumes are mostly still being compressed
+            cursize = _stock_size(_settled_size(writer), plain)
             if cursize < target_size:
                 writer.top_off(target_size - cursize)
         _size, sha1_hex, md5_hex, _raw = writer.close()

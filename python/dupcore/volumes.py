@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dupcore import _core
 
 #: Compression level duplicity's GzipWriteFile uses.
-GZIP_LEVEL = 6
+GZIP_LEVEL = _core.DEFLATE_LEVEL
 #: Volumes whose digests are remembered for ``get_hash``.
 _HASH_CACHE_SIZE = 64
 _hash_cache = OrderedDict()
@@ -41,6 +41,29 @@ def cached_hash(name, algorithm):
     return entry.get(algorithm) if entry else None
 
 
+def fill_volume(block_iter, write, room, exact_room, read_error=None):
+    """Writes blocks of ``block_iter`` while the next one fits; 1 when the iterator ended, else 0.
+
+    The volume size rule of both the gzip/plain and the OpenPGP writers: ``room()`` is a cheap
+    estimate of the bytes left, and only when it says the next block may not fit is
+    ``exact_room()`` asked, which waits for the compressors. ``read_error(exc)`` turns a failure
+    of the iterator into the exception to raise (default: raise it as it is).
+    """
+    while True:
+        read_size = block_iter.get_read_size()
+        if room() < read_size and exact_room() < read_size:
+            return 0
+        try:
+            block = next(block_iter)
+        except StopIteration:
+            return 1
+        except Exception as exc:
+            if read_error is None:
+                raise
+            raise read_error(exc) from exc
+        write(block.data)
+
+
 def make_write_file(footer_and_margin):
     """Builds ``GzipWriteFile`` with the size rule of a duplicity line.
 
@@ -52,20 +75,10 @@ def make_write_file(footer_and_margin):
         """Writes tar blocks into a gzip (or plain) volume; True when the iterator is exhausted."""
         target_size = size - 50 * 1024 if footer_and_margin else size
         writer = _core.VolumeWriter(filename, GZIP_LEVEL if gzipped else None, int(time.time()))
-        at_end_of_blockiter = 0
         try:
-            read_size = block_iter.get_read_size()
-            while True:
-                # The cheap bound first; only near the limit wait for the exact size.
-                near_limit = target_size - writer.upper_bound() < read_size
-                if near_limit and target_size - writer.settle() < read_size:
-                    break
-                try:
-                    new_block = next(block_iter)
-                except StopIteration:
-                    at_end_of_blockiter = 1
-                    break
-                writer.write(new_block.data)
+            at_end_of_blockiter = fill_volume(block_iter, writer.write,
+                                              lambda: target_size - writer.upper_bound(),
+                                              lambda: target_size - writer.settle())
             if footer_and_margin:
                 writer.write(block_iter.get_footer())
             _size, sha1_hex, md5_hex, _raw = writer.close()

@@ -10,7 +10,8 @@ use super::volume::to_path;
 use crate::hash::to_hex;
 use crate::pgp::{
     cipher_from_name, hash_from_name, AgentConfig, DecryptOptions, EncryptOptions, PgpError,
-    PgpErrorKind, PgpReader, PgpWriter, SignOptions,
+    PgpErrorKind, PgpReader, PgpWriter, SignOptions, DEFAULT_CIPHER, DEFAULT_S2K_COUNT,
+    DEFAULT_S2K_HASH,
 };
 
 /// The agent settings from the `agent_socket` / `agent_passphrase` arguments.
@@ -42,8 +43,8 @@ impl PyPgpWriter {
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (path, passphrase=None, recipients=Vec::new(), keyring=Vec::new(),
-                        cipher="AES256", compress_level=Some(6), s2k_digest="SHA1",
-                        s2k_count=65_011_712, mtime=0, sign_key=None, sign_keyring=Vec::new(),
+                        cipher=None, compress_level=Some(crate::deflate::DEFAULT_LEVEL),
+                        s2k_digest=None, s2k_count=None, mtime=0, sign_key=None, sign_keyring=Vec::new(),
                         agent_socket=None, agent_passphrase=None, compress_algo="zip"))]
     fn new(
         py: Python<'_>,
@@ -51,10 +52,10 @@ impl PyPgpWriter {
         passphrase: Option<String>,
         recipients: Vec<(String, bool)>,
         keyring: Vec<u8>,
-        cipher: &str,
+        cipher: Option<&str>,
         compress_level: Option<u32>,
-        s2k_digest: &str,
-        s2k_count: u32,
+        s2k_digest: Option<&str>,
+        s2k_count: Option<u32>,
         mtime: u32,
         sign_key: Option<String>,
         sign_keyring: Vec<u8>,
@@ -72,18 +73,18 @@ impl PyPgpWriter {
                 )))
             }
         };
-        let cipher = cipher_from_name(cipher).ok_or_else(|| {
-            PyErr::from(PgpError::new(
-                PgpErrorKind::Unsupported,
-                format!("cipher {cipher}"),
-            ))
-        })?;
-        let s2k_hash = hash_from_name(s2k_digest).ok_or_else(|| {
-            PyErr::from(PgpError::new(
-                PgpErrorKind::Unsupported,
-                format!("S2K digest {s2k_digest}"),
-            ))
-        })?;
+        let unsupported =
+            |what: String| PyErr::from(PgpError::new(PgpErrorKind::Unsupported, what));
+        let cipher = match cipher {
+            None => DEFAULT_CIPHER,
+            Some(c) => cipher_from_name(c).ok_or_else(|| unsupported(format!("cipher {c}")))?,
+        };
+        let s2k_hash = match s2k_digest {
+            None => DEFAULT_S2K_HASH,
+            Some(d) => hash_from_name(d).ok_or_else(|| unsupported(format!("S2K digest {d}")))?,
+        };
+        // gpg clamps larger counts to the largest the format encodes
+        let s2k_count = s2k_count.map_or(DEFAULT_S2K_COUNT, |c| c.min(DEFAULT_S2K_COUNT));
         if let Some(l) = compress_level {
             if !(1..=9).contains(&l) {
                 return Err(PyValueError::new_err(format!(

@@ -192,6 +192,7 @@ fn hash_file<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DEFLATE_LEVEL", crate::deflate::DEFAULT_LEVEL)?;
     m.add_class::<PyVolumeWriter>()?;
     m.add_class::<PyGzipReader>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;

@@ -21,6 +21,13 @@ use openpgp::types::SymmetricAlgorithm;
 pub(crate) use policy::gpg_policy;
 use sequoia_openpgp as openpgp;
 
+/// gpg 2.2's default payload cipher.
+pub const DEFAULT_CIPHER: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
+/// gpg 2.2's default S2K digest.
+pub const DEFAULT_S2K_HASH: openpgp::types::HashAlgorithm = openpgp::types::HashAlgorithm::SHA1;
+/// gpg 2.2's S2K iteration count on a fast machine, and the largest one the format encodes.
+pub const DEFAULT_S2K_COUNT: u32 = 65_011_712;
+
 /// Why an OpenPGP operation failed; `Unsupported` means "let stock gpg handle this file".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PgpErrorKind {
