@@ -10,7 +10,7 @@ use super::netint::{int_len, put, width_index};
 use super::rollsum::{match_key, Rollsum};
 use super::signature::Signature;
 use super::strong::md4;
-use super::DELTA_MAGIC;
+use super::{DELTA_MAGIC, OP_COPY_N1_N1, OP_LITERAL_INLINE_MAX, OP_LITERAL_N1};
 
 /// Which librsync release's literal segmentation to reproduce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +45,11 @@ pub fn emit_literal(out: &mut Vec<u8>, data: &[u8]) {
     if n == 0 {
         return;
     }
-    if n <= 64 {
+    if n <= u64::from(OP_LITERAL_INLINE_MAX) {
         out.push(n as u8);
     } else {
         let w = int_len(n);
-        out.push(0x41 + width_index(w));
+        out.push(OP_LITERAL_N1 + width_index(w));
         put(out, n, w);
     }
     out.extend_from_slice(data);
@@ -58,7 +58,7 @@ pub fn emit_literal(out: &mut Vec<u8>, data: &[u8]) {
 /// Appends a COPY command for `len` basis bytes starting at `pos`.
 pub fn emit_copy(out: &mut Vec<u8>, pos: u64, len: u64) {
     let (wp, wl) = (int_len(pos), int_len(len));
-    out.push(0x45 + 4 * width_index(wp) + width_index(wl));
+    out.push(OP_COPY_N1_N1 + 4 * width_index(wp) + width_index(wl));
     put(out, pos, wp);
     put(out, len, wl);
 }

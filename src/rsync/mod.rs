@@ -26,6 +26,19 @@ pub const RK_MD4_SIG_MAGIC: u32 = 0x7273_0146;
 pub const RK_BLAKE2_SIG_MAGIC: u32 = 0x7273_0147;
 /// Magic number at the start of every delta stream (`RS_DELTA_MAGIC`).
 pub const DELTA_MAGIC: u32 = 0x7273_0236;
+/// Delta command byte that ends the stream (`RS_OP_END`).
+pub const OP_END: u8 = 0x00;
+/// Largest literal whose length is the command byte itself (`RS_OP_LITERAL_1`..`_64`).
+pub const OP_LITERAL_INLINE_MAX: u8 = 0x40;
+/// Literal with a 1-byte length; +1, +2, +3 for 2, 4 and 8 bytes (`RS_OP_LITERAL_N1`..`N8`).
+pub const OP_LITERAL_N1: u8 = 0x41;
+/// Literal with an 8-byte length (`RS_OP_LITERAL_N8`).
+pub const OP_LITERAL_N8: u8 = 0x44;
+/// Copy with 1-byte position and length; + 4 × position width index + length width index
+/// (`RS_OP_COPY_N1_N1`..`RS_OP_COPY_N8_N8`).
+pub const OP_COPY_N1_N1: u8 = 0x45;
+/// Copy with 8-byte position and length (`RS_OP_COPY_N8_N8`).
+pub const OP_COPY_N8_N8: u8 = 0x54;
 /// librsync's default signature block length.
 pub const DEFAULT_BLOCK_LEN: usize = 2048;
 /// Size of one job buffer in duplicity's `LikeFile` (and of a slack literal).

@@ -5,7 +5,10 @@ use std::io;
 
 use super::error::{RsError, RsResult};
 use super::netint::{get, width_of_index};
-use super::DELTA_MAGIC;
+use super::{
+    DELTA_MAGIC, OP_COPY_N1_N1, OP_COPY_N8_N8, OP_END, OP_LITERAL_INLINE_MAX, OP_LITERAL_N1,
+    OP_LITERAL_N8,
+};
 
 /// Random-access source of basis bytes for COPY commands.
 pub trait Basis {
@@ -53,10 +56,10 @@ pub struct PatchMaker<B: Basis> {
 /// Parameter byte count of a command opcode, or `None` for a reserved opcode.
 fn param_len(op: u8) -> Option<usize> {
     match op {
-        0x00..=0x40 => Some(0),
-        0x41..=0x44 => Some(width_of_index(op - 0x41)),
-        0x45..=0x54 => {
-            let k = op - 0x45;
+        OP_END..=OP_LITERAL_INLINE_MAX => Some(0),
+        OP_LITERAL_N1..=OP_LITERAL_N8 => Some(width_of_index(op - OP_LITERAL_N1)),
+        OP_COPY_N1_N1..=OP_COPY_N8_N8 => {
+            let k = op - OP_COPY_N1_N1;
             Some(width_of_index(k / 4) + width_of_index(k % 4))
         }
         _ => None,
@@ -92,9 +95,9 @@ impl<B: Basis> PatchMaker<B> {
         let op = self.pending[0];
         let p = &self.pending[1..];
         Ok(match op {
-            0 => State::Done,
-            1..=0x40 => State::Literal(u64::from(op)),
-            0x41..=0x44 => {
+            OP_END => State::Done,
+            1..=OP_LITERAL_INLINE_MAX => State::Literal(u64::from(op)),
+            OP_LITERAL_N1..=OP_LITERAL_N8 => {
                 let len = signed_param(p);
                 if len <= 0 {
                     return Err(RsError::Corrupt(format!(
@@ -104,7 +107,7 @@ impl<B: Basis> PatchMaker<B> {
                 State::Literal(len as u64)
             }
             _ => {
-                let k = op - 0x45;
+                let k = op - OP_COPY_N1_N1;
                 let wp = width_of_index(k / 4);
                 let pos = signed_param(&p[..wp]);
                 let len = signed_param(&p[wp..]);
