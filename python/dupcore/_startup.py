@@ -3,7 +3,7 @@
 Run at every interpreter start, from ``dupcore_activate.pth`` (and, on Python >= 3.15, from the
 PEP 829 entry point ``dupcore_activate.start`` -> ``dupcore._startup:activate``). It imports only
 ``sys`` and :mod:`dupcore._env` (``os``) and installs a ``sys.meta_path`` finder; the finder looks at nothing but
-``duplicity.*`` imports and hands those to :mod:`dupcore.activation`, which is loaded only then.
+``duplicity.*`` imports and hands those to :mod:`dupcore.importer`, which is loaded only then.
 
 ``DUPCORE=0`` (or ``off``/``false``/``no``) disables everything: no finder is installed.
 """
@@ -14,10 +14,10 @@ from dupcore._env import disabled as disabled_by_env
 
 
 class DupcoreFinder:
-    """``sys.meta_path`` finder that lets :mod:`dupcore.activation` handle ``duplicity.*``."""
+    """``sys.meta_path`` finder that lets :mod:`dupcore.importer` handle ``duplicity.*``."""
 
     _dupcore_finder = True
-    failed = None  # the exception that stopped dupcore.activation from loading, if any
+    failed = None  # the exception that stopped dupcore.importer from loading, if any
 
     @classmethod
     def find_spec(cls, fullname, path=None, target=None):
@@ -25,11 +25,11 @@ class DupcoreFinder:
         if not fullname.startswith("duplicity.") or cls.failed is not None:
             return None
         try:
-            from dupcore import activation
+            from dupcore import importer
         except Exception as exc:  # noqa: BLE001 - never break duplicity because of dupcore
             cls.failed = exc
             return None
-        return activation.find_spec(fullname, path, target)
+        return importer.find_spec(fullname, path, target)
 
 
 def installed():
