@@ -470,11 +470,14 @@ def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024, max_foot
         nonlocal plain
         plain += writer.write(data)
 
+    def room():
+        return data_size - _stock_size(writer.estimated_size(), plain)
+
     try:
+        # Where to split is decided on the running estimate, as stock decides on a size that
+        # lags behind gpg; only the top-off below needs the exact size.
         at_end_of_blockiter = volumes.fill_volume(
-            block_iter, write,
-            lambda: data_size - _stock_size(writer.estimated_size(), plain),
-            lambda: data_size - _stock_size(_settled_size(writer), plain),
+            block_iter, write, room, room,
             lambda e: errors.FatalError(f"Read error on {name}: {e!s}"))
         write(block_iter.get_footer())
         if not at_end_of_blockiter:
