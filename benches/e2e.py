@@ -8,7 +8,7 @@ pass ``--size-mb``/``--small``/``--repeat``/``--variants`` to change the load.
 
 import sys
 
-from dupcore.demo import main
+from dupcore.harness.demo import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], bench=True))

@@ -19,26 +19,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def python_graph() -> dict[str, set[str]]:
-    """Module name -> dupcore modules it imports."""
+    """Module name (dotted, below ``dupcore``) -> dupcore modules it imports."""
     pkg = ROOT / "python" / "dupcore"
-    mods = {p.stem for p in pkg.glob("*.py")}
-    graph: dict[str, set[str]] = {m: set() for m in mods}
-    for p in pkg.glob("*.py"):
+    paths = {}
+    for p in pkg.rglob("*.py"):
+        rel = p.relative_to(pkg).with_suffix("").parts
+        name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel) or "__init__"
+        paths[name] = p
+    graph: dict[str, set[str]] = {m: set() for m in paths}
+
+    def module_of(dotted: str) -> str | None:
+        """The longest dupcore module that ``dupcore.<dotted>`` names."""
+        parts = dotted.split(".")
+        while parts:
+            if ".".join(parts) in paths:
+                return ".".join(parts)
+            parts.pop()
+        return None
+
+    for name, p in paths.items():
         tree = ast.parse(p.read_text(), str(p))
         for node in ast.walk(tree):
-            names = []
+            targets = []
             if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
+                targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "dupcore":
-                    names = [f"dupcore.{a.name}" for a in node.names]
-                else:
-                    names = [node.module]
-            for n in names:
-                parts = n.split(".")
-                if (parts[0] == "dupcore" and len(parts) > 1 and parts[1] in mods
-                        and parts[1] != p.stem):
-                    graph[p.stem].add(parts[1])
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            for t in targets:
+                if not t.startswith("dupcore."):
+                    continue
+                found = module_of(t[len("dupcore."):])
+                if found and found != name and found != "__init__":
+                    graph[name].add(found)
     return graph
 
 

@@ -7,6 +7,8 @@ pub mod deflate;
 pub mod hash;
 #[cfg(feature = "openpgp")]
 pub mod pgp;
+pub mod readahead;
+pub mod restore;
 pub mod rsync;
 pub mod tar;
 pub mod volume;

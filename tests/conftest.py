@@ -8,8 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from e2e_tree import build_states
 from helpers import DUPLICITY, KEYS, snapshot
+from trees import build_states
 
 # ------------------------------------------------------------------------------ fixtures
 

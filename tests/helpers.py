@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
+
+from dupcore.harness.trees import diff_trees, entry, snapshot  # noqa: F401 (the one snapshot)
 
 TESTS = Path(__file__).resolve().parent
 LEGACY = TESTS / "fixtures" / "legacy"
@@ -84,57 +84,6 @@ def assert_active(res, mode):
 
 
 # ------------------------------------------------------------------------------ tree snapshots
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def entry(path, rel=b"."):
-    """Describe one filesystem object like the legacy fixtures' expected JSON does."""
-    st = os.lstat(path)
-    e = {"path_hex": rel.hex(), "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
-         "gid": st.st_gid}
-    if stat.S_ISLNK(st.st_mode):
-        e.update(type="sym", target_hex=os.readlink(path).hex())
-    elif stat.S_ISDIR(st.st_mode):
-        e.update(type="dir", mtime=int(st.st_mtime))
-    elif stat.S_ISREG(st.st_mode):
-        e.update(type="reg", mtime=int(st.st_mtime), size=st.st_size, sha256=_sha256(path))
-    elif stat.S_ISFIFO(st.st_mode):
-        e.update(type="fifo", mtime=int(st.st_mtime))
-    else:
-        e.update(type="other", mtime=int(st.st_mtime))
-    return e
-
-
-def snapshot(root):
-    """Map of relative path (bytes) -> entry for every object under root, root itself as b'.'."""
-    root = os.fsencode(root)
-    out = {b".": entry(root)}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            out[rel] = entry(full, rel)
-    return out
-
-
-def diff_trees(expected, actual, limit=20):
-    """Human-readable differences between two snapshots (empty list when equal)."""
-    problems = []
-    for p in sorted(set(expected) | set(actual)):
-        e, a = expected.get(p), actual.get(p)
-        if e != a:
-            problems.append(f"{p!r}: expected {e}, got {a}")
-        if len(problems) >= limit:
-            problems.append("...")
-            break
-    return problems
 
 
 def assert_same_tree(expected, actual, what=""):

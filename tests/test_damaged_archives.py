@@ -57,3 +57,54 @@ def test_empty_signature_file_does_not_stop_a_restore(kind, chain, tmp_path):
         if res.returncode == 0:
             assert_same_tree(expected, snapshot(target), f"{kind} emptied, restored by {mode}")
     assert codes["dupcore"] == codes["stock"] == 0, codes
+
+
+def _copy_with(archive, dest, change):
+    """A copy of the archive with the incremental's manifest changed."""
+    dest.mkdir()
+    changed = 0
+    for f in os.listdir(archive):
+        data = (archive / f).read_bytes()
+        if f.startswith("duplicity-inc.") and f.endswith(".manifest"):
+            data = change(data)
+            changed += 1
+        (dest / f).write_bytes(data)
+    assert changed == 1
+
+
+def _restore(mode, archive, tmp_path):
+    target = tmp_path / f"restore-{mode}"
+    res = run_duplicity(["restore", "--no-encryption", "--archive-dir",
+                         str(tmp_path / f"cache-{mode}"), f"file://{archive}", str(target)],
+                        clean_env(None, mode), check=False)
+    return res, target
+
+
+def test_empty_incremental_manifest_is_an_error_not_an_older_state(chain, tmp_path):
+    """An emptied incremental manifest: stock restores the full backup's state and exits 0
+    (silently another point in time); dupcore stops with duplicity's mismatched-manifests exit
+    code and a line naming the manifest."""
+    archive, expected = chain
+    damaged = tmp_path / "archive"
+    _copy_with(archive, damaged, lambda d: b"")
+    stock, stock_target = _restore("stock", damaged, tmp_path)
+    assert stock.returncode == 0
+    assert snapshot(stock_target) != expected  # the older state, reported as success
+    res, _target = _restore("dupcore", damaged, tmp_path)
+    assert res.returncode == 5, res.text()
+    assert b"the manifest is damaged" in res.output and b".manifest lists 0 volume(s)" in res.output
+
+
+def test_manifest_without_hash_restores_with_a_warning(chain, tmp_path):
+    """A manifest whose hash line is gone: stock stops with an UnboundLocalError traceback;
+    dupcore restores exactly and warns that the volume is not checked."""
+    archive, expected = chain
+    damaged = tmp_path / "archive"
+    _copy_with(archive, damaged,
+               lambda d: b"\n".join(x for x in d.split(b"\n") if b"Hash SHA1" not in x))
+    stock, _target = _restore("stock", damaged, tmp_path)
+    assert stock.returncode != 0 and b"UnboundLocalError" in stock.output
+    res, target = _restore("dupcore", damaged, tmp_path)
+    assert res.returncode == 0, res.text()
+    assert b"has no hash for volume 1" in res.output
+    assert_same_tree(expected, snapshot(target), "manifest without hash, restored by dupcore")

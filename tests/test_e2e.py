@@ -17,7 +17,6 @@ import tarfile
 import time
 
 import pytest
-from e2e_tree import NON_UTF8
 from helpers import (
     DUPLICITY,
     PASSPHRASE,
@@ -28,6 +27,7 @@ from helpers import (
     run_duplicity,
     snapshot,
 )
+from trees import NON_UTF8
 
 pytestmark = pytest.mark.e2e
 
@@ -100,8 +100,10 @@ class Chain:
         r = self.results
         for i, t in enumerate(self.times):
             out = self.fresh(f"restore-{i}")
-            self.dup("restore", "--time", str(_epoch(t)), self.url, out)
+            res = self.dup("restore", "-v", "info", "--time", str(_epoch(t)), self.url, out)
             r[f"restore-{i}"] = snapshot(out)
+            r[f"restore-{i}-engine"] = ("restore [restore" in (res.banner() or "")
+                                        and b"dupcore restore: stock" not in res.output)
             shutil.rmtree(out)
         out = self.fresh("single-file")
         self.dup("restore", "--time", str(_epoch(self.times[1])), self.path_opt,
@@ -253,6 +255,8 @@ def test_restore_every_time_point(chains, states, mode, variant):
     c = chains[mode, variant]
     for i, snap in enumerate(states[1]):
         assert_same_tree(snap, c.results[f"restore-{i}"], f"{mode}/{variant} time {i}")
+        # dupcore restores go through the restore engine, stock ones do not
+        assert c.results[f"restore-{i}-engine"] == (mode == "dupcore")
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -347,5 +351,7 @@ def test_remove_older_than_and_cleanup(pruned, states, variant):
         sets = _sets(r["collection-after"])
         assert [s[0] for s in sets] == [b"Full"]
         assert_same_tree(states[1][2], r["restore-after-prune"], "restore after prune")
-        got[mode] = r["after-prune"]
+        # volume split points may differ (see test_collection_status_identical): compare the
+        # files left with their volume numbers folded
+        got[mode] = sorted({re.sub(r"\.vol\d+\.", ".vol*.", n) for n in r["after-prune"]})
     assert got["stock"] == got["dupcore"]

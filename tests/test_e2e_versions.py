@@ -163,8 +163,10 @@ def test_round_trip_and_cross_restore(version_chains, states, version):
     for (v, mode, var), (chain, cross) in version_chains.items():
         if v != version:
             continue
+        engine = mode == "dupcore" and v in ("3.0.7", "2.2.4")
         for i, snap in enumerate(states[1]):
             assert_same_tree(snap, chain.results[f"restore-{i}"], f"{v} {mode} {var} t{i}")
+            assert chain.results[f"restore-{i}-engine"] == engine, (v, mode, var, i)
             if cross is not None:
                 assert_same_tree(snap, cross[i], f"{v} {mode}-made, other mode restores t{i}")
         assert chain.results["verify-ok"].returncode == 0, chain.results["verify-ok"].text()

@@ -6,6 +6,7 @@ that stock duplicity + gpg restore, without a gpg process per volume.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import random
 import re
@@ -18,6 +19,7 @@ import time
 import pytest
 from dupcore import _core
 from helpers import PASSPHRASE, assert_same_tree, clean_env, run_duplicity, snapshot
+from trees import small_tree
 
 pytestmark = pytest.mark.gpg
 
@@ -67,7 +69,7 @@ def keyhome(tmp_path_factory):
 
 
 def write(path, data, **kw):
-    """Encrypt ``data`` into ``path`` with dupcore; returns close()'s tuple."""
+    """Encrypt ``data`` into ``path`` with dupcore; returns close()'s summary."""
     w = _core.PgpWriter(str(path), **kw)
     for i in range(0, len(data), 70_001):
         w.write(data[i:i + 70_001])
@@ -107,9 +109,9 @@ def test_symmetric_dupcore_to_gpg(keyhome, tmp_path, algo, level):
     the ZLIB packet (`--compress-algo zlib`) that gpg checks including its Adler-32."""
     home, _keys = keyhome
     p = tmp_path / "f.gpg"
-    size, _sha1, _md5, raw = write(p, DATA, passphrase=PASSPHRASE, compress_level=level,
-                                   compress_algo=algo)
-    assert size == p.stat().st_size and raw == len(DATA)
+    summary = write(p, DATA, passphrase=PASSPHRASE, compress_level=level, compress_algo=algo)
+    assert summary.size == p.stat().st_size and summary.raw_size == len(DATA)
+    assert summary.sha1 == hashlib.sha1(p.read_bytes()).hexdigest()
     assert gpg_decrypt(home, p, PASSPHRASE) == DATA
     dump = packets(home, p, PASSPHRASE)
     assert re.search(r"symkey enc packet: version 4, cipher 9, aead 0,s2k 3, hash 2", dump), dump
@@ -354,41 +356,32 @@ def test_gpgfile_errors_are_gpgerror(tmp_path):
 
 def test_parse_gpg_options():
     """Understood --gpg-options are parsed; anything else sends the file to stock gpg."""
-    from dupcore import openpgp
+    from dupcore import gpg_settings
 
-    opts = openpgp.parse_gpg_options(
+    opts = gpg_settings.parse_gpg_options(
         "--cipher-algo=CAST5 --compress-algo zip --compress-level 9 --homedir /x "
         "--s2k-digest-algo SHA256 --s2k-count 1000000 --ignore-mdc-error")
     assert opts == {"--cipher-algo": "CAST5", "--compress-algo": "zip",
                     "--compress-level": "9", "--homedir": "/x",
                     "--s2k-digest-algo": "SHA256", "--s2k-count": "1000000"}
     for bad in ("--armor", "--rfc2440", "--textmode", "--cipher-algo"):
-        with pytest.raises(openpgp.Fallback):
-            openpgp.parse_gpg_options(bad)
+        with pytest.raises(gpg_settings.Fallback):
+            gpg_settings.parse_gpg_options(bad)
 
     class Config:
         compression = True
 
-    assert openpgp._compression(Config, {}) == ("zip", 6)
-    assert openpgp._compression(Config, {"--compress-algo": "ZLIB", "-z": "9"}) == ("zlib", 9)
-    assert openpgp._compression(Config, {"--compress-algo": "none"}) == ("zip", None)
-    assert openpgp._compression(Config, {"--compress-level": "0"}) == ("zip", None)
-    with pytest.raises(openpgp.Fallback, match="bzip2"):
-        openpgp._compression(Config, {"--compress-algo": "bzip2"})
+    assert gpg_settings._compression(Config, {}) == ("zip", 6)
+    assert gpg_settings._compression(Config, {"--compress-algo": "ZLIB", "-z": "9"}) == ("zlib", 9)
+    assert gpg_settings._compression(Config, {"--compress-algo": "none"}) == ("zip", None)
+    assert gpg_settings._compression(Config, {"--compress-level": "0"}) == ("zip", None)
+    with pytest.raises(gpg_settings.Fallback, match="bzip2"):
+        gpg_settings._compression(Config, {"--compress-algo": "bzip2"})
     Config.compression = False
-    assert openpgp._compression(Config, {"--compress-algo": "zlib"}) == ("zip", None)
+    assert gpg_settings._compression(Config, {"--compress-algo": "zlib"}) == ("zip", None)
 
 
 # ------------------------------------------------------------------------ whole backups
-
-
-def _tree(root):
-    rnd = random.Random(11)
-    (root / "d").mkdir(parents=True)
-    (root / "d" / "random.bin").write_bytes(rnd.randbytes(3_500_000))
-    (root / "text.txt").write_bytes(b"".join(b"line %d of some text\n" % i
-                                             for i in range(200_000)))
-    (root / "small").write_bytes(b"x" * 100)
 
 
 def _gpg_logger(tmp_path):
@@ -431,7 +424,7 @@ def test_encrypted_backup_without_gpg_per_volume(keyhome, tmp_path, mode):
     too (public-key ones through gpg-agent, signed ones checking the signer)."""
     home, keys = keyhome
     src = tmp_path / "src"
-    _tree(src)
+    small_tree(src)
     bindir, log = _gpg_logger(tmp_path)
     path = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
     secrets = {"PASSPHRASE": PASSPHRASE, "SIGN_PASSPHRASE": ""}
@@ -485,7 +478,7 @@ def test_use_agent_restore_in_process(keyhome, tmp_path):
     the key: a public-key chain restores in-process, no gpg per volume."""
     home, keys = keyhome
     src = tmp_path / "src"
-    _tree(src)
+    small_tree(src)
     url = f"file://{tmp_path / 'target'}"
     common = ["--use-agent", "--name", "t", "--encrypt-key", keys["rsa"]]
     run_duplicity(["full", "--volsize", "1", *common, "--archive-dir", str(tmp_path / "c1"),
@@ -505,7 +498,7 @@ def test_stock_chain_restores_through_dupcore_in_process(keyhome, tmp_path):
     volume, and a wrong passphrase fails cleanly."""
     home, _keys = keyhome
     src = tmp_path / "src"
-    _tree(src)
+    small_tree(src)
     url = f"file://{tmp_path / 'target'}"
     common = ["--archive-dir", str(tmp_path / "cache"), "--name", "t"]
     run_duplicity(["full", "--volsize", "1", *common, str(src), url],
@@ -547,7 +540,7 @@ def test_compress_algo_option_end_to_end(keyhome, tmp_path, algo):
     stock gpg with an Info line; stock duplicity + gpg restores both."""
     home, _keys = keyhome
     src = tmp_path / "src"
-    _tree(src)
+    small_tree(src)
     url = f"file://{tmp_path / 'target'}"
     common = ["--name", "t", f"--gpg-options=--compress-algo={algo}"]
     res = run_duplicity(["full", "-v", "info", *common, "--archive-dir", str(tmp_path / "cache"),

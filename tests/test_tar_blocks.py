@@ -13,82 +13,14 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import random
 import re
 import tarfile
 
 import pytest
 from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
+from trees import change_odd_entries, odd_entries_tree
 
 pytestmark = pytest.mark.e2e
-
-MTIME = 1_700_000_000
-BIG_UID = 4_000_000  # beyond 8**7: a PAX uid record, no user name
-
-
-def _name(n):
-    """A file name that makes ``snapshot/<name>`` exactly ``n`` characters."""
-    return "e" * (n - len("snapshot/"))
-
-
-def make_tree(root):
-    """The tree described in the module docstring; returns the extra checks it could not make."""
-    rng = random.Random(77)
-    root.mkdir()
-    skipped = []
-    for n in (99, 100, 101, 155, 256):
-        (root / _name(n)).write_bytes(b"%d" % n)
-    (root / "d" / _name(100)).mkdir(parents=True)  # a directory name crossing 100 with its '/'
-    (root / "d" / _name(99)).write_bytes(b"")
-    raw = bytes(root) + b"/"
-    os.mkdir(raw + b"bad\xff\xfe dir")
-    with open(raw + b"bad\xff\xfe dir/" + b"x\xe9" * 60, "wb") as f:  # long and not UTF-8
-        f.write(b"latin-1 name")
-    (root / ("unicodé ✓ " * 12)).write_bytes(b"long unicode")
-    (root / "café").write_bytes(b"short unicode")
-    os.symlink("t" * 150, root / "long-link")
-    os.symlink(b"caf\xe9/target", raw + b"bad-link")
-    os.symlink("ziel/äöü", root / "unicode-link")
-    os.mkfifo(root / "fifo")
-    try:
-        os.mknod(root / "null-dev", 0o600 | 0o020000, os.makedev(1, 3))
-    except OSError:
-        skipped.append("device")
-    (root / "exact64k").write_bytes(rng.randbytes(65536))
-    (root / ("multi" * 30)).write_bytes(rng.randbytes(65536 * 2 + 7))
-    (root / "empty").write_bytes(b"")
-    (root / "big-owner").write_bytes(b"owned by a big uid")
-    try:
-        os.chown(root / "big-owner", BIG_UID, BIG_UID)
-    except OSError:
-        skipped.append("big uid")
-    (root / "far-future").write_bytes(b"mtime past 8**11")
-    for dirpath, dirnames, filenames in os.walk(bytes(root)):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), (MTIME, MTIME), follow_symlinks=False)
-    try:
-        os.utime(root / "far-future", (8**11 + 5, 8**11 + 5))
-    except OSError:
-        skipped.append("far-future mtime")
-    os.utime(bytes(root), (MTIME, MTIME))
-    return skipped
-
-
-def change_tree(root):
-    """Deletions (file, fifo, symlinks, a directory) and one changed file for the incremental."""
-    raw = bytes(root) + b"/"
-    os.unlink(root / "fifo")
-    os.unlink(root / "long-link")
-    os.unlink(raw + b"bad-link")
-    os.unlink(root / _name(101))
-    os.unlink(raw + b"bad\xff\xfe dir/" + b"x\xe9" * 60)
-    os.rmdir(raw + b"bad\xff\xfe dir")
-    with open(root / ("multi" * 30), "r+b") as f:
-        f.seek(70000)
-        f.write(b"changed" * 100)
-    os.utime(root / ("multi" * 30), (MTIME + 60, MTIME + 60))
-    os.utime(bytes(root), (MTIME, MTIME))
-
 
 def backup(tmp, tree, mode, kind):
     target = tmp / f"target-{mode}"
@@ -125,10 +57,10 @@ def chains(tmp_path_factory):
     """Full then incremental backups of the same tree by stock and by dupcore."""
     tmp = tmp_path_factory.mktemp("tarblocks")
     tree = tmp / "tree"
-    skipped = make_tree(tree)
+    skipped = odd_entries_tree(tree)
     targets = {m: backup(tmp, tree, m, "full") for m in ("stock", "dupcore")}
     full = {m: (tar_stream(t, "full"), sigtar(t, "full")) for m, t in targets.items()}
-    change_tree(tree)
+    change_odd_entries(tree)
     for m in targets:
         backup(tmp, tree, m, "incremental")
     inc = {m: (tar_stream(t, "inc"), sigtar(t, "new")) for m, t in targets.items()}

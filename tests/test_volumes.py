@@ -8,7 +8,6 @@ archives must cross-restore both ways, and the compressed size must stay within 
 import gzip
 import hashlib
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -16,46 +15,9 @@ import tarfile
 
 import pytest
 from helpers import assert_same_tree, clean_env, run_duplicity, snapshot
+from trees import volume_tree
 
 pytestmark = pytest.mark.e2e
-
-MTIME = 1_700_000_000
-
-
-def _text(rng, n):
-    words = [b"order", b"invoice", b"customer", b"total", b"shipped", b"balance", b"street"]
-    out = bytearray()
-    while len(out) < n:
-        out += rng.choice(words) + b" %d;" % rng.randrange(10**6)
-    return bytes(out[:n])
-
-
-def make_tree(root):
-    """A deterministic tree: large compressible and random files, small files, odd names."""
-    rng = random.Random(4242)
-    root.mkdir()
-    (root / "big").mkdir()
-    (root / "big" / "db.bin").write_bytes(_text(rng, 3_500_000))
-    (root / "big" / "random.bin").write_bytes(rng.randbytes(1_300_000))
-    (root / "big" / "exact64k").write_bytes(rng.randbytes(65536 * 3))
-    small = root / "small"
-    small.mkdir()
-    for i in range(300):
-        d = small / f"d{i % 17:02d}"
-        d.mkdir(exist_ok=True)
-        (d / f"f{i:03d}.txt").write_bytes(_text(rng, rng.randrange(0, 9000)))
-    (root / "unicodé ✓.txt").write_bytes(b"u" * 700)
-    (root / "odd").mkdir()
-    os.mkdir(bytes(root / "odd") + b"/caf\xe9")
-    (root / ("n" * 140)).write_bytes(b"long name")
-    (root / "empty").write_bytes(b"")
-    (root / "emptydir").mkdir()
-    os.symlink("big/db.bin", root / "link")
-    for dirpath, dirnames, filenames in os.walk(bytes(root)):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), (MTIME, MTIME), follow_symlinks=False)
-    os.utime(bytes(root), (MTIME, MTIME))
-
 
 def backup(tmp, tree, mode, *extra):
     """A full backup of ``tree`` by stock or dupcore; returns the target directory."""
@@ -96,7 +58,7 @@ def pair(tmp_path_factory):
     """Full backups of the same tree, gzip volumes, by stock and by dupcore."""
     tmp = tmp_path_factory.mktemp("volumes")
     tree = tmp / "tree"
-    make_tree(tree)
+    volume_tree(tree)
     return tmp, tree, backup(tmp, tree, "stock"), backup(tmp, tree, "dupcore")
 
 
@@ -161,7 +123,7 @@ def test_cross_restore(pair, maker, restorer):
 
 def test_plain_volumes_identical_and_restorable(tmp_path):
     tree = tmp_path / "tree"
-    make_tree(tree)
+    volume_tree(tree)
     stock = backup(tmp_path, tree, "stock", "--no-compression")
     dup = backup(tmp_path, tree, "dupcore", "--no-compression")
     assert not any(v.name.endswith(".gz") for v in volumes(dup))
@@ -245,7 +207,7 @@ def test_rules_of_3_0_line(tmp_path):
     venv = pypi_venv("3.0.7")
     cli = venv / "bin" / "duplicity"
     tree = tmp_path / "tree"
-    make_tree(tree)
+    volume_tree(tree)
     targets = {}
     for mode in ("stock", "dupcore"):
         targets[mode] = tmp_path / f"target-{mode}"

@@ -1,6 +1,9 @@
 """Command line: ``python -m dupcore status|selftest|demo|bench``."""
 
+from __future__ import annotations
+
 import sys
+from collections.abc import Sequence
 
 USAGE = """usage: python -m dupcore COMMAND [options]
 
@@ -12,7 +15,7 @@ commands:
 """
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the sub-command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -24,11 +27,11 @@ def main(argv=None):
 
         return status.main(rest)
     if cmd == "selftest":
-        from dupcore import selftest
+        from dupcore.harness import selftest
 
         return selftest.main(rest)
     if cmd in ("demo", "bench"):
-        from dupcore import demo
+        from dupcore.harness import demo
 
         return demo.main(rest, bench=(cmd == "bench"))
     sys.stderr.write(f"unknown command {cmd!r}\n\n{USAGE}")

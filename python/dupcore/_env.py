@@ -5,14 +5,17 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
 * ``DUPCORE=0`` (or ``off``/``false``/``no``/``disable(d)``): dupcore stays out entirely;
 * ``DUPCORE_DISABLE=name,...`` (or ``all``): the named components stay stock;
 * ``DUPCORE_LIBRSYNC=2.3.4|2.3.2``: the librsync release whose delta bytes to write (default:
-  what the running duplicity's own librsync writes).
+  what the running duplicity's own librsync writes);
+* ``DUPCORE_RESTORE_AHEAD=N``: volumes a restore fetches, checks and opens ahead of the one
+  being read (default: the core count, at least 2; 0 fetches each volume when it is needed,
+  keeping every log line in stock's order).
 """
 from __future__ import annotations
 
 import os
 
 #: The variables above, for ``python -m dupcore status``.
-VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC")
+VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC", "DUPCORE_RESTORE_AHEAD")
 _OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
 
@@ -31,6 +34,14 @@ def disabled_components() -> set[str]:
 def librsync_mode() -> str | None:
     """The librsync format forced by ``DUPCORE_LIBRSYNC``, or None to follow duplicity's."""
     return os.environ.get("DUPCORE_LIBRSYNC") or None
+
+
+def restore_ahead() -> int:
+    """Volumes fetched ahead during a restore (``DUPCORE_RESTORE_AHEAD``)."""
+    raw = os.environ.get("DUPCORE_RESTORE_AHEAD", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    return max(2, os.cpu_count() or 2)
 
 
 def settings() -> dict[str, str]:

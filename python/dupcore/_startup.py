@@ -8,6 +8,8 @@ PEP 829 entry point ``dupcore_activate.start`` -> ``dupcore._startup:activate``)
 ``DUPCORE=0`` (or ``off``/``false``/``no``) disables everything: no finder is installed.
 """
 
+from __future__ import annotations
+
 import sys
 
 from dupcore._env import disabled as disabled_by_env
@@ -20,7 +22,8 @@ class DupcoreFinder:
     failed = None  # the exception that stopped dupcore.importer from loading, if any
 
     @classmethod
-    def find_spec(cls, fullname, path=None, target=None):
+    def find_spec(cls, fullname: str, path: object = None,
+                  target: object = None) -> object | None:
         """Return dupcore's spec for a hooked duplicity module, else None (normal import)."""
         if not fullname.startswith("duplicity.") or cls.failed is not None:
             return None
@@ -32,12 +35,12 @@ class DupcoreFinder:
         return importer.find_spec(fullname, path, target)
 
 
-def installed():
+def installed() -> bool:
     """True when the dupcore finder is on ``sys.meta_path``."""
     return any(getattr(f, "_dupcore_finder", False) for f in sys.meta_path)
 
 
-def activate():
+def activate() -> bool:
     """Install the finder once (idempotent); a no-op when ``DUPCORE=0``."""
     if disabled_by_env():
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from dupcore import _env, adapters
 from dupcore.components import Component, register
@@ -34,7 +35,7 @@ class ComponentState:
     reason: str
     details: list[str] = field(default_factory=list)
 
-    def describe(self):
+    def describe(self) -> str:
         """One-line text: ``name: active (details)`` or ``name: stock (reason)``."""
         if self.active:
             extra = "; ".join(self.details) if self.details else self.reason
@@ -53,7 +54,7 @@ class Decision:
     notes: list[str] = field(default_factory=list)
     banner_logged: bool = False
 
-    def active_names(self):
+    def active_names(self) -> list[str]:
         """Names of the components that are active."""
         return [s.name for s in self.components.values() if s.active]
 
@@ -61,7 +62,7 @@ class Decision:
 _decision: Decision | None = None
 
 
-def dupcore_version():
+def dupcore_version() -> str:
     """dupcore's version (from the extension module, else the installed metadata)."""
     try:
         from dupcore import _core
@@ -80,7 +81,7 @@ def dupcore_version():
 disabled_components = _env.disabled_components
 
 
-def evaluate(duplicity_version):
+def evaluate(duplicity_version: str | None) -> Decision:
     """Decide each component's state for a duplicity version under the current environment."""
     adapter, reason = adapters.adapter_for(duplicity_version)
     disabled = disabled_components()
@@ -120,12 +121,12 @@ def _duplicity_version():
     return version
 
 
-def decision():
+def decision() -> Decision | None:
     """The decision for this process, made on the first ``duplicity.*`` import (else None)."""
     return _decision
 
 
-def decide():
+def decide() -> Decision:
     """The decision for this process, made now if it was not made yet."""
     global _decision
     if _decision is None:
@@ -133,7 +134,7 @@ def decide():
     return _decision
 
 
-def mark_stock(name, reason):
+def mark_stock(name: str, reason: str) -> None:
     """Turn an active component stock, with the reason (a hook refused or failed)."""
     st = _decision.components[name]
     st.active = False
@@ -143,7 +144,7 @@ def mark_stock(name, reason):
 # --------------------------------------------------------------------------- the Info banner
 
 
-def banner_text(dec=None):
+def banner_text(dec: Decision | None = None) -> str:
     """The one Info line dupcore adds to duplicity's log."""
     dec = dec or _decision
     ver = dupcore_version()
@@ -175,7 +176,7 @@ def _log_banner():
     log.Info(banner_text(dec))
 
 
-def install_banner(dup_main):
+def install_banner(dup_main: ModuleType) -> None:
     """Log the Info line right after duplicity's own start-up banner."""
     original = getattr(dup_main, "log_startup_parms", None)
     if original is None:  # no start-up banner in this duplicity: log now

@@ -23,7 +23,7 @@ class Adapter:
     gzip_volume_footer: bool  # GzipWriteFile/PlainWriteFile write the tar footer, target size-50K
 
     @property
-    def label(self):
+    def label(self) -> str:
         """Human form, e.g. ``3.2.x (3.2.1)``."""
         return f"{self.line} ({self.version})"
 
@@ -49,7 +49,7 @@ _EXACT = {
 SUPPORTED = tuple(d["line"] for d in _LINES.values()) + tuple(d["line"] for d in _EXACT.values())
 
 
-def parse_version(version) -> tuple[int, int, int] | None:
+def parse_version(version: object) -> tuple[int, int, int] | None:
     """``"3.2.1"`` -> ``(3, 2, 1)``; tolerates suffixes such as ``rc1`` or ``.dev0``; else None."""
     m = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", str(version or ""))
     if not m:
@@ -57,7 +57,7 @@ def parse_version(version) -> tuple[int, int, int] | None:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
-def adapter_for(version) -> tuple[Adapter | None, str]:
+def adapter_for(version: object) -> tuple[Adapter | None, str]:
     """The adapter for a duplicity version, or ``(None, reason)`` when it is not recognised."""
     parsed = parse_version(version)
     if parsed is None:

@@ -39,13 +39,13 @@ class Component:
 _REGISTRY: dict[str, Component] = {}
 
 
-def register(component):
+def register(component: Component) -> Component:
     """Add (or replace) a component in the registry; call before duplicity is imported."""
     _REGISTRY[component.name] = component
     return component
 
 
-def registered():
+def registered() -> list[Component]:
     """The registered components, in registration order."""
     return list(_REGISTRY.values())
 
@@ -67,15 +67,15 @@ def _librsync_files_after_import(module, adapter):
     """Hook on ``duplicity.librsync``: put dupcore's whole-file classes in place.
 
     The classes (``SigGenerator``, ``DeltaFile``, ``PatchedFile``) live in
-    :mod:`dupcore.librsync`; its ``install(librsync_module)`` replaces duplicity's and may return
-    the names it replaced. They need the ``librsync`` engine component to be active.
+    :mod:`dupcore.librsync`; its ``install(module, adapter)`` hook replaces duplicity's and may
+    return the names it replaced. They need the ``librsync`` engine component to be active.
     """
     from dupcore import _librsync as engine
 
     if getattr(module, "_librsync", None) is not engine:
         raise Stock("needs the librsync engine component")
     fast = importlib.import_module("dupcore.librsync")
-    replaced = fast.install(module)
+    replaced = fast.install(module, adapter)
     if not replaced:
         replaced = [n for n in ("SigGenerator", "DeltaFile", "PatchedFile")
                     if getattr(module, n, None) is getattr(fast, n, object())]
@@ -131,6 +131,16 @@ _volumes_path_after_import = _lazy_hook("volumes", "install_path")
 _tar_diffdir_after_import = _lazy_hook("tarblocks", "install_diffdir")
 _openpgp_gpg_after_import = _lazy_hook("openpgp", "install_gpg")
 _tar_read_after_import = _lazy_hook("tarheaders", "install_tarfile")
+_restore_dup_main_after_import = _lazy_hook("restore", "install_dup_main")
+
+
+def _restore_applies(adapter):
+    missing = _engine_applies("RestoreEngine", "restore engine")(adapter)
+    if missing:
+        return missing
+    if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
+        return f"the restore engine follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
+    return None
 
 
 def _tar_applies(adapter):
@@ -184,6 +194,12 @@ def _register_builtin_components():
         summary="in-process OpenPGP (GPGFile/GPGWriteFile), stock gpg per file where not served",
         applies=_openpgp_applies,
         hooks={"duplicity.gpg": _openpgp_gpg_after_import},
+    ))
+    register(Component(
+        name="restore",
+        summary="restore engine: whole chains read, patched and written in Rust",
+        applies=_restore_applies,
+        hooks={"duplicity.dup_main": _restore_dup_main_after_import},
     ))
 
 

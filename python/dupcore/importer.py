@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 from dupcore import activation
 from dupcore.components import registered
@@ -22,11 +25,11 @@ class _AliasLoader:
     def __init__(self, module):
         self.module = module
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
         """Return the dupcore module itself, so both names share one module object."""
         return self.module
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         """Nothing to execute: the module is already initialised."""
 
 
@@ -37,11 +40,11 @@ class _HookLoader:
         self._loader = loader
         self._fullname = fullname
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         """Delegate to the real loader."""
         return self._loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         """Execute the module normally, then install the hooks registered for it."""
         self._loader.exec_module(module)
         _run_hooks(self._fullname, module)
@@ -63,7 +66,8 @@ def _real_spec(fullname, path, target):
     return None
 
 
-def find_spec(fullname, path=None, target=None):
+def find_spec(fullname: str, path: Sequence[str] | None = None,
+              target: ModuleType | None = None) -> ModuleSpec | None:
     """Spec for a duplicity module dupcore replaces or hooks; None lets the import go on as usual."""
     try:
         return _find_spec(fullname, path, target)

@@ -2,10 +2,18 @@
 
 They produce the same bytes as duplicity's classes driven through ``_librsync`` but hand the
 Rust engine large pieces (1 MiB) with the GIL released, instead of one Python round trip per
-64 KiB. ``install(duplicity.librsync)`` puts them in place of duplicity's classes.
+64 KiB. ``install(duplicity.librsync, adapter)`` puts them in place of duplicity's classes.
 """
 
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from dupcore import _librsync
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
 
 #: Bytes read from the input file per step.
 READ_SIZE = 1 << 20
@@ -44,12 +52,12 @@ class _OutBuffer:
         self._pos = 0
         self.size = 0
 
-    def push(self, data):
+    def push(self, data: bytes) -> None:
         if data:
             self._chunks.append(data)
             self.size += len(data)
 
-    def take(self, length):
+    def take(self, length: int) -> bytes:
         """Returns up to ``length`` bytes (all when ``length`` < 0)."""
         if length < 0 or length > self.size:
             length = self.size
@@ -87,7 +95,7 @@ class _EngineFile:
     def _step(self):
         raise NotImplementedError
 
-    def read(self, length=-1):
+    def read(self, length: int = -1) -> bytes:
         """Returns exactly ``length`` bytes until the end (all bytes for -1)."""
         while not self.eof and (length < 0 or self._out.size < length):
             try:
@@ -96,7 +104,7 @@ class _EngineFile:
                 _raise_as_duplicity(e)
         return self._out.take(length)
 
-    def close(self):
+    def close(self) -> None:
         """Closes the input file."""
         self._close_infile()
         self.closed = True
@@ -205,7 +213,7 @@ class SigGenerator:
         self._pending_size = 0
         self.sigstring_list = []
 
-    def update(self, buf):
+    def update(self, buf: bytes) -> None:
         """Adds data to the signature."""
         if self.gotsig:
             raise _error_class()("SigGenerator already provided signature")
@@ -224,15 +232,15 @@ class SigGenerator:
             except _librsync.librsyncError as e:
                 _raise_as_duplicity(e)
 
-    def getsig(self):
+    def getsig(self) -> bytes:
         """Returns the signature of all data added."""
         self._flush()
         self.sigstring_list.append(self.sig_maker.finish())
         return b"".join(self.sigstring_list)
 
 
-def install(librsync_module):
-    """Replaces duplicity's whole-file librsync classes with these ones."""
+def install(librsync_module: ModuleType, adapter: Adapter) -> None:
+    """Hook on ``duplicity.librsync``: replaces its whole-file classes with these ones."""
     librsync_module.DeltaFile = DeltaFile
     librsync_module.PatchedFile = PatchedFile
     librsync_module.SigGenerator = SigGenerator

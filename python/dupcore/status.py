@@ -4,11 +4,15 @@ It imports duplicity the way duplicity itself does (so the start-up hook runs fo
 what actually got loaded, not only what the configuration says.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import site
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from dupcore import _env
 
@@ -28,7 +32,7 @@ def _site_dirs():
     return [d for d in dirs if d]
 
 
-def find_pth():
+def find_pth() -> str | None:
     """Path of the installed ``dupcore_activate.pth``, or None."""
     for d in _site_dirs():
         p = os.path.join(d, PTH_NAME)
@@ -51,7 +55,7 @@ def _script_interpreter(script):
     return parts[0] if parts else None
 
 
-def collect():
+def collect() -> dict[str, Any]:
     """Gather the status as a dict (imports duplicity and duplicity.librsync)."""
     from dupcore import _startup, activation
 
@@ -145,7 +149,7 @@ def _describe_backend(backend):
     return "{}, {}{}".format(name, version, (f" ({origin})") if origin else "")
 
 
-def format_text(info):
+def format_text(info: dict[str, Any]) -> str:
     """Render the status dict for a terminal."""
     out = []
     add = out.append
@@ -187,7 +191,7 @@ def format_text(info):
     return "\n".join(out)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Print the status; ``--json`` for machine-readable output. Exit 1 on problems."""
     import argparse
 

@@ -17,8 +17,14 @@ import codecs
 import os
 import sys
 import tarfile
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from dupcore import _core
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
 
 VERIFIED_PYTHONS = ((3, 9), (3, 13))  # CPython minor versions whose tobuf() output was compared
 
@@ -27,7 +33,7 @@ _tar_header = _core.tar_header
 _tar_block = _core.tar_block
 
 
-def tarfile_unsupported():
+def tarfile_unsupported() -> str | None:
     """None when this Python's tarfile writes the PAX headers dupcore reproduces, else why not."""
     lo, hi = VERIFIED_PYTHONS
     ver = sys.version_info[:2]
@@ -40,7 +46,7 @@ def tarfile_unsupported():
     return None
 
 
-def header(ti):
+def header(ti: tarfile.TarInfo) -> bytes | None:
     """``ti.tobuf(format=PAX_FORMAT, encoding="utf-8")`` from the Rust writer, or None if declined."""
     if type(ti) is not _TarInfo or ti.pax_headers:
         return None
@@ -54,7 +60,7 @@ def header(ti):
         return None
 
 
-def block(ti, data):
+def block(ti: tarfile.TarInfo, data: bytes) -> bytes | None:
     """Header (``size = len(data)``) + data + padding from the Rust writer, or None if declined."""
     if type(ti) is not _TarInfo or ti.pax_headers:
         return None
@@ -68,7 +74,8 @@ def block(ti, data):
         return None
 
 
-def make_tarinfo2tarblock(original, tar_block_cls):
+def make_tarinfo2tarblock(original: Callable[..., Any],
+                          tar_block_cls: type) -> Callable[..., Any]:
     """A ``TarBlockIter.tarinfo2tarblock`` that uses the Rust writer and falls back to ``original``."""
 
     def tarinfo2tarblock(self, index, tarinfo, file_data=b""):
@@ -84,7 +91,7 @@ def make_tarinfo2tarblock(original, tar_block_cls):
     return tarinfo2tarblock
 
 
-def canary_tarinfos():
+def canary_tarinfos() -> list[tarfile.TarInfo]:
     """TarInfos covering each entry type and PAX trigger duplicity can produce."""
     def ti(name, type_=tarfile.REGTYPE, **kw):
         t = _TarInfo(name)
@@ -115,7 +122,7 @@ def canary_tarinfos():
     ]
 
 
-def verify(original, tar_block_cls):
+def verify(original: Callable[..., Any], tar_block_cls: type) -> str | None:
     """None when dupcore's blocks equal ``original``'s for every canary entry, else the first difference."""
     mine = make_tarinfo2tarblock(original, tar_block_cls)
     for data in (b"", b"x" * 700):
@@ -129,7 +136,7 @@ def verify(original, tar_block_cls):
     return None
 
 
-def install_diffdir(diffdir, adapter):
+def install_diffdir(diffdir: ModuleType, adapter: Adapter) -> str:
     """Hook on ``duplicity.diffdir``: put the Rust tar block writer into ``TarBlockIter``."""
     from dupcore.stock import Stock
 

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import codecs
 import tarfile
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from dupcore import _core
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
 
 _utf8 = {}
 
@@ -31,7 +37,7 @@ def _is_utf8(encoding):
     return known
 
 
-def make_frombuf(stock):
+def make_frombuf(stock: Callable[..., tarfile.TarInfo]) -> Callable[..., tarfile.TarInfo]:
     """A ``frombuf`` classmethod function using the Rust parser, ``stock`` for the rest."""
     parse = _core.tar_frombuf
 
@@ -56,7 +62,7 @@ def _state(t):
     return type(t), tuple(getattr(t, k) for k in keys), getattr(t, "_sparse_structs", None)
 
 
-def canary_headers():
+def canary_headers() -> list[bytes | bytearray | str]:
     """Header blocks covering each member type and each path through frombuf."""
     out = []
     for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT):
@@ -101,7 +107,8 @@ def _with_checksum(buf):
     return bytes(buf)
 
 
-def verify(stock, mine):
+def verify(stock: Callable[..., tarfile.TarInfo],
+           mine: Callable[..., tarfile.TarInfo]) -> str | None:
     """None when ``mine`` builds what ``stock`` builds (or raises what it raises) for every
     canary header, else the first difference."""
     for buf in canary_headers():
@@ -117,7 +124,7 @@ def verify(stock, mine):
     return None
 
 
-def install_tarfile(module, adapter):
+def install_tarfile(module: ModuleType, adapter: Adapter) -> str:
     """Hook on ``duplicity.dup_tarfile``: the Rust ``TarInfo.frombuf``."""
     from dupcore.stock import Stock
     from dupcore.tarblocks import tarfile_unsupported

@@ -7,11 +7,19 @@ one gzip member), hashing happens while the bytes reach the disk, and the volume
 follows the host duplicity's release line.
 """
 
+from __future__ import annotations
+
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from dupcore import _core
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
 
 #: Compression level duplicity's GzipWriteFile uses.
 GZIP_LEVEL = _core.DEFLATE_LEVEL
@@ -32,7 +40,7 @@ def _remember(filename, sha1_hex, md5_hex):
         _hash_cache.popitem(last=False)
 
 
-def cached_hash(name, algorithm):
+def cached_hash(name: bytes | str, algorithm: str) -> str | None:
     """The digest (hex) recorded when dupcore wrote ``name``, if the file is unchanged since."""
     try:
         entry = _hash_cache.get(_key(os.fsencode(name)))
@@ -41,7 +49,9 @@ def cached_hash(name, algorithm):
     return entry.get(algorithm) if entry else None
 
 
-def fill_volume(block_iter, write, room, exact_room, read_error=None):
+def fill_volume(block_iter: Any, write: Callable[[bytes], object], room: Callable[[], int],
+                exact_room: Callable[[], int],
+                read_error: Callable[[Exception], BaseException] | None = None) -> int:
     """Writes blocks of ``block_iter`` while the next one fits; 1 when the iterator ended, else 0.
 
     The volume size rule of both the gzip/plain and the OpenPGP writers: ``room()`` is a cheap
@@ -64,7 +74,7 @@ def fill_volume(block_iter, write, room, exact_room, read_error=None):
         write(block.data)
 
 
-def make_write_file(footer_and_margin):
+def make_write_file(footer_and_margin: bool) -> Callable[..., int]:
     """Builds ``GzipWriteFile`` with the size rule of a duplicity line.
 
     ``footer_and_margin`` True is 3.2.x: stop 50 KiB before ``size`` and end with the tar footer;
@@ -81,7 +91,8 @@ def make_write_file(footer_and_margin):
                                               lambda: target_size - writer.settle())
             if footer_and_margin:
                 writer.write(block_iter.get_footer())
-            _size, sha1_hex, md5_hex, _raw = writer.close()
+            summary = writer.close()
+            sha1_hex, md5_hex = summary.sha1, summary.md5
         finally:
             if not writer.closed:
                 writer.close()
@@ -91,7 +102,7 @@ def make_write_file(footer_and_margin):
     return GzipWriteFile
 
 
-def make_plain_write_file(gzip_write_file):
+def make_plain_write_file(gzip_write_file: Callable[..., int]) -> Callable[..., int]:
     """``PlainWriteFile``: the same writer without compression."""
 
     def PlainWriteFile(block_iter, filename, size=200 * 1024 * 1024, gzipped=False):
@@ -101,7 +112,7 @@ def make_plain_write_file(gzip_write_file):
     return PlainWriteFile
 
 
-def get_hash(hash, path, hex=True):
+def get_hash(hash: str, path: Any, hex: bool = True) -> str | bytes:
     """``gpg.get_hash``: served from the digests computed while writing, else read in Rust."""
     if hash not in ("SHA1", "MD5"):
         raise AssertionError(f"Unknown hash {hash}")
@@ -113,6 +124,11 @@ def get_hash(hash, path, hex=True):
     return digest.hex() if hex else digest
 
 
+#: MiB a gzip volume opened for reading is decompressed ahead of its reader (the restore
+#: engine raises it while it runs, so that the volumes fetched ahead decompress in parallel).
+read_ahead_mib = 4
+
+
 class GzipReadFile:
     """Read-only file object over a gzip file, decompressed ahead on a Rust thread."""
 
@@ -120,27 +136,27 @@ class GzipReadFile:
 
     def __init__(self, name):
         self.name = name
-        self._reader = _core.GzipReader(name)
+        self._reader = _core.GzipReader(name, read_ahead_mib)
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         """Returns up to ``size`` bytes (everything left when negative)."""
         return self._reader.read(-1 if size is None else size)
 
-    def read1(self, size=-1):
+    def read1(self, size: int | None = -1) -> bytes:
         """Same as ``read``."""
         return self.read(size)
 
-    def readinto(self, b):
+    def readinto(self, b: bytearray | memoryview) -> int:
         """Fills the buffer ``b``; returns the byte count."""
         data = self._reader.read(len(b))
         b[: len(data)] = data
         return len(data)
 
-    def tell(self):
+    def tell(self) -> int:
         """Position in the decompressed data."""
         return self._reader.tell()
 
-    def seek(self, offset, whence=os.SEEK_SET):
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Seeks in the decompressed data (backward seeks reopen the file)."""
         pos = self._reader.tell()
         if whence == os.SEEK_CUR:
@@ -157,24 +173,24 @@ class GzipReadFile:
             self._reader.skip(offset - pos)
         return self._reader.tell()
 
-    def readable(self):
+    def readable(self) -> bool:
         """Always True."""
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         """True: seeking works (forward cheaply)."""
         return True
 
-    def writable(self):
+    def writable(self) -> bool:
         """Always False."""
         return False
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether ``close`` was called."""
         return self._reader.closed
 
-    def close(self):
+    def close(self) -> None:
         """Stops the read-ahead and releases the file."""
         self._reader.close()
 
@@ -194,26 +210,27 @@ class GzipWriteStream:
         self.name = name
         self._writer = _core.VolumeWriter(name, GZIP_LEVEL, int(time.time()))
 
-    def write(self, data):
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         """Appends bytes; returns their count."""
         return self._writer.write(bytes(data) if not isinstance(data, bytes) else data)
 
-    def flush(self):
+    def flush(self) -> None:
         """No-op: data reaches the file on close."""
 
-    def writable(self):
+    def writable(self) -> bool:
         """Always True."""
         return True
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether ``close`` was called."""
         return self._writer.closed
 
-    def close(self):
+    def close(self) -> None:
         """Finishes the gzip member and the file."""
         if not self._writer.closed:
-            _size, sha1_hex, md5_hex, _raw = self._writer.close()
+            summary = self._writer.close()
+            sha1_hex, md5_hex = summary.sha1, summary.md5
             _remember(self.name, sha1_hex, md5_hex)
 
     def __enter__(self):
@@ -223,7 +240,7 @@ class GzipWriteStream:
         self.close()
 
 
-def install_gpg(module, adapter):
+def install_gpg(module: ModuleType, adapter: Adapter) -> str:
     """Hook for ``duplicity.gpg``: volume writers and ``get_hash``."""
     gzip_write_file = make_write_file(adapter.gzip_volume_footer)
     module.GzipWriteFile = gzip_write_file
@@ -233,7 +250,7 @@ def install_gpg(module, adapter):
     return f"gzip/plain volume writer ({rule}), get_hash"
 
 
-def install_path(module, adapter):
+def install_path(module: ModuleType, adapter: Adapter) -> str:
     """Hook for ``duplicity.path``: gzip files opened by ``DupPath.filtered_open``."""
     original = module.DupPath.filtered_open
 

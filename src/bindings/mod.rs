@@ -4,6 +4,7 @@ mod errors;
 mod librsync;
 #[cfg(feature = "openpgp")]
 mod pgp;
+mod restore;
 mod tar;
 mod volume;
 
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     librsync::register(m)?;
     volume::register(m)?;
     tar::register(m)?;
+    restore::register(m)?;
     #[cfg(feature = "openpgp")]
     pgp::register(m)?;
     Ok(())

@@ -2,6 +2,8 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use super::volume::PyWriteSummary;
 use pyo3::types::PyBytes;
 
 use sequoia_openpgp::types::CompressionAlgorithm;
@@ -143,19 +145,19 @@ impl PyPgpWriter {
         Ok(py.detach(|| w.top_off(n))?)
     }
 
-    /// Finishes the message; returns `(size, sha1_hex, md5_hex, plaintext_size)`.
-    fn close(&mut self, py: Python<'_>) -> PyResult<(u64, String, String, u64)> {
+    /// Finishes the message; returns its size, digests and plaintext size.
+    fn close(&mut self, py: Python<'_>) -> PyResult<PyWriteSummary> {
         let w = self
             .inner
             .take()
             .ok_or_else(|| PyValueError::new_err("OpenPGP file already closed"))?;
         let s = py.detach(|| w.close())?;
-        Ok((
-            s.digests.len,
-            to_hex(&s.digests.sha1),
-            to_hex(&s.digests.md5),
-            s.raw_len,
-        ))
+        Ok(PyWriteSummary {
+            size: s.digests.len,
+            sha1: to_hex(&s.digests.sha1),
+            md5: to_hex(&s.digests.md5),
+            raw_size: s.raw_len,
+        })
     }
 
     /// Drops the file without finishing the message.

@@ -23,6 +23,19 @@ pub fn to_path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     obj.extract::<PathBuf>()
 }
 
+/// What a writer reports when it closes: the file's size and digests, and the plaintext size.
+#[pyclass(name = "WriteSummary", module = "dupcore._core", frozen, get_all)]
+pub struct PyWriteSummary {
+    /// Bytes in the file written.
+    pub size: u64,
+    /// SHA-1 of the file, hex.
+    pub sha1: String,
+    /// MD5 of the file, hex.
+    pub md5: String,
+    /// Bytes given to the writer (before compression and encryption).
+    pub raw_size: u64,
+}
+
 /// A volume file being written: parallel gzip or plain, hashed as it reaches the disk.
 #[pyclass(name = "VolumeWriter", module = "dupcore._core")]
 struct PyVolumeWriter {
@@ -77,19 +90,19 @@ impl PyVolumeWriter {
         py.detach(|| w.settle()).map_err(|e| os_error(&e))
     }
 
-    /// Finishes the file; returns `(size, sha1_hex, md5_hex, uncompressed_size)`.
-    fn close(&mut self, py: Python<'_>) -> PyResult<(u64, String, String, u64)> {
+    /// Finishes the file; returns its size, digests and uncompressed size.
+    fn close(&mut self, py: Python<'_>) -> PyResult<PyWriteSummary> {
         let w = self
             .inner
             .take()
             .ok_or_else(|| PyValueError::new_err("volume already closed"))?;
         let s = py.detach(|| w.close()).map_err(|e| os_error(&e))?;
-        Ok((
-            s.digests.len,
-            to_hex(&s.digests.sha1),
-            to_hex(&s.digests.md5),
-            s.raw_len,
-        ))
+        Ok(PyWriteSummary {
+            size: s.digests.len,
+            sha1: to_hex(&s.digests.sha1),
+            md5: to_hex(&s.digests.md5),
+            raw_size: s.raw_len,
+        })
     }
 
     /// Whether `close` has been called.
@@ -115,12 +128,13 @@ impl PyGzipReader {
 
 #[pymethods]
 impl PyGzipReader {
-    /// Opens `path` and starts decompressing.
+    /// Opens `path` and starts decompressing, up to `ahead` MiB ahead of the reader.
     #[new]
-    fn new(path: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (path, ahead=crate::volume::reader::DEFAULT_AHEAD))]
+    fn new(path: &Bound<'_, PyAny>, ahead: usize) -> PyResult<Self> {
         let p = to_path(path)?;
         Ok(PyGzipReader {
-            inner: Some(GzipReader::open(&p).map_err(|e| os_error(&e))?),
+            inner: Some(GzipReader::open_with_ahead(&p, ahead).map_err(|e| os_error(&e))?),
         })
     }
 
@@ -192,6 +206,7 @@ fn hash_file<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyWriteSummary>()?;
     m.add("DEFLATE_LEVEL", crate::deflate::DEFAULT_LEVEL)?;
     m.add_class::<PyVolumeWriter>()?;
     m.add_class::<PyGzipReader>()?;

@@ -2,13 +2,13 @@
 //! sequoia-openpgp: symmetric and public-key encryption (SEIPD v1 with MDC, like gpg 2.2), a
 //! deflate layer compressed in parallel, and streaming decryption with read-ahead.
 
-pub mod agent;
-pub mod keys;
-pub mod packets;
+pub(crate) mod agent;
+pub(crate) mod keys;
+pub(crate) mod packets;
 pub(crate) mod policy;
 pub mod reader;
-pub mod s2k;
-pub mod seipd;
+pub(crate) mod s2k;
+pub(crate) mod seipd;
 pub mod writer;
 
 use std::fmt;

@@ -6,13 +6,15 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::readahead::{Message, ReadAhead};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation;
 use openpgp::cert::amalgamation::ValidAmalgamation;
 use openpgp::crypto::symmetric::{BlockCipherMode, UnpaddingMode};
-use openpgp::crypto::{Password, SessionKey, S2K};
+use openpgp::crypto::{Password, SessionKey};
 use openpgp::packet::key::PublicParts;
 use openpgp::packet::{Signature, PKESK, SKESK};
 use openpgp::parse::stream::{
@@ -51,41 +53,13 @@ pub struct DecryptOptions {
     pub secret_keyring: Vec<u8>,
 }
 
-type DerivedEntry = (S2K, String, usize, SessionKey);
-
-/// Keys derived from passphrases, by S2K parameters: files written by one dupcore process
-/// share their S2K salt, so a restore derives once instead of once per volume.
-fn derived_cache() -> &'static Mutex<Vec<DerivedEntry>> {
-    static CACHE: OnceLock<Mutex<Vec<DerivedEntry>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-fn derive(s2k: &S2K, passphrase: &str, size: usize) -> openpgp::Result<SessionKey> {
-    {
-        let cache = derived_cache().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = cache
-            .iter()
-            .find(|e| &e.0 == s2k && e.1 == passphrase && e.2 == size)
-        {
-            return Ok(e.3.clone());
-        }
-    }
-    let key = s2k::derive_key(s2k, passphrase, size)?;
-    let mut cache = derived_cache().lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= 16 {
-        cache.remove(0);
-    }
-    cache.push((s2k.clone(), passphrase.to_string(), size, key.clone()));
-    Ok(key)
-}
-
 /// Decrypts a v4 SKESK with the (cached) derived key: (payload cipher, session key).
 fn open_skesk4(
     skesk: &openpgp::packet::skesk::SKESK4,
     passphrase: &str,
 ) -> openpgp::Result<(SymmetricAlgorithm, SessionKey)> {
     let algo = skesk.symmetric_algo();
-    let kek = derive(skesk.s2k(), passphrase, algo.key_size()?)?;
+    let kek = s2k::cached_key(skesk.s2k(), passphrase, algo.key_size()?)?;
     match skesk.esk()? {
         None => Ok((algo, kek)),
         Some(esk) => {
@@ -219,11 +193,8 @@ impl DecryptionHelper for Helper {
     }
 }
 
-enum Step {
-    Data(Vec<u8>),
-    End(Vec<String>),
-    Failed(PgpError),
-}
+/// What the decrypting thread sends: plaintext, then the good signers, or the failure.
+type Step = Message<Vec<String>, PgpError>;
 
 fn classify(e: &openpgp::anyhow::Error, failure: Option<PgpError>) -> PgpError {
     if let Some(f) = failure {
@@ -284,7 +255,7 @@ fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
             }
         }
         buf.truncate(got);
-        if got > 0 && tx.send(Step::Data(buf)).is_err() {
+        if got > 0 && tx.send(Message::Data(buf)).is_err() {
             return Ok(false);
         }
         if eof {
@@ -307,7 +278,7 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
     let file = match open() {
         Ok(f) => f,
         Err(e) => {
-            let _ = tx.send(Step::Failed(e.into()));
+            let _ = tx.send(Message::Failed(e.into()));
             return;
         }
     };
@@ -316,11 +287,11 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
         Ok(None) => match open() {
             Ok(f) => read_with_sequoia(f, helper, failure, tx),
             Err(e) => {
-                let _ = tx.send(Step::Failed(e.into()));
+                let _ = tx.send(Message::Failed(e.into()));
             }
         },
         Err(e) => {
-            let _ = tx.send(Step::Failed(classify(&e, None)));
+            let _ = tx.send(Message::Failed(classify(&e, None)));
         }
     }
 }
@@ -343,18 +314,18 @@ fn read_with_sequoia(
     let mut dec = match built {
         Ok(d) => d,
         Err(e) => {
-            let _ = tx.send(Step::Failed(classify(&e, take(&failure))));
+            let _ = tx.send(Message::Failed(classify(&e, take(&failure))));
             return;
         }
     };
     match pump(&mut dec, &tx) {
         Ok(true) => {
             let signers = dec.into_helper().signers;
-            let _ = tx.send(Step::End(signers));
+            let _ = tx.send(Message::End(signers));
         }
         Ok(false) => {}
         Err(e) => {
-            let _ = tx.send(Step::Failed(io_classify(e)));
+            let _ = tx.send(Message::Failed(io_classify(e)));
         }
     }
 }
@@ -483,11 +454,11 @@ fn read_seipd(
     let (algo, key) = match (found, chosen) {
         (Ok(_), Some(c)) => c,
         (Err(e), _) => {
-            let _ = tx.send(Step::Failed(classify(&e, take(&failure))));
+            let _ = tx.send(Message::Failed(classify(&e, take(&failure))));
             return;
         }
         (Ok(_), None) => {
-            let _ = tx.send(Step::Failed(PgpError::new(
+            let _ = tx.send(Message::Failed(PgpError::new(
                 PgpErrorKind::BadKey,
                 "no session key decrypts the data",
             )));
@@ -497,7 +468,7 @@ fn read_seipd(
     let mdc = match envelope.decrypt(algo, &key) {
         Ok(m) => m,
         Err(e) => {
-            let _ = tx.send(Step::Failed(classify(&e, None)));
+            let _ = tx.send(Message::Failed(classify(&e, None)));
             return;
         }
     };
@@ -511,7 +482,7 @@ fn read_seipd(
     {
         Ok(t) => t,
         Err(e) => {
-            let _ = tx.send(Step::Failed(e.into()));
+            let _ = tx.send(Message::Failed(e.into()));
             return;
         }
     };
@@ -534,7 +505,7 @@ fn read_seipd(
         Ok(v) => v,
         Err(e) => {
             let own = classify(&e, None);
-            let _ = tx.send(Step::Failed(settle(decrypting, own)));
+            let _ = tx.send(Message::Failed(settle(decrypting, own)));
             return;
         }
     };
@@ -542,7 +513,7 @@ fn read_seipd(
         Ok(true) => {
             let signers = ver.into_helper().signers;
             let _ = decrypting.join();
-            let _ = tx.send(Step::End(signers));
+            let _ = tx.send(Message::End(signers));
         }
         Ok(false) => {
             // The caller closed the file early: stop decrypting.
@@ -553,20 +524,18 @@ fn read_seipd(
         Err(e) => {
             drop(ver);
             let own = io_classify(e);
-            let _ = tx.send(Step::Failed(settle(decrypting, own)));
+            let _ = tx.send(Message::Failed(settle(decrypting, own)));
         }
     }
 }
 
 /// Reads the plaintext of an encrypted file, decrypted ahead on its own thread.
 pub struct PgpReader {
-    rx: Option<Mutex<Receiver<Step>>>,
-    thread: Option<JoinHandle<()>>,
-    buf: Vec<u8>,
-    pos: usize,
-    offset: u64,
-    signers: Option<Vec<String>>,
-    error: Option<PgpError>,
+    inner: ReadAhead<Vec<String>, PgpError>,
+}
+
+fn stopped() -> PgpError {
+    PgpError::new(PgpErrorKind::Io, "the OpenPGP reader thread stopped")
 }
 
 impl PgpReader {
@@ -607,138 +576,77 @@ impl PgpReader {
                 "no passphrase given",
             ));
         }
-        let (tx, rx) = sync_channel(AHEAD);
         let p = path.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("dupcore-pgp-reader".into())
-            .spawn(move || read_ahead(p, opts, tx))?;
-        let mut r = PgpReader {
-            rx: Some(Mutex::new(rx)),
-            thread: Some(thread),
-            buf: Vec::new(),
-            pos: 0,
-            offset: 0,
-            signers: None,
-            error: None,
-        };
+        let inner = ReadAhead::spawn("dupcore-pgp-reader", AHEAD, stopped, move |tx| {
+            read_ahead(p, opts, tx)
+        })?;
+        let mut r = PgpReader { inner };
         // Fail now on a wrong passphrase, before the caller sees any plaintext.
-        r.fill()?;
+        r.inner.fill()?;
         Ok(r)
-    }
-
-    fn fill(&mut self) -> Result<(), PgpError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        if self.pos < self.buf.len() || self.signers.is_some() {
-            return Ok(());
-        }
-        let Some(rx) = &self.rx else {
-            return Err(PgpError::new(
-                PgpErrorKind::Io,
-                "read from a closed OpenPGP file",
-            ));
-        };
-        let got = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        match got {
-            Ok(Step::Data(d)) => {
-                self.buf = d;
-                self.pos = 0;
-                Ok(())
-            }
-            Ok(Step::End(s)) => {
-                self.signers = Some(s);
-                Ok(())
-            }
-            Ok(Step::Failed(e)) => {
-                self.error = Some(e.clone());
-                Err(e)
-            }
-            Err(_) => {
-                let e = PgpError::new(PgpErrorKind::Io, "the OpenPGP reader thread stopped");
-                self.error = Some(e.clone());
-                Err(e)
-            }
-        }
     }
 
     /// Up to `n` plaintext bytes (`None`: everything left); empty at the clean end.
     pub fn read(&mut self, n: Option<usize>) -> Result<Vec<u8>, PgpError> {
-        let mut out = Vec::new();
-        loop {
-            let want = n.map(|n| n - out.len());
-            if want == Some(0) {
-                break;
+        match n {
+            Some(n) => {
+                let mut out = Vec::new();
+                while out.len() < n && self.inner.fill()? {
+                    let avail = self.inner.buffered().len();
+                    if out.is_empty() && avail <= n {
+                        out = self.inner.take_piece(); // a whole piece: no copy
+                    } else {
+                        let take = (n - out.len()).min(avail);
+                        out.extend_from_slice(&self.inner.buffered()[..take]);
+                        self.inner.consume(take);
+                    }
+                }
+                Ok(out)
             }
-            self.fill()?;
-            if self.pos >= self.buf.len() {
-                break; // end of data
-            }
-            let avail = self.buf.len() - self.pos;
-            let take = want.map_or(avail, |w| w.min(avail));
-            if out.is_empty() && take == avail && self.pos == 0 {
-                out = std::mem::take(&mut self.buf);
-                self.pos = 0;
-            } else {
-                out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
-                self.pos += take;
-            }
-            self.offset += take as u64;
-            if n.is_some() && self.pos < self.buf.len() {
-                break;
+            None => {
+                let mut out = Vec::new();
+                while self.inner.fill()? {
+                    if out.is_empty() {
+                        out = self.inner.take_piece();
+                    } else {
+                        out.extend_from_slice(&self.inner.take_piece());
+                    }
+                }
+                Ok(out)
             }
         }
-        Ok(out)
     }
 
     /// Plaintext available without waiting for the read-ahead thread.
     pub fn buffered(&self) -> &[u8] {
-        if self.error.is_some() {
-            return &[];
-        }
-        &self.buf[self.pos.min(self.buf.len())..]
+        self.inner.buffered()
     }
 
     /// Marks `n` bytes of `buffered()` as read.
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.buf.len().saturating_sub(self.pos));
-        self.pos += n;
-        self.offset += n as u64;
+        self.inner.consume(n)
     }
 
     /// Discards everything up to the end, which checks the MDC; errors if the file is bad.
     pub fn drain(&mut self) -> Result<(), PgpError> {
-        loop {
-            self.fill()?;
-            if self.pos >= self.buf.len() {
-                return Ok(());
-            }
-            self.offset += (self.buf.len() - self.pos) as u64;
-            self.pos = self.buf.len();
+        while self.inner.fill()? {
+            self.inner.take_piece();
         }
+        Ok(())
     }
 
     /// Plaintext bytes handed out so far.
     pub fn tell(&self) -> u64 {
-        self.offset
+        self.inner.tell()
     }
 
     /// Key ids (16 hex digits) of good signatures, once the end was reached.
     pub fn signers(&self) -> Option<&[String]> {
-        self.signers.as_deref()
+        self.inner.end().map(Vec::as_slice)
     }
 
     /// Stops the read-ahead.
     pub fn close(&mut self) {
-        self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for PgpReader {
-    fn drop(&mut self) {
-        self.close();
+        self.inner.close()
     }
 }

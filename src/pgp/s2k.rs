@@ -3,11 +3,60 @@
 //! collision-detecting SHA-1 (about 5× slower here, half a second per process); every other
 //! S2K goes to sequoia.
 
+use std::sync::{Mutex, OnceLock};
+
 use sha1::{Digest, Sha1};
 
 use openpgp::crypto::{Password, SessionKey, S2K};
 use openpgp::types::HashAlgorithm;
 use sequoia_openpgp as openpgp;
+
+/// Derived keys kept: a restore or backup uses one or two passphrase/salt pairs.
+const CACHED_KEYS: usize = 16;
+
+type CachedKey = (S2K, String, usize, SessionKey);
+
+/// The process's one cache of passphrase-derived keys, for reading and writing alike.
+fn key_cache() -> &'static Mutex<Vec<CachedKey>> {
+    static CACHE: OnceLock<Mutex<Vec<CachedKey>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// [`derive_key`], remembered for the process: files written by one dupcore process share
+/// their S2K salt ([`session_s2k`]), so a backup or restore derives the key (gpg's 65 MB of
+/// SHA-1) once instead of once per volume.
+pub fn cached_key(s2k: &S2K, passphrase: &str, key_size: usize) -> openpgp::Result<SessionKey> {
+    {
+        let cache = key_cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = cache
+            .iter()
+            .find(|e| &e.0 == s2k && e.1 == passphrase && e.2 == key_size)
+        {
+            return Ok(e.3.clone());
+        }
+    }
+    let key = derive_key(s2k, passphrase, key_size)?;
+    let mut cache = key_cache().lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= CACHED_KEYS {
+        cache.remove(0);
+    }
+    cache.push((s2k.clone(), passphrase.to_string(), key_size, key.clone()));
+    Ok(key)
+}
+
+/// The iterated and salted S2K this process writes with for `hash` and `count`: one random
+/// salt per process and parameters, so that [`cached_key`] serves every file after the first.
+pub fn session_s2k(hash: HashAlgorithm, count: u32) -> openpgp::Result<S2K> {
+    static CHOSEN: OnceLock<Mutex<Vec<(HashAlgorithm, u32, S2K)>>> = OnceLock::new();
+    let chosen = CHOSEN.get_or_init(|| Mutex::new(Vec::new()));
+    let mut chosen = chosen.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = chosen.iter().find(|e| e.0 == hash && e.1 == count) {
+        return Ok(e.2.clone());
+    }
+    let s2k = S2K::new_iterated(hash, count)?;
+    chosen.push((hash, count, s2k.clone()));
+    Ok(s2k)
+}
 
 /// Derives a `key_size`-byte key from `passphrase` as `s2k` says (RFC 4880 §3.7.1).
 pub fn derive_key(s2k: &S2K, passphrase: &str, key_size: usize) -> openpgp::Result<SessionKey> {

@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use openpgp::crypto::symmetric::{BlockCipherMode, PaddingMode};
@@ -99,50 +99,18 @@ fn sq_err(kind: PgpErrorKind) -> impl Fn(openpgp::anyhow::Error) -> PgpError {
     move |e| PgpError::new(kind.clone(), one_line(&e))
 }
 
-/// Key-encryption keys derived from a passphrase, kept for the process so that each file
-/// costs one fresh session key instead of one S2K derivation.
-type KekEntry = (
-    String,
-    SymmetricAlgorithm,
-    HashAlgorithm,
-    u32,
-    S2K,
-    SessionKey,
-);
-
-fn kek_cache() -> &'static Mutex<Vec<KekEntry>> {
-    static CACHE: OnceLock<Mutex<Vec<KekEntry>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(Vec::new()))
-}
-
+/// The key-encryption key for the passphrase and the S2K it comes from: one salt per process
+/// and parameters, the key derived once (`s2k::cached_key`).
 fn kek_for(
     passphrase: &str,
     cipher: SymmetricAlgorithm,
     hash: HashAlgorithm,
     count: u32,
 ) -> Result<(S2K, SessionKey), PgpError> {
-    let mut cache = kek_cache().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = cache
-        .iter()
-        .find(|e| e.0 == passphrase && e.1 == cipher && e.2 == hash && e.3 == count)
-    {
-        return Ok((e.4.clone(), e.5.clone()));
-    }
-    let s2k = S2K::new_iterated(hash, count).map_err(sq_err(PgpErrorKind::Config))?;
+    let s2k = super::s2k::session_s2k(hash, count).map_err(sq_err(PgpErrorKind::Config))?;
     let key_size = cipher.key_size().map_err(sq_err(PgpErrorKind::Config))?;
     let kek =
-        super::s2k::derive_key(&s2k, passphrase, key_size).map_err(sq_err(PgpErrorKind::Config))?;
-    if cache.len() >= 8 {
-        cache.remove(0);
-    }
-    cache.push((
-        passphrase.to_string(),
-        cipher,
-        hash,
-        count,
-        s2k.clone(),
-        kek.clone(),
-    ));
+        super::s2k::cached_key(&s2k, passphrase, key_size).map_err(sq_err(PgpErrorKind::Config))?;
     Ok((s2k, kek))
 }
 

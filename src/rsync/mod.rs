@@ -2,13 +2,13 @@
 
 pub mod delta;
 pub mod error;
-pub mod md4_lanes;
-pub mod netint;
+pub(crate) mod md4_lanes;
+pub(crate) mod netint;
 pub mod patch;
-pub mod rollsum;
+pub(crate) mod rollsum;
 pub mod sigmaker;
 pub mod signature;
-pub mod strong;
+pub(crate) mod strong;
 
 pub use delta::{DeltaMaker, LiteralCap};
 pub use error::RsError;

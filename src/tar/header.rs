@@ -18,7 +18,7 @@ use super::ustar::{write_ustar, UstarFields};
 /// The fields duplicity's `ROPath.get_tarinfo()` sets on a `TarInfo` (the others keep defaults).
 #[derive(Debug, Clone)]
 pub struct TarEntry<'a> {
-    /// `TarInfo.name` in surrogatepass UTF-8 (see [`super::text`]).
+    /// `TarInfo.name` in surrogatepass UTF-8 (see the `text` module).
     pub name: &'a [u8],
     /// `TarInfo.type` (one byte).
     pub typeflag: u8,

@@ -2,17 +2,17 @@
 //! `TarInfo.tobuf(format=PAX_FORMAT)`, data padding and the difftar footer.
 //!
 //! Text fields are Python `str` values carried as UTF-8 in which lone surrogates are allowed
-//! (what Python's `str.encode("utf-8", "surrogatepass")` produces, see [`text`]); a raw
-//! filesystem name becomes such a value through [`text::from_fs_bytes`], as `os.fsdecode` does.
+//! (what Python's `str.encode("utf-8", "surrogatepass")` produces, see the `text` module); a raw
+//! filesystem name becomes such a value as `os.fsdecode` makes it (see `text`).
 
 pub mod block;
 pub mod error;
 pub mod header;
-pub mod number;
+pub(crate) mod number;
 pub mod parse;
-pub mod pax;
-pub mod text;
-pub mod ustar;
+pub(crate) mod pax;
+pub(crate) mod text;
+pub(crate) mod ustar;
 
 pub use block::{footer, tar_block, BLOCKSIZE, RECORDSIZE};
 pub use error::TarError;

@@ -115,6 +115,126 @@ pub fn parse_simple(buf: &[u8]) -> Option<RawHeader<'_>> {
     })
 }
 
+/// Why CPython's `frombuf` rejects a header block (its `HeaderError` subclasses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// No bytes at all (`EmptyHeaderError`).
+    Empty,
+    /// Fewer than 512 bytes (`TruncatedHeaderError`).
+    Truncated,
+    /// 512 zero bytes: the end-of-archive marker (`EOFHeaderError`).
+    EndOfArchive,
+    /// A number field that is not a number (`InvalidHeaderError("invalid header")`).
+    Invalid,
+    /// The checksum does not match (`InvalidHeaderError("bad checksum")`).
+    BadChecksum,
+}
+
+impl HeaderProblem {
+    /// The message CPython's exception carries.
+    pub fn message(self) -> &'static str {
+        match self {
+            HeaderProblem::Empty => "empty header",
+            HeaderProblem::Truncated => "truncated header",
+            HeaderProblem::EndOfArchive => "end of file header",
+            HeaderProblem::Invalid => "invalid header",
+            HeaderProblem::BadChecksum => "bad checksum",
+        }
+    }
+}
+
+/// A number field as CPython's `nti` reads it: base-256 (GNU) or octal text.
+pub fn number(field: &[u8]) -> Result<i128, HeaderProblem> {
+    match field.first() {
+        Some(&lead @ (0o200 | 0o377)) => {
+            let mut n: i128 = 0;
+            for &b in &field[1..] {
+                n = n.checked_mul(256).ok_or(HeaderProblem::Invalid)? + i128::from(b);
+            }
+            if lead == 0o377 {
+                n -= 1i128 << (8 * (field.len() - 1));
+            }
+            Ok(n)
+        }
+        _ => octal(field).map(i128::from).ok_or(HeaderProblem::Invalid),
+    }
+}
+
+/// A header field with its numbers, as CPython's `frombuf` reads any valid block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullHeader<'a> {
+    /// `name` (bytes 0..100), cut at the first NUL.
+    pub name: &'a [u8],
+    /// Mode field.
+    pub mode: i128,
+    /// Owner id.
+    pub uid: i128,
+    /// Group id.
+    pub gid: i128,
+    /// Data size.
+    pub size: i128,
+    /// Modification time.
+    pub mtime: i128,
+    /// Type flag byte.
+    pub typeflag: u8,
+    /// Link target.
+    pub linkname: &'a [u8],
+    /// Owner name.
+    pub uname: &'a [u8],
+    /// Group name.
+    pub gname: &'a [u8],
+    /// Device major number.
+    pub devmajor: i128,
+    /// Device minor number.
+    pub devminor: i128,
+    /// ustar name prefix.
+    pub prefix: &'a [u8],
+}
+
+/// Parses any header block `frombuf` accepts, or says which `HeaderError` it raises.
+pub fn parse_full(buf: &[u8]) -> Result<FullHeader<'_>, HeaderProblem> {
+    if buf.is_empty() {
+        return Err(HeaderProblem::Empty);
+    }
+    if buf.len() != BLOCKSIZE {
+        return Err(HeaderProblem::Truncated);
+    }
+    if buf.iter().all(|&b| b == 0) {
+        return Err(HeaderProblem::EndOfArchive);
+    }
+    let chksum = number(&buf[148..156])?;
+    let (mut unsigned, mut signed) = (256i128, 256i128);
+    for (i, &b) in buf.iter().enumerate() {
+        if !(148..156).contains(&i) {
+            unsigned += i128::from(b);
+            signed += i128::from(b as i8);
+        }
+    }
+    if chksum != unsigned && chksum != signed {
+        return Err(HeaderProblem::BadChecksum);
+    }
+    Ok(FullHeader {
+        name: cut(&buf[0..100]),
+        mode: number(&buf[100..108])?,
+        uid: number(&buf[108..116])?,
+        gid: number(&buf[116..124])?,
+        size: number(&buf[124..136])?,
+        mtime: number(&buf[136..148])?,
+        typeflag: buf[156],
+        linkname: cut(&buf[157..257]),
+        uname: cut(&buf[265..297]),
+        gname: cut(&buf[297..329]),
+        devmajor: number(&buf[329..337])?,
+        devminor: number(&buf[337..345])?,
+        prefix: cut(&buf[345..500]),
+    })
+}
+
+/// Bytes up to the first NUL (CPython's `nts`).
+pub fn nts(field: &[u8]) -> &[u8] {
+    cut(field)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +249,35 @@ mod tests {
         let sum: u32 = b.iter().map(|&x| u32::from(x)).sum::<u32>() + 256;
         b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         b
+    }
+
+    #[test]
+    fn full_parse_reads_base256_and_names_problems() {
+        let mut b = header(b"f", b"");
+        b[124] = 0x80;
+        b[135] = 5;
+        let sum: u32 = b
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(148..156).contains(i))
+            .map(|(_, &x)| u32::from(x))
+            .sum::<u32>()
+            + 256;
+        b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        assert_eq!(parse_full(&b).unwrap().size, 5);
+        assert_eq!(number(&[0o377, 0xff, 0xff]).unwrap(), -1);
+        assert_eq!(parse_full(&[]).unwrap_err(), HeaderProblem::Empty);
+        assert_eq!(parse_full(&b[..100]).unwrap_err(), HeaderProblem::Truncated);
+        assert_eq!(
+            parse_full(&[0u8; 512]).unwrap_err(),
+            HeaderProblem::EndOfArchive
+        );
+        b[0] = b'g';
+        assert_eq!(parse_full(&b).unwrap_err(), HeaderProblem::BadChecksum);
+        assert_eq!(
+            parse_full(&header(b"f", b"19")).unwrap_err(),
+            HeaderProblem::Invalid
+        );
     }
 
     #[test]

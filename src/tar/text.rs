@@ -2,7 +2,7 @@
 //! contain lone surrogates (Python's `surrogatepass` form), so every `str` maps to one byte string.
 //!
 //! Duplicity's names are `os.fsdecode`d bytes: undecodable bytes become surrogates U+DC80–U+DCFF
-//! (`surrogateescape`), which [`from_fs_bytes`] reproduces.
+//! (`surrogateescape`), which `from_fs_bytes` reproduces in the tests.
 
 use std::borrow::Cow;
 
@@ -132,7 +132,9 @@ pub fn pax_value<'a>(
     Ok(Cow::Owned(out))
 }
 
-/// `os.fsdecode` of raw filesystem bytes (UTF-8 with `surrogateescape`), in surrogatepass form.
+/// `os.fsdecode` of raw filesystem bytes (UTF-8 with `surrogateescape`), in surrogatepass form
+/// (used by the tests; names reach the writer already decoded by Python).
+#[cfg(test)]
 pub fn from_fs_bytes(raw: &[u8]) -> Cow<'_, [u8]> {
     if std::str::from_utf8(raw).is_ok() {
         return Cow::Borrowed(raw);

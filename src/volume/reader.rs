@@ -3,16 +3,15 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Mutex;
-use std::thread::JoinHandle;
 
 use flate2::bufread::MultiGzDecoder;
 
+use crate::readahead::{Message, ReadAhead, Sender};
+
 /// Decompressed bytes per message from the read-ahead thread.
 const PIECE: usize = 1 << 20;
-/// Messages buffered ahead of the reader.
-const AHEAD: usize = 4;
+/// Pieces decompressed ahead of the reader by default.
+pub const DEFAULT_AHEAD: usize = 4;
 
 /// How a gzip stream failed, so the binding can raise what Python's `gzip` would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,167 +55,107 @@ fn classify(e: &io::Error) -> GzipFailure {
     }
 }
 
-type Piece = Result<Vec<u8>, GzipError>;
-
 /// Sequential reader of a (multi-member) gzip file, decompressing ahead on its own thread.
 pub struct GzipReader {
-    rx: Option<Mutex<Receiver<Piece>>>,
-    thread: Option<JoinHandle<()>>,
-    current: Vec<u8>,
-    pos: usize,
-    offset: u64,
-    failed: Option<GzipError>,
+    inner: ReadAhead<(), GzipError>,
+}
+
+fn stopped() -> GzipError {
+    GzipError {
+        kind: GzipFailure::Io,
+        message: "the decompressing thread stopped".into(),
+        errno: None,
+    }
+}
+
+/// Decompresses `file` into `tx` in pieces of [`PIECE`] bytes.
+fn decompress(file: File, tx: Sender<(), GzipError>) {
+    let mut input = BufReader::with_capacity(256 * 1024, file);
+    // An empty file reads as empty, as Python's gzip reads it (no member at all).
+    match input.fill_buf() {
+        Ok([]) => {
+            let _ = tx.send(Message::End(()));
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = tx.send(Message::Failed(GzipError::from_io(&e)));
+            return;
+        }
+    }
+    let mut dec = MultiGzDecoder::new(input);
+    loop {
+        let mut buf = vec![0u8; PIECE];
+        let mut filled = 0;
+        let result = loop {
+            match dec.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(true),
+                Ok(n) => {
+                    filled += n;
+                    if filled == PIECE {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        if !buf.is_empty() && tx.send(Message::Data(buf)).is_err() {
+            return;
+        }
+        match result {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = tx.send(Message::End(()));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Message::Failed(GzipError::from_io(&e)));
+                return;
+            }
+        }
+    }
 }
 
 impl GzipReader {
     /// Opens `path` and starts decompressing it in the background.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with_ahead(path, DEFAULT_AHEAD)
+    }
+
+    /// Like [`GzipReader::open`], decompressing up to `ahead` pieces of 1 MiB ahead.
+    pub fn open_with_ahead(path: &Path, ahead: usize) -> io::Result<Self> {
         let file = File::open(path)?;
-        let (tx, rx) = sync_channel::<Piece>(AHEAD);
-        let thread = std::thread::Builder::new()
-            .name("dupcore-gunzip".into())
-            .spawn(move || {
-                let mut input = BufReader::with_capacity(256 * 1024, file);
-                // An empty file reads as empty, as Python's gzip reads it (no member at all).
-                match input.fill_buf() {
-                    Ok([]) => return,
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(GzipError::from_io(&e)));
-                        return;
-                    }
-                }
-                let mut dec = MultiGzDecoder::new(input);
-                loop {
-                    let mut buf = vec![0u8; PIECE];
-                    let mut filled = 0;
-                    let result = loop {
-                        match dec.read(&mut buf[filled..]) {
-                            Ok(0) => break Ok(true),
-                            Ok(n) => {
-                                filled += n;
-                                if filled == PIECE {
-                                    break Ok(false);
-                                }
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    buf.truncate(filled);
-                    match result {
-                        Ok(eof) => {
-                            if (!buf.is_empty() && tx.send(Ok(buf)).is_err()) || eof {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            if !buf.is_empty() && tx.send(Ok(buf)).is_err() {
-                                return;
-                            }
-                            let _ = tx.send(Err(GzipError::from_io(&e)));
-                            return;
-                        }
-                    }
-                }
-            })?;
-        Ok(GzipReader {
-            rx: Some(Mutex::new(rx)),
-            thread: Some(thread),
-            current: Vec::new(),
-            pos: 0,
-            offset: 0,
-            failed: None,
-        })
+        let inner = ReadAhead::spawn("dupcore-gunzip", ahead, stopped, move |tx| {
+            decompress(file, tx)
+        })?;
+        Ok(GzipReader { inner })
     }
 
     /// Decompressed bytes returned so far (the stream position).
     pub fn tell(&self) -> u64 {
-        self.offset
-    }
-
-    fn refill(&mut self) -> Result<bool, GzipError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let Some(rx) = &self.rx else { return Ok(false) };
-        let received = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => {
-                return Err(GzipError {
-                    kind: GzipFailure::Io,
-                    message: "read-ahead state poisoned".into(),
-                    errno: None,
-                })
-            }
-        };
-        match received {
-            Ok(Ok(piece)) => {
-                self.current = piece;
-                self.pos = 0;
-                Ok(true)
-            }
-            Ok(Err(e)) => {
-                self.failed = Some(e.clone());
-                Err(e)
-            }
-            Err(_) => {
-                self.rx = None;
-                Ok(false)
-            }
-        }
+        self.inner.tell()
     }
 
     /// Decompressed bytes available without waiting for the read-ahead thread.
     pub fn buffered(&self) -> &[u8] {
-        &self.current[self.pos..]
+        self.inner.buffered()
     }
 
     /// Marks `n` bytes of `buffered()` as read.
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.current.len() - self.pos);
-        self.pos += n;
-        self.offset += n as u64;
+        self.inner.consume(n)
     }
 
     /// Appends up to `n` bytes to `out` (fewer only at the end); returns how many.
     pub fn read_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<usize, GzipError> {
-        let start = out.len();
-        while out.len() - start < n {
-            if self.pos == self.current.len() && !self.refill()? {
-                break;
-            }
-            let take = (n - (out.len() - start)).min(self.current.len() - self.pos);
-            out.extend_from_slice(&self.current[self.pos..self.pos + take]);
-            self.pos += take;
-        }
-        let got = out.len() - start;
-        self.offset += got as u64;
-        Ok(got)
+        self.inner.read_into(out, n)
     }
 
     /// Skips up to `n` bytes; returns how many were skipped.
     pub fn skip(&mut self, n: u64) -> Result<u64, GzipError> {
-        let mut left = n;
-        while left > 0 {
-            if self.pos == self.current.len() && !self.refill()? {
-                break;
-            }
-            let take = left.min((self.current.len() - self.pos) as u64) as usize;
-            self.pos += take;
-            left -= take as u64;
-        }
-        self.offset += n - left;
-        Ok(n - left)
-    }
-}
-
-impl Drop for GzipReader {
-    fn drop(&mut self) {
-        self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.inner.skip(n)
     }
 }
 

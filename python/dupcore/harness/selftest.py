@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 
-from dupcore.demo import duplicity_command, same_tree, snapshot
+from dupcore.harness.demo import duplicity_command
+from dupcore.harness.trees import same_tree, snapshot
 
 PASSPHRASE = "dupcore-selftest"
 
@@ -62,7 +64,7 @@ def _run(args, env, log):
     return out
 
 
-def round_trip(work, variant, env):
+def round_trip(work: str, variant: str, env: dict[str, str]) -> tuple[bool, list[str]]:
     """One chain: full, incremental, two restores, verify; returns (ok, messages)."""
     log = []
     src0, src1 = os.path.join(work, "src0"), os.path.join(work, "src1")
@@ -88,7 +90,7 @@ def round_trip(work, variant, env):
     return True, msgs
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the round trips; print one line per check; exit 0 when all pass."""
     ap = argparse.ArgumentParser(prog="python -m dupcore selftest", description=__doc__)
     ap.add_argument("--variants", default="plain,sym")

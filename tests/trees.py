@@ -1,4 +1,6 @@
-"""Deterministic source trees for the end-to-end tests: three states of one tree full of edge cases.
+"""Every source tree the tests back up, in one place, from the same few primitives.
+
+``build_states``: the end-to-end tests' tree in three states.
 
 State 0 has unicode and non-UTF-8 names, names > 100 bytes, paths > 255 bytes, symlinks (relative,
 absolute, dangling, to a directory), empty files and directories, a FIFO, a hard link, odd modes,
@@ -6,6 +8,11 @@ sizes around the 512-byte and 64 KiB boundaries, a database-like file with real 
 later on, and 3 MiB of random data that spans several volumes with ``--volsize 1``. States 1 and 2
 each apply a mix of in-place edits, appends, truncations, deletions, additions, a symlink retarget,
 a chmod-only change and a type change.
+
+``volume_tree``: large compressible and random files and 300 small files, for volume sizes.
+``odd_entries_tree`` / ``change_odd_entries``: every name length and entry type at the tar
+format's edges, for byte-identical tar streams. ``small_tree``: a few MiB for encryption runs.
+(The long-chain tree of ``test_restore_engine`` changes step by step and stays with its test.)
 """
 
 from __future__ import annotations
@@ -177,3 +184,124 @@ def build_states(base):
     build_state1(s[0], s[1])
     build_state2(s[1], s[2])
     return s
+
+
+# ------------------------------------------------------------------------- trees of other tests
+
+#: mtime of the volume and odd-entry trees.
+TREE_MTIME = 1_700_000_000
+#: uid beyond 8**7: a PAX uid record, no user name.
+BIG_UID = 4_000_000
+
+
+
+
+def _text(rng, n):
+    words = [b"order", b"invoice", b"customer", b"total", b"shipped", b"balance", b"street"]
+    out = bytearray()
+    while len(out) < n:
+        out += rng.choice(words) + b" %d;" % rng.randrange(10**6)
+    return bytes(out[:n])
+
+
+def volume_tree(root):
+    """A deterministic tree: large compressible and random files, small files, odd names."""
+    rng = random.Random(4242)
+    root.mkdir()
+    (root / "big").mkdir()
+    (root / "big" / "db.bin").write_bytes(_text(rng, 3_500_000))
+    (root / "big" / "random.bin").write_bytes(rng.randbytes(1_300_000))
+    (root / "big" / "exact64k").write_bytes(rng.randbytes(65536 * 3))
+    small = root / "small"
+    small.mkdir()
+    for i in range(300):
+        d = small / f"d{i % 17:02d}"
+        d.mkdir(exist_ok=True)
+        (d / f"f{i:03d}.txt").write_bytes(_text(rng, rng.randrange(0, 9000)))
+    (root / "unicodé ✓.txt").write_bytes(b"u" * 700)
+    (root / "odd").mkdir()
+    os.mkdir(bytes(root / "odd") + b"/caf\xe9")
+    (root / ("n" * 140)).write_bytes(b"long name")
+    (root / "empty").write_bytes(b"")
+    (root / "emptydir").mkdir()
+    os.symlink("big/db.bin", root / "link")
+    for dirpath, dirnames, filenames in os.walk(bytes(root)):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (TREE_MTIME, TREE_MTIME), follow_symlinks=False)
+    os.utime(bytes(root), (TREE_MTIME, TREE_MTIME))
+
+
+
+
+def _tar_name(n):
+    """A file name that makes ``snapshot/<name>`` exactly ``n`` characters."""
+    return "e" * (n - len("snapshot/"))
+
+
+def odd_entries_tree(root):
+    """The tree described in the module docstring; returns the extra checks it could not make."""
+    rng = random.Random(77)
+    root.mkdir()
+    skipped = []
+    for n in (99, 100, 101, 155, 256):
+        (root / _tar_name(n)).write_bytes(b"%d" % n)
+    (root / "d" / _tar_name(100)).mkdir(parents=True)  # a directory name crossing 100 with its '/'
+    (root / "d" / _tar_name(99)).write_bytes(b"")
+    raw = bytes(root) + b"/"
+    os.mkdir(raw + b"bad\xff\xfe dir")
+    with open(raw + b"bad\xff\xfe dir/" + b"x\xe9" * 60, "wb") as f:  # long and not UTF-8
+        f.write(b"latin-1 name")
+    (root / ("unicodé ✓ " * 12)).write_bytes(b"long unicode")
+    (root / "café").write_bytes(b"short unicode")
+    os.symlink("t" * 150, root / "long-link")
+    os.symlink(b"caf\xe9/target", raw + b"bad-link")
+    os.symlink("ziel/äöü", root / "unicode-link")
+    os.mkfifo(root / "fifo")
+    try:
+        os.mknod(root / "null-dev", 0o600 | 0o020000, os.makedev(1, 3))
+    except OSError:
+        skipped.append("device")
+    (root / "exact64k").write_bytes(rng.randbytes(65536))
+    (root / ("multi" * 30)).write_bytes(rng.randbytes(65536 * 2 + 7))
+    (root / "empty").write_bytes(b"")
+    (root / "big-owner").write_bytes(b"owned by a big uid")
+    try:
+        os.chown(root / "big-owner", BIG_UID, BIG_UID)
+    except OSError:
+        skipped.append("big uid")
+    (root / "far-future").write_bytes(b"mtime past 8**11")
+    for dirpath, dirnames, filenames in os.walk(bytes(root)):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (TREE_MTIME, TREE_MTIME), follow_symlinks=False)
+    try:
+        os.utime(root / "far-future", (8**11 + 5, 8**11 + 5))
+    except OSError:
+        skipped.append("far-future mtime")
+    os.utime(bytes(root), (TREE_MTIME, TREE_MTIME))
+    return skipped
+
+
+def change_odd_entries(root):
+    """Deletions (file, fifo, symlinks, a directory) and one changed file for the incremental."""
+    raw = bytes(root) + b"/"
+    os.unlink(root / "fifo")
+    os.unlink(root / "long-link")
+    os.unlink(raw + b"bad-link")
+    os.unlink(root / _tar_name(101))
+    os.unlink(raw + b"bad\xff\xfe dir/" + b"x\xe9" * 60)
+    os.rmdir(raw + b"bad\xff\xfe dir")
+    with open(root / ("multi" * 30), "r+b") as f:
+        f.seek(70000)
+        f.write(b"changed" * 100)
+    os.utime(root / ("multi" * 30), (TREE_MTIME + 60, TREE_MTIME + 60))
+    os.utime(bytes(root), (TREE_MTIME, TREE_MTIME))
+
+
+def small_tree(root):
+    """A random 3.5 MB file, 4 MB of text lines and a tiny file."""
+    rnd = random.Random(11)
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "random.bin").write_bytes(rnd.randbytes(3_500_000))
+    (root / "text.txt").write_bytes(b"".join(b"line %d of some text\n" % i
+                                             for i in range(200_000)))
+    (root / "small").write_bytes(b"x" * 100)

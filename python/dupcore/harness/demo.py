@@ -10,7 +10,6 @@ children) and the ratios are printed, and every restored tree is compared with i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import resource
@@ -21,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+
+from dupcore.harness.trees import same_tree, snapshot
 
 MiB = 1 << 20
 BASE_MTIME = 1704067200
@@ -71,7 +73,7 @@ def _fix_dirs(root, mtime):
         os.utime(dirpath, (mtime, mtime))
 
 
-def generate(root, size_mb=240, small=3000, seed=2024):
+def generate(root: str, size_mb: int = 240, small: int = 3000, seed: int = 2024) -> int:
     """Write the sample tree (about size_mb MiB) under root; returns its byte count."""
     rng = random.Random(seed)
     pool = _pool(random.Random(seed + 1))
@@ -113,9 +115,13 @@ def generate(root, size_mb=240, small=3000, seed=2024):
     return tree_bytes(root)
 
 
-def mutate(root, seed=2024):
-    """Change the tree like a day of use: scattered page edits, appends, edits, deletes, adds."""
-    rng = random.Random(seed + 1000)
+def mutate(root: str, seed: int = 2024, day: int = 0) -> None:
+    """Change the tree like a day of use: scattered page edits, appends, edits, deletes, adds.
+
+    ``day`` moves every new mtime a day later, so that successive calls make successive
+    changes duplicity sees."""
+    rng = random.Random(seed + 1000 + day)
+    mut_mtime = MUT_MTIME + day * 86400
     pool = _pool(random.Random(seed + 1))
     for i in range(3):
         p = os.path.join(root, "large", f"large_{i}.db")
@@ -127,63 +133,32 @@ def mutate(root, seed=2024):
             if i == 0:
                 f.seek(0, 2)
                 f.write(_db(rng, pool, MiB))
-        os.utime(p, (MUT_MTIME + i, MUT_MTIME + i))
+        os.utime(p, (mut_mtime + i, mut_mtime + i))
     files = sorted(os.path.join(d, f) for d, _s, fs in os.walk(os.path.join(root, "small"))
                    for f in fs)
     chosen = rng.sample(files, min(len(files), 150))
     for j, p in enumerate(chosen[:100]):
         with open(p, "ab") as f:
             f.write(rng.choice(pool) * rng.randint(1, 20))
-        os.utime(p, (MUT_MTIME + 100 + j, MUT_MTIME + 100 + j))
+        os.utime(p, (mut_mtime + 100 + j, mut_mtime + 100 + j))
     for p in chosen[100:]:
         os.unlink(p)
     for k in range(50):
         _write(os.path.join(root, "small", "new", f"n_{k:03d}.txt"),
-               b"".join(rng.choice(pool) for _ in range(50)), MUT_MTIME + 500 + k)
-    _fix_dirs(root, MUT_MTIME + 1000)
+               b"".join(rng.choice(pool) for _ in range(50)), mut_mtime + 500 + k)
+    _fix_dirs(root, mut_mtime + 1000)
 
 
-def tree_bytes(root):
+def tree_bytes(root: str) -> int:
     """Total size of the regular files under root."""
     return sum(os.lstat(os.path.join(d, f)).st_size for d, _s, fs in os.walk(root) for f in fs
                if stat.S_ISREG(os.lstat(os.path.join(d, f)).st_mode))
 
 
-def snapshot(root):
-    """{relative path: (type, mode, mtime, size, sha256 or link target)} of a tree."""
-    root = os.fsencode(root)
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            rel = os.path.relpath(p, root)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = ("sym", os.readlink(p))
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = ("dir", stat.S_IMODE(st.st_mode), int(st.st_mtime))
-            else:
-                h = hashlib.sha256()
-                with open(p, "rb") as f:
-                    for chunk in iter(lambda: f.read(MiB), b""):
-                        h.update(chunk)
-                out[rel] = ("reg", stat.S_IMODE(st.st_mode), int(st.st_mtime), st.st_size,
-                            h.hexdigest())
-    return out
-
-
-def same_tree(a, b):
-    """None when two snapshots match, else a short description of the first differences."""
-    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    if not diff:
-        return None
-    return f"{len(diff)} paths differ, e.g. " + ", ".join(os.fsdecode(k) for k in diff[:3])
-
-
 # ------------------------------------------------------------------------------ running duplicity
 
 
-def duplicity_command():
+def duplicity_command() -> list[str]:
     """The duplicity CLI of this interpreter's environment (else the one on PATH)."""
     local = os.path.join(os.path.dirname(sys.executable), "duplicity")
     if os.path.exists(local):
@@ -194,7 +169,7 @@ def duplicity_command():
     return [found]
 
 
-def base_env(mode, gnupghome):
+def base_env(mode: str, gnupghome: str) -> dict[str, str]:
     """Environment of one run; DUPCORE=0 makes it stock."""
     env = dict(os.environ, TZ="UTC", GNUPGHOME=gnupghome, PASSPHRASE=PASSPHRASE)
     env.pop("DUPCORE_DISABLE", None)
@@ -205,7 +180,8 @@ def base_env(mode, gnupghome):
     return env
 
 
-def timed(cmd, env):
+def timed(cmd: list[str],
+          env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[bytes]]:
     """Run a command; return (wall seconds, CPU seconds incl. children, completed process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -220,7 +196,8 @@ class Failure(Exception):
     """A duplicity run failed or a restored tree differs."""
 
 
-def run_step(mode, step, args, env, results, rep):
+def run_step(mode: str, step: str, args: list[str], env: dict[str, str],
+             results: dict[tuple[str, str], list[tuple[float, float]]], rep: int) -> str:
     """Run one duplicity step, record its times, fail loudly with its output."""
     wall, cpu, proc = timed(duplicity_command() + args, env)
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
@@ -231,7 +208,9 @@ def run_step(mode, step, args, env, results, rep):
     return out
 
 
-def one_round(work, src0, src1, snaps, variant, rep, results, order, gnupghome, trash):
+def one_round(work: str, src0: str, src1: str, snaps: list[dict[bytes, dict[str, int | str]]],
+              variant: str, rep: int, results: dict[tuple[str, str], list[tuple[float, float]]],
+              order: tuple[str, str], gnupghome: str, trash: list[str]) -> None:
     """Full, incremental, restore and verify for both modes (interleaved), one encryption."""
     enc = ["--no-encryption"] if variant == "plain" else []
     for mode in order:
@@ -266,7 +245,52 @@ def one_round(work, src0, src1, snaps, variant, rep, results, order, gnupghome, 
         trash.append(d)
 
 
-def report(results, variants):
+def make_chain(work: str, src0: str, days: int,
+               gnupghome: str) -> tuple[str, str, dict[bytes, dict[str, int | str]]]:
+    """A full backup of ``src0``'s copy and ``days`` daily incrementals (made with dupcore, plain);
+    returns the chain's URL and the snapshot of the last day."""
+    src = os.path.join(work, "chain-src")
+    d = os.path.join(work, "chain")
+    for p in (src, d):
+        shutil.rmtree(p, ignore_errors=True)
+    subprocess.run(["cp", "-a", src0, src], check=True)
+    url = "file://" + os.path.join(d, "target")
+    env = base_env("dupcore", gnupghome)
+    t0 = time.perf_counter()
+    for day in range(days + 1):
+        if day:
+            mutate(src, day=day)
+        now = str(MUT_MTIME + day * 86400 + 3600)
+        proc = subprocess.run(duplicity_command() + [
+            "full" if day == 0 else "incremental", "--no-encryption", "--current-time", now,
+            "--archive-dir", os.path.join(d, "cache"), "--name", "chain",
+            "--allow-source-mismatch", src, url], env=env, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise Failure(f"chain backup {day} failed:\n{proc.stdout[-2000:]!r}")
+    snap = snapshot(src)
+    shutil.rmtree(src, ignore_errors=True)
+    print(f"chain: full + {days} incrementals made ({time.perf_counter() - t0:.0f} s)")
+    return url, os.path.join(d, "cache"), snap
+
+
+def chain_round(work: str, chain: tuple[str, str, dict[bytes, dict[str, int | str]]], rep: int,
+                results: dict[tuple[str, str], list[tuple[float, float]]], order: tuple[str, str],
+                gnupghome: str, trash: list[str]) -> None:
+    """Restore of the chain's latest point, both modes."""
+    url, cache, snap = chain
+    for mode in order:
+        restored = os.path.join(work, f"chain-restored-{mode}-{rep}")
+        shutil.rmtree(restored, ignore_errors=True)
+        run_step(mode, "restore chain", ["restore", "--no-encryption", "--archive-dir", cache,
+                                         "--name", "chain", url, restored],
+                 base_env(mode, gnupghome), results, rep)
+        problem = same_tree(snap, snapshot(restored))
+        if problem:
+            raise Failure(f"{mode} restore of the chain does not match its source: {problem}")
+        trash.append(restored)
+
+
+def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: list[str]) -> None:
     """Print the table of median wall/CPU seconds and ratios."""
     print()
     print(f"{'step':<20}{'stock wall':>11}{'dupcore':>9}{'x':>7}   {'stock CPU':>10}{'dupcore':>9}"
@@ -288,6 +312,16 @@ def report(results, variants):
             s, d = med["stock"], med["dupcore"]
             print(f"{key:<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
                   f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x")
+    if ("restore chain", "stock") in results:
+        med = {}
+        for mode in ("stock", "dupcore"):
+            runs = results["restore chain", mode]
+            walls = sorted(r[0] for r in runs)
+            cpus = sorted(r[1] for r in runs)
+            med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2])
+        s, d = med["stock"], med["dupcore"]
+        print(f"{'restore chain':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
+              f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
     s0, s1, d0, d1 = (totals["stock", 0], totals["stock", 1], totals["dupcore", 0],
                       totals["dupcore", 1])
     if d0 and d1:
@@ -296,7 +330,7 @@ def report(results, variants):
     print("\nx = stock / dupcore (higher is faster with dupcore); medians over the repeats.")
 
 
-def main(argv=None, bench=False):
+def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
     """Entry point of ``demo`` (sample tree, one round) and ``bench`` (bigger, repeated)."""
     ap = argparse.ArgumentParser(prog=f"python -m dupcore {'bench' if bench else 'demo'}",
                                  description=__doc__)
@@ -307,6 +341,8 @@ def main(argv=None, bench=False):
     ap.add_argument("--repeat", type=int, default=3 if bench else 1)
     ap.add_argument("--variants", default="plain,sym",
                     help="comma list of plain (--no-encryption) and sym (symmetric gpg)")
+    ap.add_argument("--chain", type=int, default=30 if bench else 0,
+                    help="also restore a full backup + this many daily incrementals (0: no)")
     ap.add_argument("--workdir", help="where to put the tree and archives (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -337,11 +373,14 @@ def main(argv=None, bench=False):
         print(f"sample tree: {size / MiB:.0f} MiB in {len(snaps[0])} entries, changed copy "
               f"made ({time.perf_counter() - t0:.0f} s)")
         results = {}
+        chain = make_chain(work, src0, args.chain, gnupghome) if args.chain else None
         for rep in range(args.repeat):
             order = ("stock", "dupcore") if rep % 2 == 0 else ("dupcore", "stock")
             for variant in variants:
                 one_round(work, src0, src1, snaps, variant, rep, results, order, gnupghome,
                           trash)
+            if chain:
+                chain_round(work, chain, rep, results, order, gnupghome, trash)
         report(results, variants)
         print("all restored trees match their sources")
         return 0

@@ -1,0 +1,1 @@
+"""Tools a user runs by hand (``python -m dupcore selftest|demo|bench``), apart from the runtime modules."""

@@ -1,0 +1,445 @@
+"""Restore through the Rust engine (:mod:`dupcore._core` ``RestoreEngine``).
+
+duplicity's ``restore`` builds an iterator of patched ``ROPath`` objects
+(``restore_get_patched_rop_iter``: volumes, tar members, collation, deltas) and writes it with
+``patchdir.Write_ROPaths``, one Python object and log call per step. While ``restore`` runs,
+dupcore puts a plan in place of that iterator and has ``Write_ROPaths`` hand the plan to the
+engine, so duplicity's own ``restore`` keeps deciding everything around it (dry runs, the
+"nothing restored" errors of its release line).
+
+The engine reads each backup set's volumes as duplicity's ``tarfile`` reads them, applies every
+delta of the chain in Rust and writes files, links, fifos, devices and directories with
+duplicity's attribute rules. Volumes still come from duplicity's own
+``restore_get_enc_fileobj`` (its backend, hash check, decryption and signature check), on
+worker threads ahead of the engine (``DUPCORE_RESTORE_AHEAD``). Every line duplicity would log
+(``Writing …``, warnings, progress) is logged here with duplicity's words, in its order.
+
+``verify`` uses the same engine: its entries become the ``ROPath`` objects duplicity's verify
+compares with the local tree, and with ``--compare-data`` the engine compares each regular
+file's data with the local file in Rust, so verify's report and counts stay duplicity's.
+
+Restores the engine does not take stay stock: ``--dry-run``, ``--rename``, restore selection
+(``--include``/``--exclude`` on restore, 3.2.x), and anything but a plain local target.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import os
+import tarfile
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from dupcore import _core, _env
+from dupcore import volumes as volume_files
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
+
+#: MiB each gzip volume is decompressed ahead while the engine runs: the volumes fetched ahead
+#: decompress in parallel with the one being read, memory bounded by (ahead + 1) times this.
+READ_AHEAD_MIB = 32
+
+
+def _(text):
+    return getattr(builtins, "_", lambda s: s)(text)
+
+
+class _Plan:
+    """What ``restore_get_patched_rop_iter`` would have iterated, for the engine."""
+
+    def __init__(self, col_stats):
+        self.col_stats = col_stats
+
+
+def unsupported(dup_main: ModuleType, config: ModuleType, verify: bool = False) -> str | None:
+    """None when the engine can do this restore (or verify), else why not."""
+    if getattr(config, "dry_run", False):
+        return "--dry-run"
+    if getattr(config, "rename", None):
+        return "--rename"
+    code = dup_main.restore_get_patched_rop_iter.__code__
+    if not verify and "restore_selection" in code.co_varnames and getattr(
+            config, "select_opts", None):
+        return "file selection on restore"
+    local = getattr(config, "local_path", None)
+    if not isinstance(getattr(local, "name", None), bytes):
+        return "no local target path"
+    return None
+
+
+class _Volumes:
+    """Each backup set's volumes, fetched by duplicity's ``restore_get_enc_fileobj`` (ahead, on
+    worker threads), handed to the engine in order, closed when the engine is done with them."""
+
+    def __init__(self, dup_main, log, sets, index, ahead):
+        self.dm, self.log = dup_main, log
+        self.plans = [deque((backup_set, manifest, n)
+                            for n in manifest.get_containing_volumes(index))
+                      for backup_set, manifest in sets]
+        self.num_vols = sum(len(backup_set) for backup_set, _manifest in sets)
+        self.cur_vol = 0
+        self.ahead = ahead
+        self.pending = [deque() for _ in self.plans]
+        self.current = [None] * len(self.plans)
+        self.in_flight = 0
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="dupcore-fetch") \
+            if ahead else None
+
+    def _fetch(self, backup_set, manifest, vol_num):
+        return self.dm.restore_get_enc_fileobj(
+            backup_set.backend,
+            backup_set.volume_name_dict[vol_num],
+            manifest.volume_info_dict[vol_num],
+        )
+
+    def _top_up(self):
+        """Starts fetches while fewer than ``ahead`` volumes are waiting, nearest sets first."""
+        if not self.pool:
+            return
+        for s in range(len(self.plans)):
+            if self.in_flight >= self.ahead:
+                return
+            self._submit(s)
+
+    def _progress(self):
+        self.cur_vol += 1
+        self.log.Progress(_("Processed volume %d of %d") % (self.cur_vol, self.num_vols),
+                          self.cur_vol, self.num_vols)
+
+    def next(self, s: int) -> object | None:
+        """The next volume of set ``s`` (None after its last), the previous one closed."""
+        previous, self.current[s] = self.current[s], None
+        if previous is not None:
+            assert not previous.close(), "Closing current file pointer returned a truthy value"
+            self._progress()
+        while True:
+            if self.pending[s]:
+                future = self.pending[s].popleft()
+                self.in_flight -= 1
+                self._submit(s)  # the set being read gets its next volume first
+                fobj = future.result()
+            elif self.plans[s]:
+                fobj = self._fetch(*self.plans[s].popleft())
+            else:
+                self._top_up()
+                return None
+            self._top_up()
+            if fobj is not None:
+                self.current[s] = fobj
+                return fobj
+            self._progress()
+
+    def _submit(self, s):
+        """Starts fetching set ``s``'s next volume unless one is already waiting."""
+        if self.pool and self.plans[s] and not self.pending[s]:
+            self.pending[s].append(self.pool.submit(self._fetch, *self.plans[s].popleft()))
+            self.in_flight += 1
+
+    def close(self) -> None:
+        """Closes what is still open (after an error) and stops the workers."""
+        for pending in self.pending:
+            for future in pending:
+                future.cancel()
+                try:
+                    fobj = future.result()
+                except BaseException:  # noqa: BLE001 - the restore already failed
+                    fobj = None
+                if fobj is not None:
+                    _quiet_close(fobj)
+            pending.clear()
+        for s, fobj in enumerate(self.current):
+            if fobj is not None:
+                _quiet_close(fobj)
+            self.current[s] = None
+        if self.pool:
+            self.pool.shutdown(wait=True)
+
+
+def _quiet_close(fobj):
+    with contextlib.suppress(Exception):  # cleaning up after an error already raised
+        fobj.close()
+
+
+def _exception(desc):
+    """The exception duplicity's code would raise for an engine error description."""
+    if isinstance(desc, BaseException):
+        return desc
+    kind, message, errno_, filename, filename2 = desc
+    if kind == "tarread":
+        return tarfile.ReadError(message)
+    if kind == "patchdir":
+        from duplicity import patchdir
+
+        return patchdir.PatchDirException(message.format(os.fsdecode(filename)))
+    if kind == "path":
+        from duplicity import path
+
+        return path.PathException(message)
+    if kind == "librsync":
+        from duplicity import librsync
+
+        return librsync.librsyncError(message)
+    if kind == "assertion":
+        return AssertionError(message)
+    if kind == "aborted":
+        return KeyboardInterrupt()
+    if errno_ is None:
+        return OSError(message)
+    return OSError(errno_, message, filename, None, filename2)
+
+
+def _log_events(events, log, util):
+    for ev in events:
+        kind = ev[0]
+        if kind == "writing":
+            _kind, path, typ = ev
+            log.Info(_("Writing %s of type %s") % (os.fsdecode(path), typ),
+                     log.InfoCode.patch_file_writing, f"{util.escape(path)} {typ}")
+        elif kind == "error_processing":
+            _kind, desc, filename = ev
+            exc = _exception(desc)
+            log.Warn(_("Error '%s' processing %s") % (exc, os.fsdecode(filename)),
+                     log.WarningCode.cannot_process, util.escape(filename))
+        elif kind == "error_patching":
+            _kind, desc, filename = ev
+            exc = _exception(desc)
+            log.Warn(_("Error '%s' patching %s") % (util.uexc(exc), os.fsdecode(filename)),
+                     log.WarningCode.cannot_process, util.escape(filename))
+        elif kind == "skipping":
+            path = ev[1]
+            log.Warn(_("Skipping %s because of previous error") % os.fsdecode(path),
+                     log.WarningCode.process_skipped, util.escape(path))
+        elif kind == "ignored_error":
+            exc = _exception(ev[1])
+            log.Warn(_("IGNORED_ERROR: WARNING: ignoring error as requested: %s: %s")
+                     % (exc.__class__.__name__, util.uexc(exc)))
+        elif kind == "negative_mtime":
+            log.Warn(_("WARNING: %s has negative mtime, treating as 0.") % os.fsdecode(ev[1]))
+        elif kind == "old_index":
+            log.Warn(_("WARNING: oldindex %s >= newindex %s")
+                     % (util.uindex(ev[1]), util.uindex(ev[2])))
+        elif kind == "making_directory":
+            log.Debug(_("Making directory %s") % os.fsdecode(ev[1]))
+        elif kind == "deleting_tree":
+            log.Debug(_("Deleting tree %s") % os.fsdecode(ev[1]))
+
+
+def _setup(config, col_stats):
+    """The start of ``restore_get_patched_rop_iter``: the restore index, the backup sets at
+    --time with their manifests (read once), and the backend's download batch."""
+    from duplicity import dup_time, log
+
+    index = tuple(config.restore_path.split(b"/")) if config.restore_path else ()
+    time = config.restore_time or dup_time.curtime
+    backup_chain = col_stats.get_backup_chain_at_time(time)
+    assert backup_chain, (
+        f"No backup chain found for restore time {dup_time.timetostring(time)}; "
+        f"available chains: {col_stats.all_backup_chains}"
+    )
+    sets = [(backup_set, backup_set.get_manifest())
+            for backup_set in backup_chain.get_sets_at_time(time)]
+    _check_manifests(config, sets, index)
+    if hasattr(config.backend, "pre_process_download_batch"):
+        file_names = []
+        for backup_set, manifest in sets:
+            for vol_num in manifest.get_containing_volumes(index):
+                try:
+                    file_names.append(backup_set.volume_name_dict[vol_num])
+                except KeyError as e:
+                    if config.ignore_errors:
+                        log.Warn(f"difftar volume {vol_num} not found, ignoring per --ignore-errors.")
+                    else:
+                        from duplicity import errors
+
+                        raise errors.FatalError(
+                            f"difftar volume {vol_num} not found in backup.\n"
+                            f"Please check your archive and try again.\n"
+                            f"Or use --ignore-errors to ignore this error.\n"
+                            f"Error: {e}"
+                        ) from None
+        config.backend.pre_process_download_batch(file_names)
+    return index, sets
+
+
+def _check_manifests(config, sets, index):
+    """Stops on a manifest that does not match its backup set (empty or cut short: duplicity
+    would silently restore an older point in time), and warns about volumes the manifest gives
+    no hash for (duplicity would stop with an ``UnboundLocalError``)."""
+    from duplicity import errors, log
+
+    for backup_set, manifest in sets:
+        name = os.fsdecode(backup_set.remote_manifest_name or b"") or "the manifest"
+        unlisted = sorted(set(backup_set.volume_name_dict) - set(manifest.volume_info_dict))
+        if unlisted:
+            msg = (f"Manifest {name} lists {len(manifest.volume_info_dict)} volume(s), but the "
+                   f"backend holds {len(backup_set.volume_name_dict)} for this backup set "
+                   f"(volume {', '.join(map(str, unlisted))} not listed): the manifest is "
+                   f"damaged, and restoring from it would give an older state of the files.")
+            if not config.ignore_errors:
+                raise errors.FatalError(msg, code=log.ErrorCode.mismatched_manifests)
+            log.Warn(_("IGNORED_ERROR: WARNING: ignoring error as requested: %s: %s")
+                     % ("FatalError", msg))
+        for vol_num in manifest.get_containing_volumes(index):
+            info = manifest.volume_info_dict.get(vol_num)
+            if info is not None and not info.get_best_hash():
+                log.Warn(f"Manifest {name} has no hash for volume {vol_num}: its data is not "
+                         f"checked against the manifest.")
+
+
+def _check_hash(stock):
+    """``restore_check_hash`` that accepts a volume without a hash in the manifest (warned
+    about by ``_check_manifests``) instead of failing with ``UnboundLocalError``."""
+
+    def restore_check_hash(volume_info, vol_path):
+        if not volume_info.get_best_hash():
+            return True, None, None
+        return stock(volume_info, vol_path)
+
+    return restore_check_hash
+
+
+def _run(dup_main, config, col_stats, verify=None):
+    """Runs the engine: yields its entries (verify) and returns whether anything was found."""
+    from duplicity import log, tempdir, util
+
+    index, sets = _setup(config, col_stats)
+    volumes = _Volumes(dup_main, log, sets, index, _env.restore_ahead())
+    engine = _core.RestoreEngine(
+        config.local_path.name, len(sets), list(index),
+        os.fsencode(tempdir.default().dir()), bool(config.numeric_owner),
+        bool(getattr(config, "restore_ownership", True)), bool(config.ignore_errors),
+        bool(config.force), verify)
+    saved_ahead, volume_files.read_ahead_mib = volume_files.read_ahead_mib, READ_AHEAD_MIB
+    stock_check = dup_main.restore_check_hash
+    dup_main.restore_check_hash = _check_hash(stock_check)
+    try:
+        volumes._top_up()
+        while True:
+            what, payload, events = engine.next()
+            for ev in events:
+                if ev[0] == "entry":
+                    yield ev
+                else:
+                    _log_events((ev,), log, util)
+            if what == "need":
+                engine.give(volumes.next(payload))
+            elif what == "done":
+                return bool(payload)
+            elif what == "error":
+                raise _exception(payload)
+    finally:
+        engine.close()
+        volumes.close()
+        volume_files.read_ahead_mib = saved_ahead
+        dup_main.restore_check_hash = stock_check
+
+
+def _write(dup_main, config, plan):
+    """``Write_ROPaths`` for a plan: the engine restores the chain; 1 if anything was found."""
+    run = _run(dup_main, config, plan.col_stats)
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            config.local_path.setdata()
+            return 1 if done.value else 0
+
+
+def _data_result(equal, other):
+    """``compare_data`` of an entry whose data the engine compared already."""
+    return 1 if equal else 0
+
+
+def _ropaths(dup_main, config, col_stats):
+    """``restore_get_patched_rop_iter`` for verify: ROPaths from the engine's entries, their
+    data (with --compare-data) compared in Rust."""
+    from duplicity import path
+
+    for _kind, index, typ, (mode, uid, gid, mtime), link, devnums, equal in _run(
+            dup_main, config, col_stats, verify=bool(config.compare_data)):
+        rp = path.ROPath(index)
+        rp.type, rp.mode = typ, mode
+        stat = path.StatResult()
+        stat.st_uid, stat.st_gid, stat.st_mtime = uid, gid, mtime
+        rp.stat = stat
+        if typ == "sym":
+            rp.symtext = link
+        elif devnums is not None:
+            rp.devnums = devnums
+        elif typ == "reg":
+            rp.compare_data = functools.partial(_data_result, equal)
+        yield rp
+
+
+def install_dup_main(module: ModuleType, adapter: Adapter) -> str:
+    """Hook on ``duplicity.dup_main``: ``restore`` runs through the engine where it can."""
+    from dupcore.stock import Stock
+
+    needed = ("restore", "restore_get_patched_rop_iter", "restore_get_enc_fileobj")
+    missing = [n for n in needed if not callable(getattr(module, n, None))]
+    if missing:
+        raise Stock("dup_main lacks " + ", ".join(missing))
+    original = module.restore
+    if getattr(original, "__dupcore__", False):
+        return "restore (Rust engine)"
+
+    def restore(col_stats):
+        from duplicity import config, log, patchdir
+
+        why = unsupported(module, config)
+        if why:
+            log.Info(f"dupcore restore: stock ({why})")
+            return original(col_stats)
+        stock_iter, stock_write = module.restore_get_patched_rop_iter, patchdir.Write_ROPaths
+
+        def write_ropaths(base_path, rop_iter):
+            if isinstance(rop_iter, _Plan) and base_path is config.local_path:
+                return _write(module, config, rop_iter)
+            return stock_write(base_path, rop_iter)
+
+        module.restore_get_patched_rop_iter = _Plan
+        patchdir.Write_ROPaths = write_ropaths
+        try:
+            return original(col_stats)
+        finally:
+            module.restore_get_patched_rop_iter = stock_iter
+            patchdir.Write_ROPaths = stock_write
+
+    restore.__wrapped__ = original
+    restore.__doc__ = original.__doc__
+    restore.__dupcore__ = True
+    module.restore = restore
+    done = "restore"
+    if callable(getattr(module, "verify", None)):
+        module.verify = _engine_verify(module, module.verify)
+        done = "restore, verify"
+    return f"{done} (Rust engine: volumes ahead, deltas, files and data comparison in Rust)"
+
+
+def _engine_verify(module, original):
+    """``verify`` with the engine's entries in place of ``restore_get_patched_rop_iter``."""
+
+    def verify(col_stats):
+        from duplicity import config, log
+
+        why = unsupported(module, config, verify=True)
+        if why:
+            log.Info(f"dupcore verify: stock ({why})")
+            return original(col_stats)
+        stock_iter = module.restore_get_patched_rop_iter
+        module.restore_get_patched_rop_iter = functools.partial(_ropaths, module, config)
+        try:
+            return original(col_stats)
+        finally:
+            module.restore_get_patched_rop_iter = stock_iter
+
+    verify.__wrapped__ = original
+    verify.__doc__ = original.__doc__
+    verify.__dupcore__ = True
+    return verify

@@ -1,0 +1,344 @@
+//! The restore engine for duplicity's `dup_main.restore`: the engine runs on its own thread;
+//! Python receives the log events in order, hands over each volume when a backup set needs
+//! its next one, and raises what the engine reports.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::volume::to_path;
+use crate::restore::entry::Kind;
+use crate::restore::writer::WriteOptions;
+use crate::restore::{
+    restore, Event, Host, Mode, RestoreError, RestoreOptions, RestoreResult, SourceFailed,
+};
+
+/// Events sent to Python in one message, at most.
+const BATCH: usize = 512;
+
+type Slot = Arc<Mutex<Option<PyErr>>>;
+
+enum Message {
+    Events(Vec<Event>),
+    Need(usize, Vec<Event>),
+    Done(RestoreResult<bool>, Vec<Event>),
+}
+
+enum Reply {
+    Volume(Py<PyAny>),
+    End,
+}
+
+/// A volume as the Python file object duplicity opened (`read(n)` with the GIL).
+struct PyVolume {
+    file: Py<PyAny>,
+    slot: Slot,
+}
+
+impl Read for PyVolume {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let got = self
+                .file
+                .bind(py)
+                .call_method1("read", (buf.len(),))
+                .and_then(|b| {
+                    let b = b.cast_into::<PyBytes>().map_err(PyErr::from)?;
+                    let data = b.as_bytes();
+                    if data.len() > buf.len() {
+                        return Err(PyValueError::new_err("read() returned too much data"));
+                    }
+                    buf[..data.len()].copy_from_slice(data);
+                    Ok(data.len())
+                });
+            got.map_err(|e| {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                io::Error::other(SourceFailed)
+            })
+        })
+    }
+}
+
+struct ChannelHost {
+    tx: SyncSender<Message>,
+    rx: Receiver<Reply>,
+    batch: Vec<Event>,
+    slot: Slot,
+    gone: bool,
+}
+
+impl Host for ChannelHost {
+    fn next_volume(&mut self, set: usize) -> RestoreResult<Option<Box<dyn Read + Send>>> {
+        let batch = std::mem::take(&mut self.batch);
+        if self.gone || self.tx.send(Message::Need(set, batch)).is_err() {
+            return Err(RestoreError::Aborted);
+        }
+        match self.rx.recv() {
+            Ok(Reply::Volume(file)) => Ok(Some(Box::new(PyVolume {
+                file,
+                slot: Arc::clone(&self.slot),
+            }))),
+            Ok(Reply::End) => Ok(None),
+            Err(_) => Err(RestoreError::Aborted),
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        self.batch.push(event);
+        if self.batch.len() >= BATCH && !self.gone {
+            let batch = std::mem::take(&mut self.batch);
+            self.gone = self.tx.send(Message::Events(batch)).is_err();
+        }
+    }
+}
+
+/// A restore in progress on its own thread (see `dupcore.restore`).
+#[pyclass(name = "RestoreEngine", module = "dupcore._core")]
+struct PyRestoreEngine {
+    rx: Option<Mutex<Receiver<Message>>>,
+    tx: Option<Sender<Reply>>,
+    thread: Option<JoinHandle<()>>,
+    slot: Slot,
+}
+
+fn index_tuple<'py>(py: Python<'py>, index: &[Vec<u8>]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
+}
+
+/// The exception to raise for an engine error: the original one for source failures, else
+/// `(kind, message, errno, filename, filename2)` for `dupcore.restore` to build.
+fn error_object(py: Python<'_>, e: RestoreError, slot: &Slot) -> PyResult<Py<PyAny>> {
+    let bytes = |b: Option<Vec<u8>>| b.map(|b| PyBytes::new(py, &b).into_any().unbind());
+    let desc = |kind: &str, message: String, errno: Option<i32>, f1, f2| -> PyResult<Py<PyAny>> {
+        Ok((kind, message, errno, bytes(f1), bytes(f2))
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
+    };
+    match e {
+        RestoreError::Source => {
+            let stored = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let err = stored.unwrap_or_else(|| PyRuntimeError::new_err("reading a volume failed"));
+            Ok(err.into_value(py).into_any())
+        }
+        RestoreError::TarRead(m) => desc("tarread", m, None, None, None),
+        RestoreError::PatchDir { what, name } => {
+            desc("patchdir", what.to_string(), None, Some(name), None)
+        }
+        RestoreError::Path(m) => desc("path", m, None, None, None),
+        RestoreError::Librsync(m) => desc("librsync", m, None, None, None),
+        RestoreError::Assertion(m) => desc("assertion", m, None, None, None),
+        RestoreError::Os {
+            errno,
+            message,
+            filename,
+            filename2,
+        } => desc("os", message, errno, filename, filename2),
+        RestoreError::Aborted => desc("aborted", "restore stopped".into(), None, None, None),
+    }
+}
+
+fn event_object(py: Python<'_>, event: Event, slot: &Slot) -> PyResult<Py<PyAny>> {
+    let b = |v: &[u8]| PyBytes::new(py, v);
+    let obj = match event {
+        Event::Writing { path, kind } => ("writing", b(&path), kind).into_pyobject(py)?.into_any(),
+        Event::ErrorProcessing { error, filename } => (
+            "error_processing",
+            error_object(py, error, slot)?,
+            b(&filename),
+        )
+            .into_pyobject(py)?
+            .into_any(),
+        Event::ErrorPatching { error, filename } => (
+            "error_patching",
+            error_object(py, error, slot)?,
+            b(&filename),
+        )
+            .into_pyobject(py)?
+            .into_any(),
+        Event::Skipping { path } => ("skipping", b(&path)).into_pyobject(py)?.into_any(),
+        Event::IgnoredError { error } => ("ignored_error", error_object(py, error, slot)?)
+            .into_pyobject(py)?
+            .into_any(),
+        Event::NegativeMtime { name } => ("negative_mtime", b(&name)).into_pyobject(py)?.into_any(),
+        Event::OldIndex { old, new } => {
+            ("old_index", index_tuple(py, &old)?, index_tuple(py, &new)?)
+                .into_pyobject(py)?
+                .into_any()
+        }
+        Event::MakingDirectory { path } => {
+            ("making_directory", b(&path)).into_pyobject(py)?.into_any()
+        }
+        Event::DeletingTree { path } => ("deleting_tree", b(&path)).into_pyobject(py)?.into_any(),
+        Event::Entry {
+            index,
+            meta,
+            data_equal,
+        } => {
+            let (link, devnums) = match &meta.kind {
+                Kind::Sym(t) => (Some(b(t)), None),
+                Kind::Chr(a, m) | Kind::Blk(a, m) => (None, Some((*a, *m))),
+                _ => (None, None),
+            };
+            (
+                "entry",
+                index_tuple(py, &index)?,
+                meta.kind.name(),
+                (meta.mode, meta.uid, meta.gid, meta.mtime),
+                link,
+                devnums,
+                data_equal,
+            )
+                .into_pyobject(py)?
+                .into_any()
+        }
+    };
+    Ok(obj.unbind())
+}
+
+#[pymethods]
+impl PyRestoreEngine {
+    /// Starts restoring `sets` backup sets into `target`; `restrict` is the
+    /// `--path-to-restore` index (a list of bytes components). With `verify` (the
+    /// `--compare-data` flag) nothing is written: entries come back as `"entry"` events.
+    #[new]
+    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        target: &Bound<'_, PyAny>,
+        sets: usize,
+        restrict: Vec<Vec<u8>>,
+        tempdir: &Bound<'_, PyAny>,
+        numeric_owner: bool,
+        restore_ownership: bool,
+        ignore_errors: bool,
+        force: bool,
+        verify: Option<bool>,
+    ) -> PyResult<Self> {
+        let target = to_path(target)?.into_os_string().into_encoded_bytes();
+        let tempdir: PathBuf = to_path(tempdir)?;
+        let opts = RestoreOptions {
+            target,
+            sets,
+            restrict,
+            tempdir,
+            numeric_owner,
+            mode: match verify {
+                None => Mode::Restore(WriteOptions {
+                    restore_ownership,
+                    ignore_errors,
+                    force,
+                }),
+                Some(compare_data) => Mode::Verify { compare_data },
+            },
+        };
+        let (msg_tx, msg_rx) = sync_channel(2);
+        let (reply_tx, reply_rx) = channel();
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let mut host = ChannelHost {
+            tx: msg_tx,
+            rx: reply_rx,
+            batch: Vec::new(),
+            slot: Arc::clone(&slot),
+            gone: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("dupcore-restore".into())
+            .spawn(move || {
+                let result = restore(&opts, &mut host);
+                let batch = std::mem::take(&mut host.batch);
+                let _ = host.tx.send(Message::Done(result, batch));
+            })
+            .map_err(|e| super::errors::os_error(&e))?;
+        Ok(PyRestoreEngine {
+            rx: Some(Mutex::new(msg_rx)),
+            tx: Some(reply_tx),
+            thread: Some(thread),
+            slot,
+        })
+    }
+
+    /// Waits for the engine: `(what, payload, events)` with `what` one of `"events"`,
+    /// `"need"` (payload: the backup set wanting its next volume), `"done"` (payload: whether
+    /// anything was restored) or `"error"` (payload: the exception or its description).
+    fn next(&mut self, py: Python<'_>) -> PyResult<(String, Py<PyAny>, Vec<Py<PyAny>>)> {
+        let rx = self
+            .rx
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the restore has ended"))?;
+        let msg = loop {
+            let got = py.detach(|| {
+                rx.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .recv_timeout(Duration::from_millis(200))
+            });
+            match got {
+                Ok(m) => break m,
+                Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err("the restore engine stopped"))
+                }
+            }
+        };
+        let events = |batch: Vec<Event>| -> PyResult<Vec<Py<PyAny>>> {
+            batch
+                .into_iter()
+                .map(|e| event_object(py, e, &self.slot))
+                .collect()
+        };
+        Ok(match msg {
+            Message::Events(batch) => ("events".into(), py.None(), events(batch)?),
+            Message::Need(set, batch) => (
+                "need".into(),
+                set.into_pyobject(py)?.into_any().unbind(),
+                events(batch)?,
+            ),
+            Message::Done(Ok(wrote), batch) => (
+                "done".into(),
+                pyo3::types::PyBool::new(py, wrote)
+                    .to_owned()
+                    .into_any()
+                    .unbind(),
+                events(batch)?,
+            ),
+            Message::Done(Err(e), batch) => {
+                let batch = events(batch)?;
+                ("error".into(), error_object(py, e, &self.slot)?, batch)
+            }
+        })
+    }
+
+    /// Answers `"need"`: the volume's file object, or None when the set has no more.
+    fn give(&mut self, volume: Option<Py<PyAny>>) -> PyResult<()> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the restore has ended"))?;
+        let reply = volume.map_or(Reply::End, Reply::Volume);
+        tx.send(reply)
+            .map_err(|_| PyRuntimeError::new_err("the restore engine stopped"))
+    }
+
+    /// Stops the engine (if still running) and waits for its thread.
+    fn close(&mut self, py: Python<'_>) {
+        self.tx = None;
+        self.rx = None;
+        if let Some(t) = self.thread.take() {
+            py.detach(|| {
+                let _ = t.join();
+            });
+        }
+    }
+}
+
+/// Registers the restore engine class.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyRestoreEngine>()
+}

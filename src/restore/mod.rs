@@ -1,0 +1,415 @@
+//! The restore engine: a backup chain's volumes in, files on disk out.
+//!
+//! It does what duplicity's `restore_get_patched_rop_iter` and `patchdir.Write_ROPaths` do
+//! together: every backup set of the chain is read as a stream of tar members across its
+//! volumes ([`tarstream`]), turned into entries ([`entry`]), collated by path; each path's
+//! patch sequence is normalised (`normalize_ps`), deltas are applied in sequence from the
+//! snapshot (intermediate states spooled in memory or, when large, in an unlinked temporary
+//! file), and the result is written under the target ([`writer`]). Whatever duplicity logs
+//! on the way is handed to the [`Host`] as an [`Event`], so that the caller can log it with
+//! duplicity's own words; volumes are asked from the host when a set needs its next one.
+
+pub mod entry;
+pub mod error;
+pub mod tarstream;
+pub mod verify;
+pub mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::rsync::{Basis, PatchMaker};
+use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
+pub use error::{RestoreError, RestoreResult};
+use verify::Verifier;
+use writer::{relative, Content, TreeWriter, WriteOptions};
+
+/// Intermediate file states up to this size stay in memory; larger ones go to a temp file.
+pub const SPOOL_IN_MEMORY: usize = 16 << 20;
+/// Delta bytes read at a time.
+const DELTA_CHUNK: usize = 1 << 20;
+
+/// What the restore needs to know.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The target directory (or file, when a single file is restored).
+    pub target: Vec<u8>,
+    /// Number of backup sets in the chain (full first).
+    pub sets: usize,
+    /// `--path-to-restore` as an index (empty: everything).
+    pub restrict: Index,
+    /// Where large intermediate states are spooled.
+    pub tempdir: PathBuf,
+    /// `--numeric-owner`.
+    pub numeric_owner: bool,
+    /// Restore (write) or verify (report and compare).
+    pub mode: Mode,
+}
+
+/// What happens to the chain's final entries.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Written under the target, as duplicity's restore writes them.
+    Restore(WriteOptions),
+    /// Reported as [`Event::Entry`] for duplicity's verify; with `compare_data`, regular files
+    /// are compared with the local file under the target.
+    Verify {
+        /// `--compare-data`.
+        compare_data: bool,
+    },
+}
+
+/// Where the final entries go, in index order.
+pub trait Sink {
+    /// One final entry; `content` produces a regular file's data.
+    fn add(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        content: Option<Content<'_>>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()>;
+    /// After the last entry; true when there was any.
+    fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool>;
+}
+
+/// Something duplicity logs during a restore, in the order it logs it.
+#[derive(Debug)]
+pub enum Event {
+    /// `Writing %s of type %s` (Info).
+    Writing {
+        /// Relative path.
+        path: Vec<u8>,
+        /// duplicity's type name.
+        kind: &'static str,
+    },
+    /// `Error '%s' processing %s` (Warning): a common error, the walk goes on.
+    ErrorProcessing {
+        /// The error.
+        error: RestoreError,
+        /// Relative path, or `.`.
+        filename: Vec<u8>,
+    },
+    /// `Error '%s' patching %s` (Warning): the path's patch sequence could not be applied.
+    ErrorPatching {
+        /// The error.
+        error: RestoreError,
+        /// Relative path.
+        filename: Vec<u8>,
+    },
+    /// `Skipping %s because of previous error` (Warning).
+    Skipping {
+        /// Relative path.
+        path: Vec<u8>,
+    },
+    /// `IGNORED_ERROR: …` (Warning, `--ignore-errors`).
+    IgnoredError {
+        /// The error.
+        error: RestoreError,
+    },
+    /// `WARNING: %s has negative mtime, treating as 0.`
+    NegativeMtime {
+        /// Member name.
+        name: Vec<u8>,
+    },
+    /// `WARNING: oldindex %s >= newindex %s`.
+    OldIndex {
+        /// Previous index.
+        old: Index,
+        /// This index.
+        new: Index,
+    },
+    /// `Making directory %s` (Debug).
+    MakingDirectory {
+        /// Full path.
+        path: Vec<u8>,
+    },
+    /// `Deleting tree %s` (Debug).
+    DeletingTree {
+        /// Full path.
+        path: Vec<u8>,
+    },
+    /// A final entry of the chain (verify mode).
+    Entry {
+        /// Path index.
+        index: Index,
+        /// Its attributes.
+        meta: Meta,
+        /// With `--compare-data`: whether a regular file's data equals the local file's (None
+        /// when there is no local regular file to compare with).
+        data_equal: Option<bool>,
+    },
+}
+
+/// The caller's side: volumes on request and the log.
+pub trait Host {
+    /// The next decoded volume of backup set `set` (its previous volume is finished with), or
+    /// None after its last. Errors of a reader it returns must be [`SourceFailed`] when the
+    /// caller holds the real exception.
+    fn next_volume(&mut self, set: usize) -> RestoreResult<Option<Box<dyn Read + Send>>>;
+    /// Something to log.
+    fn event(&mut self, event: Event);
+}
+
+/// Marker inside an `io::Error` from a volume reader: the caller holds the real error.
+#[derive(Debug)]
+pub struct SourceFailed;
+
+impl std::fmt::Display for SourceFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading the volume failed")
+    }
+}
+
+impl std::error::Error for SourceFailed {}
+
+/// Python's `repr()` of a bytes object.
+pub fn py_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut s = String::from("b");
+    s.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\t' => s.push_str("\\t"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            c if c as char == quote => {
+                s.push('\\');
+                s.push(quote);
+            }
+            0x20..=0x7e => s.push(c as char),
+            c => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push(quote);
+    s
+}
+
+/// A file state between two deltas.
+enum Spool {
+    Memory(Vec<u8>),
+    Disk(File),
+}
+
+static SPOOL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+struct SpoolWriter<'a> {
+    tempdir: &'a PathBuf,
+    spool: Spool,
+}
+
+impl SpoolWriter<'_> {
+    fn write(&mut self, piece: &[u8]) -> RestoreResult<()> {
+        if let Spool::Memory(v) = &mut self.spool {
+            if v.len() + piece.len() <= SPOOL_IN_MEMORY {
+                v.extend_from_slice(piece);
+                return Ok(());
+            }
+            let path = self.tempdir.join(format!(
+                "dupcore-restore-{}-{}",
+                std::process::id(),
+                SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let os = |e: std::io::Error| RestoreError::os(&e, path.as_os_str().as_encoded_bytes());
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(os)?;
+            std::fs::remove_file(&path).map_err(os)?;
+            f.write_all(v).map_err(os)?;
+            self.spool = Spool::Disk(f);
+        }
+        if let Spool::Disk(f) = &mut self.spool {
+            f.write_all(piece)
+                .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Basis for Spool {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Spool::Memory(v) => v.as_slice().read_at(pos, buf),
+            Spool::Disk(f) => f.read_at(pos, buf),
+        }
+    }
+}
+
+/// Applies the delta read from `stream` to `basis`, giving the result to `sink`.
+fn apply_delta(
+    basis: &mut Spool,
+    stream: &mut EntryStream,
+    host: &mut dyn Host,
+    sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
+) -> RestoreResult<()> {
+    let mut maker = PatchMaker::new(basis);
+    let mut input = vec![0u8; DELTA_CHUNK * 2];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut eof = false;
+    let mut out = Vec::with_capacity(DELTA_CHUNK);
+    loop {
+        if !eof && end - start < DELTA_CHUNK {
+            input.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            let n = stream.read_data(host, &mut input[end..end + DELTA_CHUNK])?;
+            if n == 0 {
+                eof = true;
+            }
+            end += n;
+        }
+        let (used, done) = maker
+            .cycle(&input[start..end], eof, &mut out, DELTA_CHUNK)
+            .map_err(|e| {
+                RestoreError::Librsync(format!(
+                    "librsync error {} ({}) while in patch cycle",
+                    e.code(),
+                    e
+                ))
+            })?;
+        start += used;
+        if !out.is_empty() {
+            sink(&out)?;
+            out.clear();
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+impl<B: Basis + ?Sized> Basis for &mut B {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        (**self).read_at(pos, buf)
+    }
+}
+
+/// The state of a regular file before its last delta: snapshot data with all but the last
+/// delta applied (`patch_seq2ropath` up to the final `PatchedFile`).
+fn materialize(
+    seq: &[(usize, Entry)],
+    streams: &mut [EntryStream],
+    host: &mut dyn Host,
+    tempdir: &PathBuf,
+) -> RestoreResult<Spool> {
+    let mut w = SpoolWriter {
+        tempdir,
+        spool: Spool::Memory(Vec::new()),
+    };
+    streams[seq[0].0].pipe_data(host, &mut |piece| w.write(piece))?;
+    let mut basis = w.spool;
+    for (set, _) in &seq[1..seq.len() - 1] {
+        let mut next = SpoolWriter {
+            tempdir,
+            spool: Spool::Memory(Vec::new()),
+        };
+        apply_delta(&mut basis, &mut streams[*set], host, &mut |piece| {
+            next.write(piece)
+        })?;
+        basis = next.spool;
+    }
+    Ok(basis)
+}
+
+/// Restores (or verifies) the chain; true when any entry was found (`Write_ROPaths`' result).
+pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
+    let mut owners = Owners::new(opts.numeric_owner);
+    let mut streams: Vec<EntryStream> = (0..opts.sets)
+        .map(|s| EntryStream::new(s, opts.restrict.clone()))
+        .collect();
+    let mut heads: Vec<Option<Entry>> = vec![None; opts.sets];
+    let mut live = vec![true; opts.sets];
+    let mut sink: Box<dyn Sink> = match &opts.mode {
+        Mode::Restore(w) => Box::new(TreeWriter::new(opts.target.clone(), w.clone())),
+        Mode::Verify { compare_data } => {
+            Box::new(Verifier::new(opts.target.clone(), *compare_data))
+        }
+    };
+    let writer = sink.as_mut();
+    loop {
+        for s in 0..opts.sets {
+            if heads[s].is_none() && live[s] {
+                heads[s] = streams[s].next_entry(&mut owners, host)?;
+                live[s] = heads[s].is_some();
+            }
+        }
+        let Some(least) = heads.iter().flatten().map(|e| &e.index).min().cloned() else {
+            break;
+        };
+        let group: Vec<(usize, Entry)> = (0..opts.sets)
+            .filter_map(|s| match &heads[s] {
+                Some(e) if e.index == least => heads[s].take().map(|e| (s, e)),
+                _ => None,
+            })
+            .collect();
+        // normalize_ps: from the last step back to the latest snapshot or deletion
+        let mut first = group.len() - 1;
+        while first > 0 && group[first].1.difftype == DiffType::Diff {
+            first -= 1;
+        }
+        let seq = &group[first..];
+        let (set0, head) = (seq[0].0, &seq[0].1);
+        let last = &seq[seq.len() - 1].1;
+        let patching_error = |error| Event::ErrorPatching {
+            error,
+            filename: relative(&last.index),
+        };
+        if head.difftype == DiffType::Diff {
+            host.event(patching_error(RestoreError::Assertion(
+                "First patch in sequence was a diff".into(),
+            )));
+            continue;
+        }
+        if head.meta.kind != Kind::Reg {
+            if seq.len() != 1 {
+                host.event(patching_error(RestoreError::Assertion(format!(
+                    "Patch sequence isn't regular, but has {} entries",
+                    seq.len()
+                ))));
+            } else if head.meta.kind != Kind::Missing {
+                writer.add(least, &head.meta, None, host)?;
+            }
+            continue;
+        }
+        let meta = last.meta.clone();
+        if seq.len() == 1 {
+            let stream = &mut streams[set0];
+            writer.add(
+                least,
+                &meta,
+                Some(&mut |h, sink| stream.pipe_data(h, sink)),
+                host,
+            )?;
+            continue;
+        }
+        let mut basis = match materialize(seq, &mut streams, host, &opts.tempdir) {
+            Ok(b) => b,
+            Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
+            Err(e) => {
+                host.event(patching_error(e));
+                continue;
+            }
+        };
+        let stream = &mut streams[seq[seq.len() - 1].0];
+        writer.add(
+            least,
+            &meta,
+            Some(&mut |h, sink| apply_delta(&mut basis, stream, h, sink)),
+            host,
+        )?;
+    }
+    writer.finish(host)
+}
+
+#[cfg(test)]
+mod tests;
