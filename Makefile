@@ -3,6 +3,11 @@ PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 DUPLICITY_VERSION ?= 3.2.1
+# ISA-L (DUPCORE_COMPRESS=fast) goes into the build where its build tools are installed
+# (autoreconf, libtoolize, and nasm on x86-64); without them the build has zlib-rs only.
+HAVE_ISAL_TOOLS := $(shell command -v autoreconf >/dev/null 2>&1 && command -v libtoolize >/dev/null 2>&1 && { [ "$$(uname -m)" != x86_64 ] || command -v nasm >/dev/null 2>&1; } && echo yes)
+, := ,
+CARGO_FEATURES := $(if $(HAVE_ISAL_TOOLS),--features isal,)
 
 .PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build clean
 
@@ -19,7 +24,7 @@ deps:
 setup: deps $(VPY) build
 
 build: $(VPY)
-	$(VPY) -m pip install -q --no-build-isolation .
+	MATURIN_PEP517_ARGS="$(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)" $(VPY) -m pip install -q --no-build-isolation .
 
 ## demo: the main job — real backup/restore with stock duplicity and with dupcore, timed
 demo: setup
@@ -30,7 +35,7 @@ demo: setup
 test: setup test-rust test-python test-upstream
 
 test-rust:
-	cargo test --release --locked
+	cargo test --release --locked $(CARGO_FEATURES)
 	cargo build --manifest-path fuzz/Cargo.toml --bins
 
 test-python:
@@ -39,7 +44,7 @@ test-python:
 ## test-fast: Rust unit tests and the Python unit and differential tests (no duplicity runs,
 ## gpg, other versions or slow cases), a few minutes for everyday work
 test-fast: setup
-	cargo test --release --locked
+	cargo test --release --locked $(CARGO_FEATURES)
 	$(VPY) -m pytest -q -m "not e2e and not gpg and not versions and not slow" tests
 
 ## test-upstream: duplicity 3.0.x's own unit and functional tests (tests/upstream/run.py)
@@ -52,7 +57,7 @@ upstream-baseline: setup
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --features python -- -D warnings
+	cargo clippy --all-targets --features python $(CARGO_FEATURES) -- -D warnings
 	$(VENV)/bin/ruff check python tests benches scripts
 	$(VPY) scripts/check-cycles.py
 

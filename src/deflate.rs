@@ -1,15 +1,138 @@
 //! The deflate layer of gzip volumes and OpenPGP compressed packets: pigz-style parallel
 //! deflate, where independent chunks primed with the previous window's bytes (32 KiB for gzip,
 //! 8 KiB for OpenPGP's ZIP packet as gpg writes it) form one valid deflate stream, compressed on
-//! one shared pool; and the gzip member frame around it.
+//! one shared pool; and the gzip member frame around it. Two engines write the chunks: zlib-rs
+//! (always built) and ISA-L's igzip (the `isal` feature, see `deflate/isal.rs`).
 
 use std::sync::OnceLock;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+#[cfg(feature = "isal")]
+mod isal;
+
 /// The deflate level of gzip volumes and OpenPGP compressed packets: Python's `gzip` and
 /// gpg's default.
 pub const DEFAULT_LEVEL: u32 = 6;
+
+/// A deflate implementation that can write dupcore's primed, sync-flushed chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// zlib-rs through flate2: zlib's algorithm and levels 1–9.
+    ZlibRs,
+    /// ISA-L igzip: levels 1–3, several times faster than zlib, slightly larger output.
+    Isal,
+}
+
+impl Engine {
+    /// Every engine, built or not.
+    pub const ALL: [Engine; 2] = [Engine::ZlibRs, Engine::Isal];
+
+    /// The engine's name as `DUPCORE_COMPRESS` and `status` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::ZlibRs => "zlib-rs",
+            Engine::Isal => "isal",
+        }
+    }
+
+    /// The engine called `name`, built or not.
+    pub fn from_name(name: &str) -> Option<Engine> {
+        Engine::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// Whether this build carries the engine.
+    pub fn available(self) -> bool {
+        match self {
+            Engine::ZlibRs => true,
+            Engine::Isal => cfg!(feature = "isal"),
+        }
+    }
+
+    /// The levels the engine accepts.
+    pub fn levels(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            Engine::ZlibRs => 1..=9,
+            Engine::Isal => 1..=3,
+        }
+    }
+}
+
+/// An engine and a level: what one deflate stream is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deflate {
+    /// The implementation.
+    pub engine: Engine,
+    /// Its level (within `engine.levels()`).
+    pub level: u32,
+}
+
+impl Deflate {
+    /// zlib-rs at `DEFAULT_LEVEL`: archives the size of stock duplicity's.
+    pub const DEFAULT: Deflate = Deflate {
+        engine: Engine::ZlibRs,
+        level: DEFAULT_LEVEL,
+    };
+
+    /// `engine` at `level`, if this build has the engine and the level is one of its own.
+    pub fn new(engine: Engine, level: u32) -> Result<Deflate, String> {
+        if !engine.available() {
+            return Err(format!(
+                "this build of dupcore has no {} deflate engine",
+                engine.name()
+            ));
+        }
+        let levels = engine.levels();
+        if !levels.contains(&level) {
+            return Err(format!(
+                "{} level {level} is not in {}..{}",
+                engine.name(),
+                levels.start(),
+                levels.end()
+            ));
+        }
+        Ok(Deflate { engine, level })
+    }
+
+    /// zlib-rs at `level`, as gpg's `--compress-level` and duplicity's gzip level name it.
+    pub fn zlib(level: u32) -> Result<Deflate, String> {
+        Deflate::new(Engine::ZlibRs, level)
+    }
+
+    /// The zlib level this setting stands for in format fields that record one (the gzip
+    /// header's XFL, the zlib header's FLEVEL): ISA-L's levels are fast levels.
+    pub fn zlib_equivalent(self) -> u32 {
+        match self.engine {
+            Engine::ZlibRs => self.level,
+            Engine::Isal => 1,
+        }
+    }
+
+    /// The setting a `DUPCORE_COMPRESS` value names: `default` (zlib-rs 6), `fast` (ISA-L 3,
+    /// or zlib-rs 1 in a build without ISA-L), `small` (zlib-rs 7, the smallest zlib-rs level
+    /// in primed chunks).
+    pub fn profile(name: &str) -> Option<Deflate> {
+        match name {
+            "default" => Some(Deflate::DEFAULT),
+            "fast" if Engine::Isal.available() => Some(Deflate {
+                engine: Engine::Isal,
+                level: 3,
+            }),
+            "fast" => Some(Deflate {
+                engine: Engine::ZlibRs,
+                level: 1,
+            }),
+            "small" => Some(Deflate {
+                engine: Engine::ZlibRs,
+                level: 7,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The names `Deflate::profile` knows.
+pub const PROFILES: [&str; 3] = ["default", "fast", "small"];
 
 /// Uncompressed bytes per parallel compression job.
 pub const CHUNK: usize = 128 * 1024;
@@ -126,14 +249,21 @@ pub fn compress_chunk(
     dict: &[u8],
     data: &[u8],
     last: bool,
-    level: u32,
+    with: Deflate,
     window_bits: u8,
 ) -> Vec<u8> {
-    let level = if level > 0 && incompressible(data) {
-        0
-    } else {
-        level
-    };
+    if incompressible(data) {
+        return zlib_chunk(dict, data, last, 0, window_bits);
+    }
+    match with.engine {
+        #[cfg(feature = "isal")]
+        Engine::Isal => isal::compress_chunk(dict, data, last, with.level, window_bits),
+        _ => zlib_chunk(dict, data, last, with.level, window_bits),
+    }
+}
+
+/// [`compress_chunk`] with zlib-rs at `level` (0 writes stored blocks).
+fn zlib_chunk(dict: &[u8], data: &[u8], last: bool, level: u32, window_bits: u8) -> Vec<u8> {
     let mut c = Compress::new_with_window_bits(Compression::new(level), false, window_bits);
     if !dict.is_empty() {
         c.set_dictionary(dict)
@@ -191,35 +321,46 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// Every setting the profiles name in this build (ISA-L's too when built with it).
+    fn every_profile() -> Vec<Deflate> {
+        PROFILES
+            .iter()
+            .map(|p| Deflate::profile(p).expect("a known profile"))
+            .collect()
+    }
+
     #[test]
     fn chunks_form_one_gzip_member() {
         let data: Vec<u8> = (0..1_000_000u32)
             .map(|i| ((i / 7) % 251) as u8 ^ (i % 13) as u8)
             .collect();
-        let mut out = gzip_header(0, 6).to_vec();
-        let mut crc = crc32fast::Hasher::new();
-        let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
-        let mut primer = Primer::new(WINDOW_BITS);
-        for (i, ch) in chunks.iter().enumerate() {
-            let dict = primer.next(ch);
-            if i > 0 {
-                assert_eq!(dict, &chunks[i - 1][CHUNK - (1 << WINDOW_BITS)..]);
+        for with in every_profile() {
+            let mut out = gzip_header(0, with.zlib_equivalent()).to_vec();
+            let mut crc = crc32fast::Hasher::new();
+            let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+            let mut primer = Primer::new(WINDOW_BITS);
+            for (i, ch) in chunks.iter().enumerate() {
+                let dict = primer.next(ch);
+                if i > 0 {
+                    assert_eq!(dict, &chunks[i - 1][CHUNK - (1 << WINDOW_BITS)..]);
+                }
+                out.extend(compress_chunk(
+                    &dict,
+                    ch,
+                    i + 1 == chunks.len(),
+                    with,
+                    WINDOW_BITS,
+                ));
+                crc.update(ch);
             }
-            out.extend(compress_chunk(
-                &dict,
-                ch,
-                i + 1 == chunks.len(),
-                6,
-                WINDOW_BITS,
-            ));
-            crc.update(ch);
+            out.extend(gzip_trailer(crc.finalize(), data.len() as u64));
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data, "{with:?}");
+            assert!(out.len() < data.len() / 4, "{with:?} compresses");
         }
-        out.extend(gzip_trailer(crc.finalize(), data.len() as u64));
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
     }
 
     #[test]
@@ -229,22 +370,49 @@ mod tests {
             .map(|i| ((i / 5) % 241) as u8 ^ (i % 11) as u8)
             .collect();
         let sizes = [100usize, 3000, CHUNK, 7, 20_000, CHUNK, 50];
-        let mut primer = Primer::new(13);
-        let (mut out, mut pos, mut seen) = (Vec::new(), 0usize, Vec::new());
-        for (i, n) in sizes.iter().enumerate() {
-            let ch = &data[pos..pos + n];
-            pos += n;
-            let dict = primer.next(ch);
-            let want = &seen[seen.len().saturating_sub(1 << 13)..];
-            assert_eq!(dict, want);
-            out.extend(compress_chunk(&dict, ch, i + 1 == sizes.len(), 6, 13));
-            seen.extend_from_slice(ch);
+        for with in every_profile() {
+            let mut primer = Primer::new(13);
+            let (mut out, mut pos, mut seen) = (Vec::new(), 0usize, Vec::new());
+            for (i, n) in sizes.iter().enumerate() {
+                let ch = &data[pos..pos + n];
+                pos += n;
+                let dict = primer.next(ch);
+                let want = &seen[seen.len().saturating_sub(1 << 13)..];
+                assert_eq!(dict, want);
+                out.extend(compress_chunk(&dict, ch, i + 1 == sizes.len(), with, 13));
+                seen.extend_from_slice(ch);
+            }
+            let mut back = Vec::new();
+            flate2::read::DeflateDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, seen, "{with:?}");
         }
-        let mut back = Vec::new();
-        flate2::read::DeflateDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, seen);
+    }
+
+    #[test]
+    fn settings_and_profiles() {
+        assert_eq!(Deflate::profile("default"), Some(Deflate::DEFAULT));
+        assert_eq!(Deflate::profile("small").map(|d| d.level), Some(7));
+        assert!(Deflate::profile("quick").is_none());
+        let fast = Deflate::profile("fast").unwrap();
+        assert_eq!(
+            fast.engine,
+            if cfg!(feature = "isal") {
+                Engine::Isal
+            } else {
+                Engine::ZlibRs
+            }
+        );
+        assert!(Deflate::zlib(0).is_err() && Deflate::zlib(10).is_err());
+        assert!(Deflate::new(Engine::Isal, 4).is_err());
+        assert_eq!(
+            Deflate::new(Engine::Isal, 3).is_ok(),
+            cfg!(feature = "isal")
+        );
+        for e in Engine::ALL {
+            assert_eq!(Engine::from_name(e.name()), Some(e));
+        }
     }
 
     #[test]
@@ -269,7 +437,7 @@ mod tests {
         let parts = [&text[..], &random[..], &text[..]];
         for (i, ch) in parts.iter().enumerate() {
             let dict = primer.next(ch);
-            let piece = compress_chunk(&dict, ch, i == 2, 6, WINDOW_BITS);
+            let piece = compress_chunk(&dict, ch, i == 2, Deflate::DEFAULT, WINDOW_BITS);
             if i == 1 {
                 assert!(piece.len() > random.len() && piece.len() < random.len() + 64);
             }
@@ -285,7 +453,13 @@ mod tests {
     #[test]
     fn empty_stream() {
         let mut out = gzip_header(0, 6).to_vec();
-        out.extend(compress_chunk(&[], &[], true, 6, WINDOW_BITS));
+        out.extend(compress_chunk(
+            &[],
+            &[],
+            true,
+            Deflate::DEFAULT,
+            WINDOW_BITS,
+        ));
         out.extend(gzip_trailer(0, 0));
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&out[..])

@@ -101,15 +101,22 @@ def packets(home, path, passphrase=""):
                str(path)).stdout.decode()
 
 
-@pytest.mark.parametrize("algo,level", [("zip", 6), ("zip", None), ("zlib", 6), ("zlib", 9),
-                                        ("zip", 1)],
-                         ids=["zip", "uncompressed", "zlib", "zlib-9", "zip-1"])
-def test_symmetric_dupcore_to_gpg(keyhome, tmp_path, algo, level):
+@pytest.mark.parametrize("algo,level,engine",
+                         [("zip", 6, "zlib-rs"), ("zip", None, "zlib-rs"), ("zlib", 6, "zlib-rs"),
+                          ("zlib", 9, "zlib-rs"), ("zip", 1, "zlib-rs"), ("zip", 3, "isal"),
+                          ("zlib", 1, "isal")],
+                         ids=["zip", "uncompressed", "zlib", "zlib-9", "zip-1", "zip-isal",
+                              "zlib-isal"])
+def test_symmetric_dupcore_to_gpg(keyhome, tmp_path, algo, level, engine):
     """gpg 2.2 decrypts dupcore's symmetric files; packets look like gpg's own defaults, or carry
-    the ZLIB packet (`--compress-algo zlib`) that gpg checks including its Adler-32."""
+    the ZLIB packet (`--compress-algo zlib`) that gpg checks including its Adler-32; the same
+    with ISA-L writing the deflate stream (DUPCORE_COMPRESS=fast)."""
+    if engine not in _core.DEFLATE_ENGINES:
+        pytest.skip(f"this build has no {engine} engine")
     home, _keys = keyhome
     p = tmp_path / "f.gpg"
-    summary = write(p, DATA, passphrase=PASSPHRASE, compress_level=level, compress_algo=algo)
+    summary = write(p, DATA, passphrase=PASSPHRASE, compress_level=level, compress_algo=algo,
+                    compress_engine=engine)
     assert summary.size == p.stat().st_size and summary.raw_size == len(DATA)
     assert summary.sha1 == hashlib.sha1(p.read_bytes()).hexdigest()
     assert gpg_decrypt(home, p, PASSPHRASE) == DATA
@@ -354,7 +361,7 @@ def test_gpgfile_errors_are_gpgerror(tmp_path):
         f.close()
 
 
-def test_parse_gpg_options():
+def test_parse_gpg_options(monkeypatch):
     """Understood --gpg-options are parsed; anything else sends the file to stock gpg."""
     from dupcore import gpg_settings
 
@@ -371,14 +378,20 @@ def test_parse_gpg_options():
     class Config:
         compression = True
 
-    assert gpg_settings._compression(Config, {}) == ("zip", 6)
-    assert gpg_settings._compression(Config, {"--compress-algo": "ZLIB", "-z": "9"}) == ("zlib", 9)
-    assert gpg_settings._compression(Config, {"--compress-algo": "none"}) == ("zip", None)
-    assert gpg_settings._compression(Config, {"--compress-level": "0"}) == ("zip", None)
+    assert gpg_settings._compression(Config, {}) == ("zip", 6, "zlib-rs")
+    assert gpg_settings._compression(Config, {"--compress-algo": "ZLIB", "-z": "9"}) == (
+        "zlib", 9, "zlib-rs")
+    assert gpg_settings._compression(Config, {"--compress-algo": "none"})[:2] == ("zip", None)
+    assert gpg_settings._compression(Config, {"--compress-level": "0"})[:2] == ("zip", None)
     with pytest.raises(gpg_settings.Fallback, match="bzip2"):
         gpg_settings._compression(Config, {"--compress-algo": "bzip2"})
+    # DUPCORE_COMPRESS applies where gpg's options name no level, and gpg's level wins
+    monkeypatch.setenv("DUPCORE_COMPRESS", "fast")
+    assert gpg_settings._compression(Config, {}) == ("zip", *reversed(
+        _core.deflate_profile("fast")))
+    assert gpg_settings._compression(Config, {"-z": "5"}) == ("zip", 5, "zlib-rs")
     Config.compression = False
-    assert gpg_settings._compression(Config, {"--compress-algo": "zlib"}) == ("zip", None)
+    assert gpg_settings._compression(Config, {"--compress-algo": "zlib"})[:2] == ("zip", None)
 
 
 # ------------------------------------------------------------------------ whole backups

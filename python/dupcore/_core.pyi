@@ -5,6 +5,10 @@ __version__: str
 RS_JOB_BLOCKSIZE: int
 RS_DEFAULT_BLOCK_LEN: int
 DEFLATE_LEVEL: int  # of gzip volumes and OpenPGP compressed packets
+DEFLATE_ENGINES: list[str]  # deflate engines this build has ("zlib-rs", "isal")
+
+def deflate_profile(name: str) -> tuple[str, int]:
+    """(engine, level) a DUPCORE_COMPRESS value stands for; ValueError for an unknown name."""
 
 class librsyncError(Exception):
     """An error inside a librsync job (message names the librsync code and the step)."""
@@ -37,7 +41,8 @@ def librsync_mode() -> str: ...
 class VolumeWriter:
     """A volume file being written: parallel gzip or plain, hashed as it reaches the disk."""
     closed: bool
-    def __init__(self, path: object, gzip_level: int | None = None, mtime: int = 0) -> None: ...
+    def __init__(self, path: object, gzip_level: int | None = None, mtime: int = 0,
+                 engine: str = "zlib-rs") -> None: ...
     def write(self, data: bytes) -> int: ...
     def upper_bound(self) -> int: ...
     def settle(self) -> int: ...
@@ -98,7 +103,7 @@ class PgpWriter:
         s2k_count: int | None = None,
         mtime: int = 0, sign_key: str | None = None, sign_keyring: bytes = ...,
         agent_socket: str | None = None, agent_passphrase: str | None = None,
-        compress_algo: str = "zip",
+        compress_algo: str = "zip", compress_engine: str = "zlib-rs",
     ) -> None: ...
     def write(self, data: bytes) -> int: ...
     def estimated_size(self) -> int: ...

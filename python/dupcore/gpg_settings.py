@@ -17,7 +17,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from dupcore import _core
+from dupcore import deflate
 
 _keyrings = {}  # (home, key ids) -> exported public keys
 _agents = {}  # home -> (agent socket, certificates of the secret keys)
@@ -72,12 +72,15 @@ def parse_gpg_options(text: str | None) -> dict[str, str]:
 
 
 def _compression(config, opts):
-    """(algorithm, level) of the compressed packet; level None writes none."""
+    """(algorithm, level, engine) of the compressed packet; level None writes none.
+
+    gpg's own ``--compress-level``/``-z`` picks a zlib level as gpg would; without it the
+    ``DUPCORE_COMPRESS`` profile applies."""
     if not getattr(config, "compression", True):
-        return "zip", None
+        return "zip", None, "zlib-rs"
     algo = opts.get("--compress-algo", "zip").lower()
     if algo in ("none", "0", "uncompressed"):
-        return "zip", None
+        return "zip", None, "zlib-rs"
     if algo in ("zip", "1"):
         algo = "zip"
     elif algo in ("zlib", "2"):
@@ -86,14 +89,15 @@ def _compression(config, opts):
         raise Fallback(f"--compress-algo {algo} (dupcore writes ZIP, ZLIB or none)")
     level = opts.get("--compress-level", opts.get("-z"))
     if level is None:
-        return algo, _core.DEFLATE_LEVEL
+        how = deflate.choice()
+        return algo, how.level, how.engine
     try:
         level = int(level)
     except ValueError:
         raise Fallback(f"--compress-level {level}") from None
     if level <= 0:
-        return algo, None
-    return algo, min(level, 9)
+        return algo, None, "zlib-rs"
+    return algo, min(level, 9), "zlib-rs"
 
 
 def _common_checks(config):
@@ -205,8 +209,9 @@ def encrypt_settings(profile: Any) -> dict[str, Any]:
     opts = _common_checks(config)
     if opts.get("--s2k-mode", "3") != "3":
         raise Fallback(f"--s2k-mode {opts['--s2k-mode']}")
-    algo, level = _compression(config, opts)
-    kw = {"compress_algo": algo, "compress_level": level, "mtime": int(time.time()) & 0xFFFFFFFF}
+    algo, level, engine = _compression(config, opts)
+    kw = {"compress_algo": algo, "compress_level": level, "compress_engine": engine,
+          "mtime": int(time.time()) & 0xFFFFFFFF}
     recipients = [(r, False) for r in profile.recipients or []]
     recipients += [(r, True) for r in profile.hidden_recipients or []]
     if recipients:

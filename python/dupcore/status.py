@@ -120,6 +120,16 @@ def collect() -> dict[str, Any]:
         for s in dec.components.values()
     ]
     info["banner"] = activation.banner_text(dec)
+    try:
+        from dupcore import deflate
+
+        how = deflate.choice()
+        info["deflate"] = how.describe()
+        if how.problem:
+            info["problems"].append(how.problem)
+    except Exception as exc:  # noqa: BLE001
+        info["deflate"] = None
+        info["problems"].append(f"the deflate setting cannot be read: {exc}")
     # cross-check configuration against what really got loaded
     try:
         from dupcore import _librsync as engine
@@ -182,6 +192,8 @@ def format_text(info: dict[str, Any]) -> str:
         add("duplicity.librsync uses {}".format(info["librsync_backend"]))
     if info.get("librsync_mode"):
         add("librsync mode {}".format(info["librsync_mode"]))
+    if info.get("deflate"):
+        add("deflate    {}".format(info["deflate"]))
     for n in info.get("notes", []):
         add(f"note: {n}")
     for w in info.get("warnings", []):

@@ -16,13 +16,11 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from dupcore import _core
+from dupcore import _core, deflate
 
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
 
-#: Compression level duplicity's GzipWriteFile uses.
-GZIP_LEVEL = _core.DEFLATE_LEVEL
 #: Volumes whose digests are remembered for ``get_hash``.
 _HASH_CACHE_SIZE = 64
 _hash_cache = OrderedDict()
@@ -84,7 +82,9 @@ def make_write_file(footer_and_margin: bool) -> Callable[..., int]:
     def GzipWriteFile(block_iter, filename, size=200 * 1024 * 1024, gzipped=True):
         """Writes tar blocks into a gzip (or plain) volume; True when the iterator is exhausted."""
         target_size = size - 50 * 1024 if footer_and_margin else size
-        writer = _core.VolumeWriter(filename, GZIP_LEVEL if gzipped else None, int(time.time()))
+        how = deflate.choice()
+        writer = _core.VolumeWriter(filename, how.level if gzipped else None, int(time.time()),
+                                    engine=how.engine)
         try:
             at_end_of_blockiter = fill_volume(block_iter, writer.write,
                                               lambda: target_size - writer.upper_bound(),
@@ -208,7 +208,8 @@ class GzipWriteStream:
 
     def __init__(self, name):
         self.name = name
-        self._writer = _core.VolumeWriter(name, GZIP_LEVEL, int(time.time()))
+        how = deflate.choice()
+        self._writer = _core.VolumeWriter(name, how.level, int(time.time()), engine=how.engine)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Appends bytes; returns their count."""

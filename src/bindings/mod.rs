@@ -1,5 +1,6 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
+mod deflate;
 mod errors;
 mod librsync;
 #[cfg(feature = "openpgp")]
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     librsync::register(m)?;
+    deflate::register(m)?;
     volume::register(m)?;
     tar::register(m)?;
     restore::register(m)?;

@@ -47,7 +47,8 @@ impl PyPgpWriter {
     #[pyo3(signature = (path, passphrase=None, recipients=Vec::new(), keyring=Vec::new(),
                         cipher=None, compress_level=Some(crate::deflate::DEFAULT_LEVEL),
                         s2k_digest=None, s2k_count=None, mtime=0, sign_key=None, sign_keyring=Vec::new(),
-                        agent_socket=None, agent_passphrase=None, compress_algo="zip"))]
+                        agent_socket=None, agent_passphrase=None, compress_algo="zip",
+                        compress_engine="zlib-rs"))]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
@@ -64,6 +65,7 @@ impl PyPgpWriter {
         agent_socket: Option<String>,
         agent_passphrase: Option<String>,
         compress_algo: &str,
+        compress_engine: &str,
     ) -> PyResult<Self> {
         let compress_algo = match compress_algo.to_ascii_lowercase().as_str() {
             "zip" | "1" => CompressionAlgorithm::Zip,
@@ -87,19 +89,15 @@ impl PyPgpWriter {
         };
         // gpg clamps larger counts to the largest the format encodes
         let s2k_count = s2k_count.map_or(DEFAULT_S2K_COUNT, |c| c.min(DEFAULT_S2K_COUNT));
-        if let Some(l) = compress_level {
-            if !(1..=9).contains(&l) {
-                return Err(PyValueError::new_err(format!(
-                    "compression level {l} is not in 1..9"
-                )));
-            }
-        }
+        let compress = compress_level
+            .map(|l| super::deflate::deflate_setting(compress_engine, l))
+            .transpose()?;
         let opts = EncryptOptions {
             passphrase,
             recipients,
             keyring,
             cipher,
-            compress_level,
+            compress,
             compress_algo,
             s2k_hash,
             s2k_count,

@@ -8,6 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::deflate::deflate_setting;
 use super::errors::os_error;
 use crate::hash::{hash_file as hash_file_impl, to_hex, Algorithm};
 use crate::volume::{GzipReader, VolumeWriter};
@@ -52,19 +53,19 @@ impl PyVolumeWriter {
 
 #[pymethods]
 impl PyVolumeWriter {
-    /// Creates `path`; `gzip_level` None writes plain bytes, else one gzip member with `mtime`.
+    /// Creates `path`; `gzip_level` None writes plain bytes, else one gzip member with `mtime`,
+    /// deflated by `engine` ("zlib-rs" or "isal") at that level.
     #[new]
-    #[pyo3(signature = (path, gzip_level=None, mtime=0))]
-    fn new(path: &Bound<'_, PyAny>, gzip_level: Option<u32>, mtime: u32) -> PyResult<Self> {
-        if let Some(l) = gzip_level {
-            if !(1..=9).contains(&l) {
-                return Err(PyValueError::new_err(format!(
-                    "gzip level {l} is not in 1..9"
-                )));
-            }
-        }
+    #[pyo3(signature = (path, gzip_level=None, mtime=0, engine="zlib-rs"))]
+    fn new(
+        path: &Bound<'_, PyAny>,
+        gzip_level: Option<u32>,
+        mtime: u32,
+        engine: &str,
+    ) -> PyResult<Self> {
+        let gzip = gzip_level.map(|l| deflate_setting(engine, l)).transpose()?;
         let p = to_path(path)?;
-        let w = VolumeWriter::create(&p, gzip_level, mtime).map_err(|e| os_error(&e))?;
+        let w = VolumeWriter::create(&p, gzip, mtime).map_err(|e| os_error(&e))?;
         Ok(PyVolumeWriter { inner: Some(w) })
     }
 
@@ -207,7 +208,6 @@ fn hash_file<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWriteSummary>()?;
-    m.add("DEFLATE_LEVEL", crate::deflate::DEFAULT_LEVEL)?;
     m.add_class::<PyVolumeWriter>()?;
     m.add_class::<PyGzipReader>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;

@@ -27,7 +27,7 @@ fn sample(n: usize) -> Vec<u8> {
 fn opts(level: Option<u32>) -> EncryptOptions {
     EncryptOptions {
         passphrase: Some("secret".into()),
-        compress_level: level,
+        compress: level.map(|l| crate::deflate::Deflate::zlib(l).unwrap()),
         s2k_count: 65_536,
         ..Default::default()
     }

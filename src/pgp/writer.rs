@@ -22,7 +22,7 @@ use super::agent::{self, AgentConfig};
 use super::keys::{self, resolve_recipients};
 use super::seipd::{PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
-use crate::deflate::{compress_chunk, compression_pool, Primer, CHUNK, WINDOW_BITS};
+use crate::deflate::{compress_chunk, compression_pool, Deflate, Primer, CHUNK, WINDOW_BITS};
 use crate::hash::{Digests, VolumeHasher};
 
 /// gpg's ZIP packets use an 8 KiB deflate window (`deflateInit2(..., -13, ...)`, for PGP 2
@@ -42,8 +42,8 @@ pub struct EncryptOptions {
     pub keyring: Vec<u8>,
     /// Payload cipher (gpg 2.2's default is AES256).
     pub cipher: SymmetricAlgorithm,
-    /// Deflate level for the compressed packet; None writes no compressed packet.
-    pub compress_level: Option<u32>,
+    /// Deflate engine and level for the compressed packet; None writes no compressed packet.
+    pub compress: Option<Deflate>,
     /// ZIP (raw deflate, gpg's default) or ZLIB (deflate with zlib header and Adler-32).
     pub compress_algo: CompressionAlgorithm,
     /// S2K digest (gpg 2.2: SHA1).
@@ -81,7 +81,7 @@ impl Default for EncryptOptions {
             recipients: Vec::new(),
             keyring: Vec::new(),
             cipher: super::DEFAULT_CIPHER,
-            compress_level: Some(crate::deflate::DEFAULT_LEVEL),
+            compress: Some(Deflate::DEFAULT),
             compress_algo: CompressionAlgorithm::Zip,
             s2k_hash: super::DEFAULT_S2K_HASH,
             s2k_count: super::DEFAULT_S2K_COUNT,
@@ -220,7 +220,7 @@ pub struct PgpWriter {
 /// with the window before it (one deflate stream).
 struct PacketStream {
     tx: SyncSender<Job>,
-    level: Option<u32>,
+    level: Option<Deflate>,
     pending: Vec<u8>,
     primer: Primer,
     /// Adler-32 of the compressor input, for a ZLIB packet's trailer.
@@ -470,7 +470,7 @@ impl PgpWriter {
             CompressionAlgorithm::Zip => ZIP_WINDOW_BITS,
             _ => WINDOW_BITS,
         };
-        let (stack, adler) = match opts.compress_level {
+        let (stack, adler) = match opts.compress {
             None => (Layers::Plain(seipd), None),
             Some(level) => {
                 let mut c = PartialBody::new(seipd, 8)?; // compressed data packet
@@ -480,7 +480,7 @@ impl PgpWriter {
                         None
                     }
                     CompressionAlgorithm::Zlib => {
-                        c.write_all(&[2, 0x78, zlib_flags(level)])?;
+                        c.write_all(&[2, 0x78, zlib_flags(level.zlib_equivalent())])?;
                         Some(adler2::Adler32::new())
                     }
                     other => {
@@ -501,7 +501,7 @@ impl PgpWriter {
             .spawn(move || writer_loop(stack, shared, rx, p2))?;
         let mut stream = PacketStream {
             tx: tx.clone(),
-            level: opts.compress_level,
+            level: opts.compress,
             pending: Vec::with_capacity(CHUNK),
             primer: Primer::new(window_bits),
             adler,

@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::deflate::{
-    compress_chunk, compression_pool, gzip_header, gzip_trailer, Primer, CHUNK, WINDOW_BITS,
+    compress_chunk, compression_pool, gzip_header, gzip_trailer, Deflate, Primer, CHUNK,
+    WINDOW_BITS,
 };
 use crate::hash::{Digests, VolumeHasher};
 
@@ -54,7 +55,7 @@ pub struct VolumeSummary {
 
 /// Writes one volume file, gzip-compressed in parallel or plain, hashing what reaches the disk.
 pub struct VolumeWriter {
-    gzip: Option<u32>,
+    gzip: Option<Deflate>,
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<io::Result<Digests>>>,
     progress: Arc<Progress>,
@@ -67,7 +68,7 @@ pub struct VolumeWriter {
 fn writer_loop(
     mut file: File,
     rx: Receiver<Job>,
-    gzip: Option<u32>,
+    gzip: Option<Deflate>,
     progress: Arc<Progress>,
 ) -> io::Result<Digests> {
     let mut hasher = VolumeHasher::default();
@@ -114,17 +115,17 @@ fn writer_loop(
 }
 
 impl VolumeWriter {
-    /// Creates `path`; `gzip_level` Some(level) writes a gzip member with header `mtime`.
-    pub fn create(path: &Path, gzip_level: Option<u32>, mtime: u32) -> io::Result<Self> {
+    /// Creates `path`; `gzip` Some(setting) writes a gzip member with header `mtime`.
+    pub fn create(path: &Path, gzip: Option<Deflate>, mtime: u32) -> io::Result<Self> {
         let file = File::create(path)?;
         let (tx, rx) = sync_channel::<Job>(MAX_IN_FLIGHT);
         let progress = Arc::new(Progress::default());
         let p2 = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
             .name("dupcore-volume-writer".into())
-            .spawn(move || writer_loop(file, rx, gzip_level, p2))?;
+            .spawn(move || writer_loop(file, rx, gzip, p2))?;
         let mut w = VolumeWriter {
-            gzip: gzip_level,
+            gzip,
             tx: Some(tx),
             thread: Some(thread),
             progress,
@@ -133,8 +134,10 @@ impl VolumeWriter {
             raw_total: 0,
             submitted_raw: 0,
         };
-        if let Some(level) = gzip_level {
-            w.send(Job::Ready(gzip_header(mtime, level).to_vec()))?;
+        if let Some(with) = gzip {
+            w.send(Job::Ready(
+                gzip_header(mtime, with.zlib_equivalent()).to_vec(),
+            ))?;
         }
         Ok(w)
     }
@@ -170,14 +173,14 @@ impl VolumeWriter {
                     self.send(Job::Ready(data))?;
                 }
             }
-            Some(level) => {
+            Some(with) => {
                 let dict = self.primer.next(&data);
                 let raw_len = data.len() as u64;
                 let (rtx, rrx) = sync_channel(1);
                 compression_pool().spawn(move || {
                     let mut crc = crc32fast::Hasher::new();
                     crc.update(&data);
-                    let out = compress_chunk(&dict, &data, last, level, WINDOW_BITS);
+                    let out = compress_chunk(&dict, &data, last, with, WINDOW_BITS);
                     let _ = rtx.send((out, crc));
                 });
                 self.send(Job::Compressing { raw_len, rx: rrx })?;
@@ -300,7 +303,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("v.gz");
         let data = sample(3_000_000);
-        let mut w = VolumeWriter::create(&path, Some(6), 1_700_000_000).unwrap();
+        let mut w = VolumeWriter::create(&path, Some(Deflate::DEFAULT), 1_700_000_000).unwrap();
         for piece in data.chunks(70_001) {
             w.write(piece).unwrap();
         }

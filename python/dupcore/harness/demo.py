@@ -170,14 +170,20 @@ def duplicity_command() -> list[str]:
 
 
 def base_env(mode: str, gnupghome: str) -> dict[str, str]:
-    """Environment of one run; DUPCORE=0 makes it stock."""
+    """Environment of one run; DUPCORE=0 makes it stock. dupcore runs keep DUPCORE_COMPRESS."""
     env = dict(os.environ, TZ="UTC", GNUPGHOME=gnupghome, PASSPHRASE=PASSPHRASE)
     env.pop("DUPCORE_DISABLE", None)
     if mode == "stock":
         env["DUPCORE"] = "0"
+        env.pop("DUPCORE_COMPRESS", None)
     else:
         env.pop("DUPCORE", None)
     return env
+
+
+def archive_bytes(target: str) -> int:
+    """Bytes of the backup files in ``target``."""
+    return sum(e.stat().st_size for e in os.scandir(target) if e.is_file())
 
 
 def timed(cmd: list[str],
@@ -221,6 +227,9 @@ def one_round(work: str, src0: str, src1: str, snaps: list[dict[bytes, dict[str,
         env = base_env(mode, gnupghome)
         out = run_step(mode, f"full {variant}", ["full", "-v", "info", *common, src0, url], env,
                        results, rep)
+        size = archive_bytes(os.path.join(d, "target"))
+        results.setdefault((f"size {variant}", mode), []).append((size, 0.0))
+        print(f"  [{rep}] {mode:<8} {'archive ' + variant:<18} {size:,} bytes", flush=True)
         active = any(ln.startswith("dupcore ") and " active on duplicity " in ln
                      for ln in out.splitlines())
         if active != (mode == "dupcore"):
@@ -322,6 +331,10 @@ def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: 
         s, d = med["stock"], med["dupcore"]
         print(f"{'restore chain':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
               f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
+    for variant in variants:
+        if (f"size {variant}", "stock") in results:
+            s, d = (results[f"size {variant}", m][0][0] for m in ("stock", "dupcore"))
+            print(f"{'archive ' + variant:<20}{s:>13,} B{d:>13,} B  dupcore/stock {d / s:.4f}")
     s0, s1, d0, d1 = (totals["stock", 0], totals["stock", 1], totals["dupcore", 0],
                       totals["dupcore", 1])
     if d0 and d1:
@@ -343,10 +356,14 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
                     help="comma list of plain (--no-encryption) and sym (symmetric gpg)")
     ap.add_argument("--chain", type=int, default=30 if bench else 0,
                     help="also restore a full backup + this many daily incrementals (0: no)")
+    ap.add_argument("--compress", choices=("default", "fast", "small"),
+                    help="DUPCORE_COMPRESS of the dupcore runs (default: as in the environment)")
     ap.add_argument("--workdir", help="where to put the tree and archives (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
+    if args.compress:
+        os.environ["DUPCORE_COMPRESS"] = args.compress
     if "sym" in variants and shutil.which("gpg") is None:
         print("gpg not found: symmetric runs left out")
         variants.remove("sym")
@@ -360,6 +377,7 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
     print(f"duplicity {info.get('duplicity_version')} ({' '.join(duplicity_command())}), "
           f"Python {info['python_version']}, dupcore {info['dupcore_version']}")
     print(info.get("banner", ""))
+    print(f"deflate of the dupcore runs: {info.get('deflate')}")
     trash = []
     try:
         src0, src1 = os.path.join(work, "src0"), os.path.join(work, "src1")
