@@ -9,7 +9,7 @@ HAVE_ISAL_TOOLS := $(shell command -v autoreconf >/dev/null 2>&1 && command -v l
 , := ,
 CARGO_FEATURES := $(if $(HAVE_ISAL_TOOLS),--features isal,)
 
-.PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build clean
+.PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build fuzz-smoke clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench: setup
 
 fuzz-build:
 	cargo build --manifest-path fuzz/Cargo.toml --bins
+
+## fuzz-smoke: every fuzz target for 60 s under cargo-fuzz (`cargo install cargo-fuzz`);
+## a longer run: scripts/fuzz-run 3600 [TARGET ...]
+fuzz-smoke:
+	scripts/fuzz-run 60
 
 clean:
 	rm -rf target $(VENV)

@@ -10,6 +10,8 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 
 #[cfg(feature = "isal")]
 mod isal;
+#[cfg(feature = "isal")]
+pub use isal::GzDecoder as IsalGzDecoder;
 
 /// The deflate level of gzip volumes and OpenPGP compressed packets: Python's `gzip` and
 /// gpg's default.

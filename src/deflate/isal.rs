@@ -79,3 +79,93 @@ pub(super) fn compress_chunk(
     }
     out
 }
+
+/// Gunzip of a (multi-member) gzip stream by ISA-L, checking each member's CRC-32 and length.
+/// Any problem (damaged or truncated data, a header ISA-L does not take) is one `io::Error`
+/// of kind `InvalidData` or `UnexpectedEof`: callers that must classify damage exactly as
+/// Python's `gzip` does read the stream again with flate2 from there (`volume::reader`).
+pub struct GzDecoder<R> {
+    inner: R,
+    state: Box<ffi::inflate_state>,
+}
+
+impl<R: std::io::BufRead> GzDecoder<R> {
+    /// A decoder reading gzip members from `inner`.
+    pub fn new(inner: R) -> Self {
+        // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
+        let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
+        unsafe { ffi::isal_inflate_init(&mut *state) };
+        state.crc_flag = ffi::ISAL_GZIP;
+        GzDecoder { inner, state }
+    }
+
+    /// The reader given to `new`.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn member_done(&self) -> bool {
+        self.state.block_state == ffi::isal_block_state_ISAL_BLOCK_FINISH
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for GzDecoder<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let room = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        loop {
+            if self.member_done() {
+                // another member follows unless the input ends here
+                if self.inner.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                // SAFETY: `state` was initialised by isal_inflate_init.
+                unsafe { ffi::isal_inflate_reset(&mut *self.state) };
+                self.state.crc_flag = ffi::ISAL_GZIP;
+            }
+            let input = self.inner.fill_buf()?;
+            let at_end = input.is_empty();
+            let given = u32::try_from(input.len()).unwrap_or(u32::MAX);
+            self.state.next_in = input.as_ptr().cast_mut();
+            self.state.avail_in = given;
+            self.state.next_out = out.as_mut_ptr();
+            self.state.avail_out = room;
+            // SAFETY: next_in/avail_in describe the reader's buffer and next_out/avail_out the
+            // caller's slice, both live for this call; ISA-L reads and writes only within them.
+            let rc = unsafe { ffi::isal_inflate(&mut *self.state) };
+            let consumed = (given - self.state.avail_in) as usize;
+            let produced = (room - self.state.avail_out) as usize;
+            self.state.next_in = std::ptr::null_mut();
+            self.state.next_out = std::ptr::null_mut();
+            self.inner.consume(consumed);
+            if rc != ffi::ISAL_DECOMP_OK as i32 {
+                return Err(Error::new(
+                    ErrorKind::InvalidData,
+                    format!("ISA-L inflate error {rc}"),
+                ));
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+            if self.member_done() {
+                continue;
+            }
+            if at_end {
+                return Err(Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "gzip stream ended before its end-of-stream marker",
+                ));
+            }
+            if consumed == 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidData,
+                    "ISA-L inflate made no progress",
+                ));
+            }
+        }
+    }
+}

@@ -68,22 +68,10 @@ fn stopped() -> GzipError {
     }
 }
 
-/// Decompresses `file` into `tx` in pieces of [`PIECE`] bytes.
-fn decompress(file: File, tx: Sender<(), GzipError>) {
-    let mut input = BufReader::with_capacity(256 * 1024, file);
-    // An empty file reads as empty, as Python's gzip reads it (no member at all).
-    match input.fill_buf() {
-        Ok([]) => {
-            let _ = tx.send(Message::End(()));
-            return;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            let _ = tx.send(Message::Failed(GzipError::from_io(&e)));
-            return;
-        }
-    }
-    let mut dec = MultiGzDecoder::new(input);
+/// Sends `dec`'s output to `tx` in pieces of [`PIECE`] bytes, counting them in `sent`; at the
+/// end sends `End`. Returns the error that stopped it (nothing sent for it), or Ok when it
+/// ended or the reader went away.
+fn pump<D: Read>(dec: &mut D, tx: &Sender<(), GzipError>, sent: &mut u64) -> io::Result<()> {
     loop {
         let mut buf = vec![0u8; PIECE];
         let mut filled = 0;
@@ -101,20 +89,67 @@ fn decompress(file: File, tx: Sender<(), GzipError>) {
             }
         };
         buf.truncate(filled);
+        *sent += filled as u64;
         if !buf.is_empty() && tx.send(Message::Data(buf)).is_err() {
-            return;
+            return Ok(());
         }
         match result {
             Ok(false) => {}
             Ok(true) => {
                 let _ = tx.send(Message::End(()));
-                return;
+                return Ok(());
             }
-            Err(e) => {
-                let _ = tx.send(Message::Failed(GzipError::from_io(&e)));
-                return;
-            }
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// Decompresses `file` into `tx` in pieces of [`PIECE`] bytes. With ISA-L built in, ISA-L
+/// inflates; if it stops on anything, flate2 reads the file again from the start, skips what
+/// was already sent and goes on, so damage is found and classified exactly as flate2 (and
+/// Python's `gzip`) would.
+fn decompress(file: File, tx: Sender<(), GzipError>) {
+    let fail = |e: &io::Error| {
+        let _ = tx.send(Message::Failed(GzipError::from_io(e)));
+    };
+    let mut input = BufReader::with_capacity(256 * 1024, file);
+    // An empty file reads as empty, as Python's gzip reads it (no member at all).
+    match input.fill_buf() {
+        Ok([]) => {
+            let _ = tx.send(Message::End(()));
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => return fail(&e),
+    }
+    let mut sent = 0u64;
+    #[cfg(feature = "isal")]
+    {
+        let mut dec = crate::deflate::IsalGzDecoder::new(input);
+        if pump(&mut dec, &tx, &mut sent).is_ok() {
+            return;
+        }
+        let mut file = dec.into_inner().into_inner();
+        if let Err(e) = io::Seek::seek(&mut file, io::SeekFrom::Start(0)) {
+            return fail(&e);
+        }
+        input = BufReader::with_capacity(256 * 1024, file);
+    }
+    let mut dec = MultiGzDecoder::new(input);
+    if sent > 0 {
+        match io::copy(&mut (&mut dec).take(sent), &mut io::sink()) {
+            Ok(n) if n == sent => {}
+            Ok(_) => {
+                return fail(&io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "gzip data reads differently on a second pass",
+                ))
+            }
+            Err(e) => return fail(&e),
+        }
+    }
+    if let Err(e) = pump(&mut dec, &tx, &mut sent) {
+        fail(&e);
     }
 }
 
@@ -201,6 +236,70 @@ mod tests {
             }
         };
         assert_eq!(err.kind, GzipFailure::Truncated);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn read_all(path: &Path) -> (Vec<u8>, Option<GzipFailure>) {
+        let mut r = GzipReader::open(path).unwrap();
+        let mut out = Vec::new();
+        loop {
+            match r.read_into(&mut out, 1 << 20) {
+                Ok(0) => return (out, None),
+                Ok(_) => {}
+                Err(e) => return (out, Some(e.kind)),
+            }
+        }
+    }
+
+    #[test]
+    fn members_damage_and_garbage_are_classified() {
+        let dir = std::env::temp_dir().join(format!("dupcore-gm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gz = |data: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let a: Vec<u8> = (0..2_500_000u32)
+            .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+            .collect();
+        let b = b"second member".repeat(1000);
+        let (ga, gb) = (gz(&a), gz(&b));
+        let path = dir.join("m.gz");
+        let both = [&ga[..], &gb[..]].concat();
+        std::fs::write(&path, &both).unwrap();
+        assert_eq!(read_all(&path), ([&a[..], &b[..]].concat(), None));
+        // bad CRC of the second member: everything of the first, then Corrupt
+        let mut bad = both.clone();
+        let crc_at = bad.len() - 8;
+        bad[crc_at] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let (out, err) = read_all(&path);
+        assert_eq!(err, Some(GzipFailure::Corrupt));
+        assert!(out.len() >= a.len() && out.len() <= a.len() + b.len());
+        assert_eq!(out[..a.len()], a[..]);
+        // trailing garbage after a member, a flipped byte mid-stream, a cut second member
+        for (data, want) in [
+            (
+                [&ga[..], b"not a gzip member at all"].concat(),
+                GzipFailure::Corrupt,
+            ),
+            (
+                both[..ga.len() + gb.len() / 2].to_vec(),
+                GzipFailure::Truncated,
+            ),
+        ] {
+            std::fs::write(&path, &data).unwrap();
+            let (out, err) = read_all(&path);
+            assert_eq!(err, Some(want));
+            assert_eq!(out[..a.len()], a[..]);
+        }
+        let mut flipped = ga.clone();
+        flipped[ga.len() / 2] ^= 0x55;
+        std::fs::write(&path, &flipped).unwrap();
+        let (out, err) = read_all(&path);
+        assert!(err.is_some(), "a flipped byte went unnoticed");
+        assert!(out.len() <= a.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
