@@ -264,7 +264,28 @@ fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
     }
 }
 
+/// The reader thread. sequoia's packet parser is third-party code fed with data from remote
+/// storage: should it panic on some malformed input, the file ends with a `Corrupt` error
+/// naming the cause instead of a dead thread.
 fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
+    let tx2 = tx.clone();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        read_file(path, opts, tx)
+    }));
+    if let Err(payload) = run {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no detail".into());
+        let _ = tx2.send(Message::Failed(PgpError::new(
+            PgpErrorKind::Corrupt,
+            format!("malformed OpenPGP data: the packet parser stopped ({what})"),
+        )));
+    }
+}
+
+fn read_file(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,

@@ -439,3 +439,14 @@ fn old_keys_are_valid_recipients_and_signers() {
         }
     }
 }
+
+#[test]
+fn parser_panic_on_hostile_input_ends_in_a_corrupt_error() {
+    // Found by the pgp_reader fuzz target: two SKESKs (so sequoia's parser reads it) and a
+    // SEIPD packet too short for its prefix and MDC made sequoia 2.4 panic in `decrypt`.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hostile/pgp-truncated-seipd-two-skesk.gpg");
+    let err = decrypt(&p, "dupcore-test").expect_err("a malformed file decrypted");
+    assert_eq!(err.kind, PgpErrorKind::Corrupt, "{err:?}");
+    assert!(err.message.starts_with("malformed OpenPGP data"), "{err:?}");
+}
