@@ -8,6 +8,7 @@ DUPLICITY_VERSION ?= 3.2.1
 HAVE_ISAL_TOOLS := $(shell command -v autoreconf >/dev/null 2>&1 && command -v libtoolize >/dev/null 2>&1 && { [ "$$(uname -m)" != x86_64 ] || command -v nasm >/dev/null 2>&1; } && echo yes)
 , := ,
 CARGO_FEATURES := $(if $(HAVE_ISAL_TOOLS),--features isal,)
+MATURIN_ARGS := $(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)
 
 .PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build fuzz-smoke clean
 
@@ -24,7 +25,7 @@ deps:
 setup: deps $(VPY) build
 
 build: $(VPY)
-	MATURIN_PEP517_ARGS="$(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)" $(VPY) -m pip install -q --no-build-isolation .
+	MATURIN_PEP517_ARGS="$(MATURIN_ARGS)" $(VPY) -m pip install -q --no-build-isolation .
 
 ## demo: the main job — real backup/restore with stock duplicity and with dupcore, timed
 demo: setup
@@ -49,11 +50,11 @@ test-fast: setup
 
 ## test-upstream: duplicity 3.0.x's own unit and functional tests (tests/upstream/run.py)
 test-upstream: setup
-	$(VPY) tests/upstream/run.py
+	MATURIN_ARGS="$(MATURIN_ARGS)" $(VPY) tests/upstream/run.py
 
 ## upstream-baseline: rewrite the list of upstream tests that pass on stock duplicity
 upstream-baseline: setup
-	$(VPY) tests/upstream/run.py --record-stock
+	MATURIN_ARGS="$(MATURIN_ARGS)" $(VPY) tests/upstream/run.py --record-stock
 
 lint:
 	cargo fmt --all -- --check

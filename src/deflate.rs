@@ -454,19 +454,35 @@ mod tests {
 
     #[test]
     fn empty_stream() {
-        let mut out = gzip_header(0, 6).to_vec();
-        out.extend(compress_chunk(
-            &[],
-            &[],
-            true,
-            Deflate::DEFAULT,
-            WINDOW_BITS,
-        ));
-        out.extend(gzip_trailer(0, 0));
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert!(back.is_empty());
+        for with in every_profile() {
+            let mut out = gzip_header(0, 6).to_vec();
+            out.extend(compress_chunk(&[], &[], true, with, WINDOW_BITS));
+            out.extend(gzip_trailer(0, 0));
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back.is_empty(), "{with:?}");
+        }
+    }
+
+    #[test]
+    fn empty_last_chunk_after_full_ones() {
+        let data: Vec<u8> = (0..2 * CHUNK as u32).map(|i| (i % 97) as u8).collect();
+        for with in every_profile() {
+            let mut primer = Primer::new(WINDOW_BITS);
+            let mut out = Vec::new();
+            for ch in data.chunks(CHUNK) {
+                let dict = primer.next(ch);
+                out.extend(compress_chunk(&dict, ch, false, with, WINDOW_BITS));
+            }
+            let dict = primer.next(&[]);
+            out.extend(compress_chunk(&dict, &[], true, with, WINDOW_BITS));
+            let mut back = Vec::new();
+            flate2::read::DeflateDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data, "{with:?}");
+        }
     }
 }

@@ -59,6 +59,7 @@ pub(super) fn compress_chunk(
         s.next_out = out.as_mut_ptr();
         s.avail_out = out.len() as u32;
         loop {
+            let before = (s.avail_in, s.avail_out, s.internal_state.state);
             let rc = ffi::isal_deflate(&mut *s);
             assert_eq!(
                 rc, 0,
@@ -67,6 +68,11 @@ pub(super) fn compress_chunk(
             if settled(&s) {
                 break;
             }
+            // never spin: a call that moved nothing with room left would repeat forever
+            assert!(
+                (s.avail_in, s.avail_out, s.internal_state.state) != before || s.avail_out == 0,
+                "ISA-L deflate made no progress"
+            );
             if s.avail_out == 0 {
                 let used = out.len();
                 out.resize(used * 2, 0);

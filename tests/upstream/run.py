@@ -102,7 +102,9 @@ def make_venv() -> Path:
         stamp.write_text(want)
     wheels = CACHE / "wheel"
     shutil.rmtree(wheels, ignore_errors=True)
-    sh([sys.executable, "-m", "maturin", "build", "--release", "--quiet", "--out", wheels],
+    # the Makefile passes the features of `make build` (ISA-L where its tools are installed)
+    extra = os.environ.get("MATURIN_ARGS", "").split()
+    sh([sys.executable, "-m", "maturin", "build", "--release", "--quiet", *extra, "--out", wheels],
        cwd=REPO)
     (wheel,) = wheels.glob("dupcore-*.whl")
     sh([py, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheel])
