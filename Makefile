@@ -5,10 +5,11 @@ VPY := $(VENV)/bin/python
 DUPLICITY_VERSION ?= 3.2.1
 # ISA-L (DUPCORE_COMPRESS=fast) goes into the build where its build tools are installed
 # (autoreconf, libtoolize, and nasm on x86-64); without them the build has zlib-rs only.
-HAVE_ISAL_TOOLS := $(shell command -v autoreconf >/dev/null 2>&1 && command -v libtoolize >/dev/null 2>&1 && { [ "$$(uname -m)" != x86_64 ] || command -v nasm >/dev/null 2>&1; } && echo yes)
+# Evaluated when a recipe runs (`=`), so after `deps` has installed them on a fresh machine.
+HAVE_ISAL_TOOLS = $(shell command -v autoreconf >/dev/null 2>&1 && command -v libtoolize >/dev/null 2>&1 && { [ "$$(uname -m)" != x86_64 ] || command -v nasm >/dev/null 2>&1; } && echo yes)
 , := ,
-CARGO_FEATURES := $(if $(HAVE_ISAL_TOOLS),--features isal,)
-MATURIN_ARGS := $(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)
+CARGO_FEATURES = $(if $(HAVE_ISAL_TOOLS),--features isal,)
+MATURIN_ARGS = $(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)
 
 .PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build fuzz-smoke clean
 
