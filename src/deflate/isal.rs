@@ -34,7 +34,39 @@ pub(super) fn compress_chunk(
 ) -> Vec<u8> {
     let in_len = u32::try_from(data.len()).expect("deflate chunks are far below 4 GiB");
     let dict = &dict[dict.len().saturating_sub(1 << window_bits)..];
-    let mut level_buf = vec![0u8; level_buf_size(level)];
+    LEVEL_BUF.with(|cell| {
+        let mut level_buf = cell.borrow_mut();
+        let size = level_buf_size(level);
+        if level_buf.len() < size {
+            level_buf.resize(size, 0);
+        }
+        run(
+            dict,
+            data,
+            last,
+            level,
+            window_bits,
+            &mut level_buf[..size],
+            in_len,
+        )
+    })
+}
+
+std::thread_local! {
+    /// ISA-L's work buffer, kept per compression thread instead of allocated per chunk
+    /// (isal_deflate_init marks it uninitialised, so ISA-L sets it up for each stream).
+    static LEVEL_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn run(
+    dict: &[u8],
+    data: &[u8],
+    last: bool,
+    level: u32,
+    window_bits: u8,
+    level_buf: &mut [u8],
+    in_len: u32,
+) -> Vec<u8> {
     let mut out = vec![0u8; data.len() + data.len() / 16 + 1024];
     // SAFETY: the stream is zeroed and then initialised by isal_deflate_init, as ISA-L
     // documents; every pointer it is given (level_buf, dict, data, out) outlives the calls
