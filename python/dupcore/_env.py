@@ -48,6 +48,14 @@ def restore_ahead() -> int:
     return max(2, os.cpu_count() or 2)
 
 
+def restore_writers() -> int:
+    """Threads writing small files during a restore (``DUPCORE_RESTORE_WRITERS``; 0: none)."""
+    raw = os.environ.get("DUPCORE_RESTORE_WRITERS", "").strip()
+    if raw.isdigit():
+        return min(int(raw), 64)
+    return max(2, min(8, os.cpu_count() or 2))
+
+
 def compress_profile() -> str:
     """The ``DUPCORE_COMPRESS`` profile name, lower-case (``default`` when unset)."""
     return os.environ.get("DUPCORE_COMPRESS", "").strip().lower() or "default"

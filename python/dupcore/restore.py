@@ -11,7 +11,8 @@ The engine reads each backup set's volumes as duplicity's ``tarfile`` reads them
 delta of the chain in Rust and writes files, links, fifos, devices and directories with
 duplicity's attribute rules. Volumes still come from duplicity's own
 ``restore_get_enc_fileobj`` (its backend, hash check, decryption and signature check), on
-worker threads ahead of the engine (``DUPCORE_RESTORE_AHEAD``). Every line duplicity would log
+worker threads ahead of the engine (``DUPCORE_RESTORE_AHEAD``), and small files are written by
+a pool of threads (``DUPCORE_RESTORE_WRITERS``). Every line duplicity would log
 (``Writing …``, warnings, progress) is logged here with duplicity's words, in its order.
 
 ``verify`` uses the same engine: its entries become the ``ROPath`` objects duplicity's verify
@@ -314,7 +315,7 @@ def _run(dup_main, config, col_stats, verify=None):
         config.local_path.name, len(sets), list(index),
         os.fsencode(tempdir.default().dir()), bool(config.numeric_owner),
         bool(getattr(config, "restore_ownership", True)), bool(config.ignore_errors),
-        bool(config.force), verify)
+        bool(config.force), verify, _env.restore_writers() if verify is None else 0)
     saved_ahead, volume_files.read_ahead_mib = volume_files.read_ahead_mib, READ_AHEAD_MIB
     stock_check = dup_main.restore_check_hash
     dup_main.restore_check_hash = _check_hash(stock_check)

@@ -208,8 +208,9 @@ impl PyRestoreEngine {
     /// Starts restoring `sets` backup sets into `target`; `restrict` is the
     /// `--path-to-restore` index (a list of bytes components). With `verify` (the
     /// `--compare-data` flag) nothing is written: entries come back as `"entry"` events.
+    /// `writers` threads write small regular files (0: all on the engine's thread).
     #[new]
-    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None))]
+    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None, writers=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         target: &Bound<'_, PyAny>,
@@ -221,6 +222,7 @@ impl PyRestoreEngine {
         ignore_errors: bool,
         force: bool,
         verify: Option<bool>,
+        writers: usize,
     ) -> PyResult<Self> {
         let target = to_path(target)?.into_os_string().into_encoded_bytes();
         let tempdir: PathBuf = to_path(tempdir)?;
@@ -235,6 +237,7 @@ impl PyRestoreEngine {
                     restore_ownership,
                     ignore_errors,
                     force,
+                    writers,
                 }),
                 Some(compare_data) => Mode::Verify { compare_data },
             },

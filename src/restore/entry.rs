@@ -82,6 +82,8 @@ pub struct Entry {
     pub difftype: DiffType,
     /// Whether the data continues in further `multivol_*` members.
     pub multivol: bool,
+    /// Data size of its member (of the first part, for a multi-volume file).
+    pub size: u64,
     /// Attributes.
     pub meta: Meta,
 }
@@ -335,6 +337,7 @@ impl EntryStream {
                 index,
                 difftype,
                 multivol: joined,
+                size: member.size,
                 meta,
             }));
         }

@@ -11,6 +11,7 @@
 
 pub mod entry;
 pub mod error;
+pub mod pool;
 pub mod tarstream;
 pub mod verify;
 pub mod writer;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::rsync::{Basis, PatchMaker};
 use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
+use pool::{AfterWrites, Collector, FileJob, Ordered};
 use verify::Verifier;
 use writer::{relative, Content, TreeWriter, WriteOptions};
 
@@ -63,12 +65,14 @@ pub enum Mode {
 
 /// Where the final entries go, in index order.
 pub trait Sink {
-    /// One final entry; `content` produces a regular file's data.
+    /// One final entry; `content` produces a regular file's data, of `size` bytes when that
+    /// is known before reading it.
     fn add(
         &mut self,
         index: Index,
         meta: &Meta,
         content: Option<Content<'_>>,
+        size: Option<u64>,
         host: &mut dyn Host,
     ) -> RestoreResult<()>;
     /// After the last entry; true when there was any.
@@ -151,6 +155,25 @@ pub trait Host {
     fn next_volume(&mut self, set: usize) -> RestoreResult<Option<Box<dyn Read + Send>>>;
     /// Something to log.
     fn event(&mut self, event: Event);
+    /// Hands a small regular file to a writer thread when the host has them; gives it back
+    /// otherwise, for the caller to write itself.
+    fn spawn_write(&mut self, job: FileJob) -> RestoreResult<Option<FileJob>> {
+        Ok(Some(job))
+    }
+    /// Runs `op` once every file handed to [`Host::spawn_write`] before it is written (at
+    /// once when there are no writer threads).
+    fn after_writes(&mut self, op: AfterWrites) -> RestoreResult<()> {
+        let mut collector = Collector::default();
+        let result = op(&mut collector);
+        for e in collector.events {
+            self.event(e);
+        }
+        result
+    }
+    /// Waits until every file handed to [`Host::spawn_write`] is written.
+    fn wait_writes(&mut self) -> RestoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Marker inside an `io::Error` from a volume reader: the caller holds the real error.
@@ -323,6 +346,17 @@ fn materialize(
 
 /// Restores (or verifies) the chain; true when any entry was found (`Write_ROPaths`' result).
 pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
+    let writers = match &opts.mode {
+        Mode::Restore(w) => w.writers,
+        Mode::Verify { .. } => 0,
+    };
+    let mut ordered = Ordered::new(host, writers)?;
+    let result = walk(opts, &mut ordered);
+    ordered.finish(result)
+}
+
+/// The restore walk over the chain's entries, in index order.
+fn walk(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
     let mut owners = Owners::new(opts.numeric_owner);
     let mut streams: Vec<EntryStream> = (0..opts.sets)
         .map(|s| EntryStream::new(s, opts.restrict.clone()))
@@ -377,17 +411,19 @@ pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool
                     seq.len()
                 ))));
             } else if head.meta.kind != Kind::Missing {
-                writer.add(least, &head.meta, None, host)?;
+                writer.add(least, &head.meta, None, None, host)?;
             }
             continue;
         }
         let meta = last.meta.clone();
         if seq.len() == 1 {
+            let size = (!head.multivol).then_some(head.size);
             let stream = &mut streams[set0];
             writer.add(
                 least,
                 &meta,
                 Some(&mut |h, sink| stream.pipe_data(h, sink)),
+                size,
                 host,
             )?;
             continue;
@@ -405,6 +441,7 @@ pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool
             least,
             &meta,
             Some(&mut |h, sink| apply_delta(&mut basis, stream, h, sink)),
+            None,
             host,
         )?;
     }

@@ -23,6 +23,10 @@ impl Host for TestHost {
             Event::Writing { path, kind } => {
                 format!("write {} {kind}", String::from_utf8_lossy(&path))
             }
+            Event::MakingDirectory { path } => {
+                format!("mkdir {}", String::from_utf8_lossy(&path))
+            }
+            Event::DeletingTree { path } => format!("rmtree {}", String::from_utf8_lossy(&path)),
             other => format!("{other:?}"),
         });
     }
@@ -58,12 +62,125 @@ fn delta(ops: &[&[u8]]) -> Vec<u8> {
     d
 }
 
+/// Restores with every file written on the walk's thread, and again with writer threads: both
+/// must log the same events, end the same way and leave the same tree. The first is returned.
 fn run(
     volumes: Vec<Vec<Vec<u8>>>,
     restrict: Index,
 ) -> (tempdir::Dir, TestHost, RestoreResult<bool>) {
+    let (one, pooled) = run_both(volumes, restrict, |_| {});
+    let events = |d: &tempdir::Dir, h: &TestHost| -> Vec<String> {
+        let base = d.path.to_string_lossy().into_owned();
+        h.events.iter().map(|e| e.replace(&base, "<dir>")).collect()
+    };
+    let (a, b) = (
+        tree(&one.0.path.join("out")),
+        tree(&pooled.0.path.join("out")),
+    );
+    let only = |x: &[String], y: &[String]| -> Vec<String> {
+        x.iter().filter(|e| !y.contains(e)).cloned().collect()
+    };
+    assert!(
+        a == b,
+        "the same tree with writer threads: only without {:?}, only with {:?}; events {:?}",
+        only(&a, &b),
+        only(&b, &a),
+        events(&one.0, &one.1)
+    );
+    one
+}
+
+type Run = (tempdir::Dir, TestHost, RestoreResult<bool>);
+
+/// The restore without and with writer threads (after `prepare` on each target), checked to
+/// log the same events and end the same way.
+fn run_both(
+    volumes: Vec<Vec<Vec<u8>>>,
+    restrict: Index,
+    prepare: fn(&std::path::Path),
+) -> (Run, Run) {
+    let one = run_with(volumes.clone(), restrict.clone(), 0, prepare);
+    let pooled = run_with(volumes, restrict, 3, prepare);
+    // the two runs' directories, as text and as the bytes of a Debug-printed name
+    let plain = |d: &tempdir::Dir, text: &str| -> String {
+        let bytes = format!("{:?}", d.path.as_os_str().as_encoded_bytes());
+        let bytes = &bytes[1..bytes.len() - 1];
+        text.replace(bytes, "<dir bytes>")
+            .replace(&*d.path.to_string_lossy(), "<dir>")
+    };
+    let outcome = |d: &tempdir::Dir, r: &RestoreResult<bool>| plain(d, &format!("{r:?}"));
+    let events = |d: &tempdir::Dir, h: &TestHost| -> Vec<String> {
+        h.events.iter().map(|e| plain(d, e)).collect()
+    };
+    assert_eq!(
+        outcome(&one.0, &one.2),
+        outcome(&pooled.0, &pooled.2),
+        "the restore ends the same way with writer threads"
+    );
+    assert_eq!(
+        events(&one.0, &one.1),
+        events(&pooled.0, &pooled.1),
+        "the same events with writer threads"
+    );
+    (one, pooled)
+}
+
+/// Every path under `root` with its type, mode, mtime and data (or link target).
+fn tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        let what = if md.file_type().is_symlink() {
+            format!("-> {:?}", std::fs::read_link(&p).ok())
+        } else if md.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&p)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            names.sort();
+            todo.extend(names);
+            "dir".to_string()
+        } else {
+            match std::fs::read(&p) {
+                Ok(d) => {
+                    use md5::Digest;
+                    format!("{} bytes {:x}", d.len(), md5::Md5::digest(&d))
+                }
+                Err(e) => format!("{e}"),
+            }
+        };
+        // a file left as the restore stopped has the time of the run, not of the archive
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mtime = if (md.mtime() - now).abs() < 600 {
+            "now".to_string()
+        } else {
+            md.mtime().to_string()
+        };
+        out.push(format!("{rel} {:o} {mtime} {what}", md.mode()));
+    }
+    out.sort();
+    out
+}
+
+fn run_with(
+    volumes: Vec<Vec<Vec<u8>>>,
+    restrict: Index,
+    writers: usize,
+    prepare: fn(&std::path::Path),
+) -> Run {
     let dir = tempdir::Dir::new();
     let target = dir.path.join("out");
+    prepare(&target);
     let mut host = TestHost {
         volumes: volumes.into_iter().map(VecDeque::from).collect(),
         events: Vec::new(),
@@ -78,6 +195,7 @@ fn run(
             restore_ownership: false,
             ignore_errors: false,
             force: false,
+            writers,
         }),
     };
     let r = restore(&opts, &mut host);
@@ -350,6 +468,59 @@ fn mutated_chains_never_panic_or_escape() {
         assert!(
             entries.iter().all(|n| n == "out"),
             "written outside the target: {entries:?}"
+        );
+    }
+}
+
+fn many_small_files(dir: &str, names: &[String]) -> Vec<u8> {
+    let mut members = vec![
+        member("snapshot/", b'5', b"", 1000),
+        member(&format!("snapshot/{dir}"), b'5', b"", 2000),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let data = format!("{name} {i}\n").repeat(i % 7 + 1);
+        members.push(member(
+            &format!("snapshot/{dir}/{name}"),
+            b'0',
+            data.as_bytes(),
+            3000 + i as i64,
+        ));
+    }
+    members.push(member("snapshot/z", b'0', b"last", 9000));
+    volume(&members)
+}
+
+#[test]
+fn writer_threads_report_a_failed_file_in_its_place() {
+    let mut names: Vec<String> = (0..40).map(|i| format!("f{i:03}")).collect();
+    names[17] = "n".repeat(300); // ENAMETOOLONG: a warning, and the restore goes on
+    let v = many_small_files("m", &names);
+    let (_dir, host, r) = run(vec![vec![v]], vec![]);
+    assert!(r.unwrap());
+    let warned: Vec<_> = host
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.contains("ErrorProcessing"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", host.events);
+    assert!(host.events[warned[0].0 - 1].starts_with("write m/nnn"));
+}
+
+#[test]
+fn writer_threads_stop_where_a_one_thread_restore_stops() {
+    let names: Vec<String> = (0..40).map(|i| format!("f{i:03}")).collect();
+    let v = many_small_files("m", &names);
+    // a directory in the way of file f020: EISDIR, which stops a restore
+    let (one, pooled) = run_both(vec![vec![v]], vec![], |out| {
+        std::fs::create_dir_all(out.join("m/f020")).unwrap();
+    });
+    for (_dir, host, r) in [&one, &pooled] {
+        let e = r.as_ref().unwrap_err().to_string();
+        assert!(e.contains("directory"), "{e}");
+        assert_eq!(
+            host.events.last().map(String::as_str),
+            Some("write m/f020 reg")
         );
     }
 }

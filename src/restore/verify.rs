@@ -74,6 +74,7 @@ impl Sink for Verifier {
         index: Index,
         meta: &Meta,
         content: Option<Content<'_>>,
+        _size: Option<u64>,
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         self.found = true;

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::entry::{Index, Kind, Meta};
 use super::error::{RestoreError, RestoreResult};
+use super::pool::{FileJob, POOLED_FILE_MAX};
 use super::{py_bytes_repr, Event, Host, Sink};
 
 /// Writes a regular file's data: the producer calls the sink with each piece.
@@ -29,6 +30,8 @@ pub struct WriteOptions {
     pub ignore_errors: bool,
     /// `--force`: a directory that cannot be made is not an error.
     pub force: bool,
+    /// Threads writing small regular files (0: all on the walk's thread).
+    pub writers: usize,
 }
 
 struct Branch {
@@ -44,6 +47,8 @@ pub struct TreeWriter {
     opts: WriteOptions,
     branches: Vec<Branch>,
     last: Option<Index>,
+    /// The previous entry, when it went to a writer thread.
+    pooled: Option<Index>,
     wrote: bool,
 }
 
@@ -110,6 +115,25 @@ fn owner_id(id: i128, what: &str) -> RestoreResult<libc::uid_t> {
         .map_err(|_| RestoreError::plain(format!("{what} is greater than maximum")))
 }
 
+/// `check_common_error` with `on_error`: common errors are warned about, others raised.
+fn common(
+    result: RestoreResult<()>,
+    index: &[Vec<u8>],
+    host: &mut dyn Host,
+) -> RestoreResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_common() => {
+            host.event(Event::ErrorProcessing {
+                error: e,
+                filename: relative(index),
+            });
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl TreeWriter {
     /// A writer restoring into `base` (duplicity's `config.local_path`).
     pub fn new(base: Vec<u8>, opts: WriteOptions) -> Self {
@@ -118,27 +142,8 @@ impl TreeWriter {
             opts,
             branches: Vec::new(),
             last: None,
+            pooled: None,
             wrote: false,
-        }
-    }
-
-    /// `check_common_error` with `on_error`: common errors are warned about, others raised.
-    fn common(
-        &self,
-        result: RestoreResult<()>,
-        index: &[Vec<u8>],
-        host: &mut dyn Host,
-    ) -> RestoreResult<bool> {
-        match result {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_common() => {
-                host.event(Event::ErrorProcessing {
-                    error: e,
-                    filename: relative(index),
-                });
-                Ok(false)
-            }
-            Err(e) => Err(e),
         }
     }
 
@@ -151,7 +156,7 @@ impl TreeWriter {
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         let result = self.start_process(branch, index, meta, content, host);
-        branch.start_ok = self.common(result, index, host)?;
+        branch.start_ok = common(result, index, host)?;
         Ok(())
     }
 
@@ -180,7 +185,7 @@ impl TreeWriter {
                     });
                     deltree(&target)?;
                 }
-                self.copy(&target, meta, content, host)?;
+                copy(&self.opts, &target, meta, content, host)?;
             }
         }
         if !exists(&target) {
@@ -220,11 +225,58 @@ impl TreeWriter {
         Ok(())
     }
 
-    /// `ITRBranch.call_end_proc`: the directory's attributes, errors reported on ".".
+    /// `ITRBranch.call_end_proc`: the directory's attributes, errors reported on "."; after
+    /// the files written into it by writer threads.
     fn end_branch(&self, branch: Branch, host: &mut dyn Host) -> RestoreResult<()> {
-        if let Some((path, meta)) = &branch.dir {
-            let result = self.copy_attribs(path, meta, host);
-            self.common(result, &[], host)?;
+        if let Some((path, meta)) = branch.dir {
+            let opts = self.opts.clone();
+            host.after_writes(Box::new(move |c| {
+                let result = copy_attribs(&opts, &path, &meta, c);
+                common(result, &[], c).map(|_| ())
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// A regular file of known small size: its data is read here and the file written by a
+    /// writer thread (or here, when the host has none).
+    fn write_pooled(
+        &self,
+        index: &[Vec<u8>],
+        target: Vec<u8>,
+        meta: &Meta,
+        content: Content<'_>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        let mut data = Vec::new();
+        if let Err(e) = content(host, &mut |piece: &[u8]| {
+            data.extend_from_slice(piece);
+            Ok(())
+        }) {
+            // as on this thread: the file is made with what could be read, then the error
+            host.wait_writes()?;
+            let mut failed = Some(e);
+            return copy(
+                &self.opts,
+                &target,
+                meta,
+                Some(&mut |_h, sink| {
+                    sink(&data)?;
+                    Err(failed.take().unwrap_or(RestoreError::Aborted))
+                }),
+                host,
+            );
+        }
+        let (opts, meta, index) = (self.opts.clone(), meta.clone(), index.to_vec());
+        let job = FileJob {
+            bytes: data.len(),
+            run: Box::new(move |c| {
+                let result = copy(&opts, &target, &meta, Some(&mut |_h, sink| sink(&data)), c);
+                common(result, &index, c).map(|_| ())
+            }),
+        };
+        if let Some(job) = host.spawn_write(job)? {
+            host.after_writes(job.run)?;
         }
         Ok(())
     }
@@ -249,140 +301,149 @@ impl TreeWriter {
             ))),
         }
     }
+}
 
-    /// `ROPath.copy`: data or node, then attributes (symlinks: owner only).
-    fn copy(
-        &self,
-        target: &[u8],
-        meta: &Meta,
-        content: Option<Content<'_>>,
-        host: &mut dyn Host,
-    ) -> RestoreResult<()> {
-        match &meta.kind {
-            Kind::Reg => {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o666)
-                    .open(p(target))
-                    .map_err(|e| RestoreError::os(&e, target))?;
-                if let Some(content) = content {
-                    content(host, &mut |piece: &[u8]| {
-                        file.write_all(piece)
-                            .map_err(|e| RestoreError::os(&e, target))
-                    })?;
-                }
-                drop(file);
-            }
-            Kind::Dir => {
-                fs::create_dir(p(target)).map_err(|e| RestoreError::os(&e, target))?;
-            }
-            Kind::Sym(text) => {
-                std::os::unix::fs::symlink(p(text), p(target)).map_err(|e| {
-                    let mut err = RestoreError::os(&e, text);
-                    if let RestoreError::Os { filename2, .. } = &mut err {
-                        *filename2 = Some(target.to_vec());
-                    }
-                    err
+/// `ROPath.copy`: data or node, then attributes (symlinks: owner only).
+fn copy(
+    opts: &WriteOptions,
+    target: &[u8],
+    meta: &Meta,
+    content: Option<Content<'_>>,
+    host: &mut dyn Host,
+) -> RestoreResult<()> {
+    match &meta.kind {
+        Kind::Reg => {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o666)
+                .open(p(target))
+                .map_err(|e| RestoreError::os(&e, target))?;
+            if let Some(content) = content {
+                content(host, &mut |piece: &[u8]| {
+                    file.write_all(piece)
+                        .map_err(|e| RestoreError::os(&e, target))
                 })?;
-                if self.opts.restore_ownership {
-                    let name = cstr(target)?;
-                    let uid = owner_id(meta.uid, "uid")?;
-                    let gid = owner_id(meta.gid, "gid")?;
-                    // SAFETY: a valid NUL-terminated path.
-                    if unsafe { libc::lchown(name.as_ptr(), uid, gid) } != 0 {
-                        return Err(last_os_error(target));
-                    }
-                }
-                return Ok(());
             }
-            Kind::Fifo => {
+            drop(file);
+        }
+        Kind::Dir => {
+            fs::create_dir(p(target)).map_err(|e| RestoreError::os(&e, target))?;
+        }
+        Kind::Sym(text) => {
+            std::os::unix::fs::symlink(p(text), p(target)).map_err(|e| {
+                let mut err = RestoreError::os(&e, text);
+                if let RestoreError::Os { filename2, .. } = &mut err {
+                    *filename2 = Some(target.to_vec());
+                }
+                err
+            })?;
+            if opts.restore_ownership {
                 let name = cstr(target)?;
+                let uid = owner_id(meta.uid, "uid")?;
+                let gid = owner_id(meta.gid, "gid")?;
                 // SAFETY: a valid NUL-terminated path.
-                if unsafe { libc::mkfifo(name.as_ptr(), 0o666) } != 0 {
+                if unsafe { libc::lchown(name.as_ptr(), uid, gid) } != 0 {
                     return Err(last_os_error(target));
                 }
             }
-            Kind::Chr(major, minor) | Kind::Blk(major, minor) => {
-                let devtype = if matches!(meta.kind, Kind::Chr(..)) {
-                    "c"
-                } else {
-                    "b"
-                };
-                let status = std::process::Command::new("mknod")
-                    .arg(OsStr::from_bytes(target))
-                    .arg(devtype)
-                    .arg(major.to_string())
-                    .arg(minor.to_string())
-                    .status()
-                    .map_err(|e| RestoreError::os(&e, b"mknod"))?;
-                if !status.success() {
-                    return Err(RestoreError::Path(format!(
-                        "Error running ['mknod', {}, '{devtype}', '{major}', '{minor}']",
-                        py_bytes_repr(target)
-                    )));
-                }
-            }
-            Kind::Missing => return Ok(()),
-        }
-        self.copy_attribs(target, meta, host)
-    }
-
-    /// `ROPath.copy_attribs`: owner, mode and mtime (atime now), each failure ignored with
-    /// `--ignore-errors` (`util.maybe_ignore_errors`).
-    fn copy_attribs(&self, target: &[u8], meta: &Meta, host: &mut dyn Host) -> RestoreResult<()> {
-        if matches!(meta.kind, Kind::Sym(_)) {
             return Ok(());
         }
-        let name = cstr(target)?;
-        if self.opts.restore_ownership {
-            let r = owner_id(meta.uid, "uid").and_then(|uid| {
-                let gid = owner_id(meta.gid, "gid")?;
-                // SAFETY: a valid NUL-terminated path.
-                match unsafe { libc::chown(name.as_ptr(), uid, gid) } {
-                    0 => Ok(()),
-                    _ => Err(last_os_error(target)),
-                }
-            });
-            self.maybe_ignore(r, host)?;
-        }
-        let r = match libc::mode_t::try_from(meta.mode) {
+        Kind::Fifo => {
+            let name = cstr(target)?;
             // SAFETY: a valid NUL-terminated path.
-            Ok(mode) => match unsafe { libc::chmod(name.as_ptr(), mode) } {
+            if unsafe { libc::mkfifo(name.as_ptr(), 0o666) } != 0 {
+                return Err(last_os_error(target));
+            }
+        }
+        Kind::Chr(major, minor) | Kind::Blk(major, minor) => {
+            let devtype = if matches!(meta.kind, Kind::Chr(..)) {
+                "c"
+            } else {
+                "b"
+            };
+            let status = std::process::Command::new("mknod")
+                .arg(OsStr::from_bytes(target))
+                .arg(devtype)
+                .arg(major.to_string())
+                .arg(minor.to_string())
+                .status()
+                .map_err(|e| RestoreError::os(&e, b"mknod"))?;
+            if !status.success() {
+                return Err(RestoreError::Path(format!(
+                    "Error running ['mknod', {}, '{devtype}', '{major}', '{minor}']",
+                    py_bytes_repr(target)
+                )));
+            }
+        }
+        Kind::Missing => return Ok(()),
+    }
+    copy_attribs(opts, target, meta, host)
+}
+
+/// `ROPath.copy_attribs`: owner, mode and mtime (atime now), each failure ignored with
+/// `--ignore-errors` (`util.maybe_ignore_errors`).
+fn copy_attribs(
+    opts: &WriteOptions,
+    target: &[u8],
+    meta: &Meta,
+    host: &mut dyn Host,
+) -> RestoreResult<()> {
+    if matches!(meta.kind, Kind::Sym(_)) {
+        return Ok(());
+    }
+    let name = cstr(target)?;
+    if opts.restore_ownership {
+        let r = owner_id(meta.uid, "uid").and_then(|uid| {
+            let gid = owner_id(meta.gid, "gid")?;
+            // SAFETY: a valid NUL-terminated path.
+            match unsafe { libc::chown(name.as_ptr(), uid, gid) } {
                 0 => Ok(()),
                 _ => Err(last_os_error(target)),
-            },
-            Err(_) => Err(RestoreError::plain("mode is out of range")),
-        };
-        self.maybe_ignore(r, host)?;
-        let mtime = libc::time_t::try_from(meta.mtime).unwrap_or(libc::time_t::MAX);
-        let times = [
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_NOW,
-            },
-            libc::timespec {
-                tv_sec: mtime,
-                tv_nsec: 0,
-            },
-        ];
-        // SAFETY: a valid NUL-terminated path and two timespecs.
-        let r = match unsafe { libc::utimensat(libc::AT_FDCWD, name.as_ptr(), times.as_ptr(), 0) } {
+            }
+        });
+        maybe_ignore(opts, r, host)?;
+    }
+    let r = match libc::mode_t::try_from(meta.mode) {
+        // SAFETY: a valid NUL-terminated path.
+        Ok(mode) => match unsafe { libc::chmod(name.as_ptr(), mode) } {
             0 => Ok(()),
             _ => Err(last_os_error(target)),
-        };
-        self.maybe_ignore(r, host)
-    }
+        },
+        Err(_) => Err(RestoreError::plain("mode is out of range")),
+    };
+    maybe_ignore(opts, r, host)?;
+    let mtime = libc::time_t::try_from(meta.mtime).unwrap_or(libc::time_t::MAX);
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        libc::timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: a valid NUL-terminated path and two timespecs.
+    let r = match unsafe { libc::utimensat(libc::AT_FDCWD, name.as_ptr(), times.as_ptr(), 0) } {
+        0 => Ok(()),
+        _ => Err(last_os_error(target)),
+    };
+    maybe_ignore(opts, r, host)
+}
 
-    fn maybe_ignore(&self, r: RestoreResult<()>, host: &mut dyn Host) -> RestoreResult<()> {
-        match r {
-            Err(e) if self.opts.ignore_errors => {
-                host.event(Event::IgnoredError { error: e });
-                Ok(())
-            }
-            other => other,
+fn maybe_ignore(
+    opts: &WriteOptions,
+    r: RestoreResult<()>,
+    host: &mut dyn Host,
+) -> RestoreResult<()> {
+    match r {
+        Err(e) if opts.ignore_errors => {
+            host.event(Event::IgnoredError { error: e });
+            Ok(())
         }
+        other => other,
     }
 }
 
@@ -393,9 +454,14 @@ impl Sink for TreeWriter {
         index: Index,
         meta: &Meta,
         content: Option<Content<'_>>,
+        size: Option<u64>,
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         self.wrote = true;
+        if self.pooled.take().is_some_and(|p| index.starts_with(&p)) {
+            // below a file still being written: as in a one-thread restore, it must be there
+            host.wait_writes()?;
+        }
         let Some(last) = &self.last else {
             let mut root = Branch {
                 base_index: index.clone(),
@@ -440,10 +506,17 @@ impl Sink for TreeWriter {
                 self.branches.push(b);
             } else if meta.kind != Kind::Missing {
                 let target = join(&self.base, &index);
-                let done = self
-                    .check_inside(&index)
-                    .and_then(|()| self.copy(&target, meta, content, host));
-                self.common(done, &index, host)?;
+                let pooled = self.opts.writers > 0
+                    && meta.kind == Kind::Reg
+                    && size.is_some_and(|n| n <= POOLED_FILE_MAX);
+                let done = self.check_inside(&index).and_then(|()| match content {
+                    Some(content) if pooled => {
+                        self.pooled = Some(index.clone());
+                        self.write_pooled(&index, target, meta, content, host)
+                    }
+                    content => copy(&self.opts, &target, meta, content, host),
+                });
+                common(done, &index, host)?;
             }
         } else {
             host.event(Event::Skipping {
