@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         restrict: Vec::new(),
         tempdir: scratch.clone(),
         numeric_owner: true,
-        mode: Mode::Restore(WriteOptions::default()),
+        // an odd split byte also runs the pool of file writers
+        mode: Mode::Restore(WriteOptions {
+            writers: usize::from(split & 1) * 2,
+            ..WriteOptions::default()
+        }),
     };
     let _ = restore(&opts, &mut host);
     let _ = std::fs::remove_dir_all(&scratch);

@@ -41,9 +41,19 @@ from dupcore import volumes as volume_files
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
 
-#: MiB each gzip volume is decompressed ahead while the engine runs: the volumes fetched ahead
-#: decompress in parallel with the one being read, memory bounded by (ahead + 1) times this.
-READ_AHEAD_MIB = 32
+#: MiB of gzip volume data decompressed ahead while the engine runs, shared by every volume
+#: open at once (the current one of each backup set and those fetched ahead): the volumes
+#: fetched ahead decompress in parallel with the one being read, memory bounded by this.
+READ_AHEAD_BUDGET_MIB = 64
+#: MiB decompressed ahead per volume, at most and at least.
+READ_AHEAD_MIB = (1, 32)
+
+
+def read_ahead_mib(sets: int, ahead: int) -> int:
+    """MiB each volume is decompressed ahead with ``sets`` backup sets and ``ahead`` volumes
+    fetched ahead: the budget shared, within :data:`READ_AHEAD_MIB`."""
+    low, high = READ_AHEAD_MIB
+    return max(low, min(high, READ_AHEAD_BUDGET_MIB // max(1, sets + ahead)))
 
 
 def _(text):
@@ -310,13 +320,15 @@ def _run(dup_main, config, col_stats, verify=None):
     from duplicity import log, tempdir, util
 
     index, sets = _setup(config, col_stats)
-    volumes = _Volumes(dup_main, log, sets, index, _env.restore_ahead())
+    ahead = _env.restore_ahead()
+    volumes = _Volumes(dup_main, log, sets, index, ahead)
     engine = _core.RestoreEngine(
         config.local_path.name, len(sets), list(index),
         os.fsencode(tempdir.default().dir()), bool(config.numeric_owner),
         bool(getattr(config, "restore_ownership", True)), bool(config.ignore_errors),
         bool(config.force), verify, _env.restore_writers() if verify is None else 0)
-    saved_ahead, volume_files.read_ahead_mib = volume_files.read_ahead_mib, READ_AHEAD_MIB
+    saved_ahead = volume_files.read_ahead_mib
+    volume_files.read_ahead_mib = read_ahead_mib(len(sets), ahead)
     stock_check = dup_main.restore_check_hash
     dup_main.restore_check_hash = _check_hash(stock_check)
     try:

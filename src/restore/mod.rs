@@ -3,12 +3,13 @@
 //! It does what duplicity's `restore_get_patched_rop_iter` and `patchdir.Write_ROPaths` do
 //! together: every backup set of the chain is read as a stream of tar members across its
 //! volumes ([`tarstream`]), turned into entries ([`entry`]), collated by path; each path's
-//! patch sequence is normalised (`normalize_ps`), deltas are applied in sequence from the
-//! snapshot (intermediate states spooled in memory or, when large, in an unlinked temporary
-//! file), and the result is written under the target ([`writer`]). Whatever duplicity logs
+//! patch sequence is normalised (`normalize_ps`), the deltas before the last are composed
+//! over the snapshot and the last is applied to that ([`chain`]), and the result is written
+//! under the target ([`writer`]). Whatever duplicity logs
 //! on the way is handed to the [`Host`] as an [`Event`], so that the caller can log it with
 //! duplicity's own words; volumes are asked from the host when a set needs its next one.
 
+pub mod chain;
 pub mod entry;
 pub mod error;
 pub mod pool;
@@ -16,22 +17,15 @@ pub mod tarstream;
 pub mod verify;
 pub mod writer;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::rsync::{Basis, PatchMaker};
+use chain::{apply_delta, before_last};
 use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
 use pool::{AfterWrites, Collector, FileJob, Ordered};
 use verify::Verifier;
 use writer::{relative, Content, TreeWriter, WriteOptions};
-
-/// Intermediate file states up to this size stay in memory; larger ones go to a temp file.
-pub const SPOOL_IN_MEMORY: usize = 16 << 20;
-/// Delta bytes read at a time.
-const DELTA_CHUNK: usize = 1 << 20;
 
 /// What the restore needs to know.
 #[derive(Debug, Clone)]
@@ -42,7 +36,7 @@ pub struct RestoreOptions {
     pub sets: usize,
     /// `--path-to-restore` as an index (empty: everything).
     pub restrict: Index,
-    /// Where large intermediate states are spooled.
+    /// Where large snapshots and delta data are spooled.
     pub tempdir: PathBuf,
     /// `--numeric-owner`.
     pub numeric_owner: bool,
@@ -215,135 +209,6 @@ pub fn py_bytes_repr(b: &[u8]) -> String {
     s
 }
 
-/// A file state between two deltas.
-enum Spool {
-    Memory(Vec<u8>),
-    Disk(File),
-}
-
-static SPOOL_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-struct SpoolWriter<'a> {
-    tempdir: &'a PathBuf,
-    spool: Spool,
-}
-
-impl SpoolWriter<'_> {
-    fn write(&mut self, piece: &[u8]) -> RestoreResult<()> {
-        if let Spool::Memory(v) = &mut self.spool {
-            if v.len() + piece.len() <= SPOOL_IN_MEMORY {
-                v.extend_from_slice(piece);
-                return Ok(());
-            }
-            let path = self.tempdir.join(format!(
-                "dupcore-restore-{}-{}",
-                std::process::id(),
-                SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let os = |e: std::io::Error| RestoreError::os(&e, path.as_os_str().as_encoded_bytes());
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(os)?;
-            std::fs::remove_file(&path).map_err(os)?;
-            f.write_all(v).map_err(os)?;
-            self.spool = Spool::Disk(f);
-        }
-        if let Spool::Disk(f) = &mut self.spool {
-            f.write_all(piece)
-                .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
-        }
-        Ok(())
-    }
-}
-
-impl Basis for Spool {
-    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Spool::Memory(v) => v.as_slice().read_at(pos, buf),
-            Spool::Disk(f) => f.read_at(pos, buf),
-        }
-    }
-}
-
-/// Applies the delta read from `stream` to `basis`, giving the result to `sink`.
-fn apply_delta(
-    basis: &mut Spool,
-    stream: &mut EntryStream,
-    host: &mut dyn Host,
-    sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
-) -> RestoreResult<()> {
-    let mut maker = PatchMaker::new(basis);
-    let mut input = vec![0u8; DELTA_CHUNK * 2];
-    let (mut start, mut end) = (0usize, 0usize);
-    let mut eof = false;
-    let mut out = Vec::with_capacity(DELTA_CHUNK);
-    loop {
-        if !eof && end - start < DELTA_CHUNK {
-            input.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-            let n = stream.read_data(host, &mut input[end..end + DELTA_CHUNK])?;
-            if n == 0 {
-                eof = true;
-            }
-            end += n;
-        }
-        let (used, done) = maker
-            .cycle(&input[start..end], eof, &mut out, DELTA_CHUNK)
-            .map_err(|e| {
-                RestoreError::Librsync(format!(
-                    "librsync error {} ({}) while in patch cycle",
-                    e.code(),
-                    e
-                ))
-            })?;
-        start += used;
-        if !out.is_empty() {
-            sink(&out)?;
-            out.clear();
-        }
-        if done {
-            return Ok(());
-        }
-    }
-}
-
-impl<B: Basis + ?Sized> Basis for &mut B {
-    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        (**self).read_at(pos, buf)
-    }
-}
-
-/// The state of a regular file before its last delta: snapshot data with all but the last
-/// delta applied (`patch_seq2ropath` up to the final `PatchedFile`).
-fn materialize(
-    seq: &[(usize, Entry)],
-    streams: &mut [EntryStream],
-    host: &mut dyn Host,
-    tempdir: &PathBuf,
-) -> RestoreResult<Spool> {
-    let mut w = SpoolWriter {
-        tempdir,
-        spool: Spool::Memory(Vec::new()),
-    };
-    streams[seq[0].0].pipe_data(host, &mut |piece| w.write(piece))?;
-    let mut basis = w.spool;
-    for (set, _) in &seq[1..seq.len() - 1] {
-        let mut next = SpoolWriter {
-            tempdir,
-            spool: Spool::Memory(Vec::new()),
-        };
-        apply_delta(&mut basis, &mut streams[*set], host, &mut |piece| {
-            next.write(piece)
-        })?;
-        basis = next.spool;
-    }
-    Ok(basis)
-}
-
 /// Restores (or verifies) the chain; true when any entry was found (`Write_ROPaths`' result).
 pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
     let writers = match &opts.mode {
@@ -428,7 +293,7 @@ fn walk(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
             )?;
             continue;
         }
-        let mut basis = match materialize(seq, &mut streams, host, &opts.tempdir) {
+        let mut basis = match before_last(seq, &mut streams, host, &opts.tempdir) {
             Ok(b) => b,
             Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
             Err(e) => {

@@ -12,7 +12,7 @@ pub(crate) mod strong;
 
 pub use delta::{DeltaMaker, LiteralCap};
 pub use error::RsError;
-pub use patch::{Basis, PatchMaker};
+pub use patch::{Basis, Command, CommandReader, PatchMaker, COPY_PAST_END};
 pub use sigmaker::SigMaker;
 pub use signature::Signature;
 

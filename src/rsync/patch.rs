@@ -37,20 +37,89 @@ impl Basis for &[u8] {
     }
 }
 
+/// A delta command, as its header reads (a literal's data follows it in the delta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Magic,
-    Command,
+pub enum Command {
+    /// The END command.
+    End,
+    /// This many literal bytes follow.
     Literal(u64),
-    Copy { pos: u64, left: u64 },
-    Done,
+    /// Copy `len` bytes of the basis from `pos`.
+    Copy {
+        /// Basis offset.
+        pos: u64,
+        /// Byte count.
+        len: u64,
+    },
 }
 
-/// Applies a delta read in pieces, producing output in bounded pieces.
-pub struct PatchMaker<B: Basis> {
-    basis: B,
-    state: State,
+/// Reads a delta's magic and its command headers, resumably, from pieces of input.
+#[derive(Debug, Default)]
+pub struct CommandReader {
+    magic_read: bool,
     pending: Vec<u8>,
+}
+
+impl CommandReader {
+    /// A reader at the start of a delta.
+    pub fn new() -> Self {
+        CommandReader {
+            magic_read: false,
+            pending: Vec::with_capacity(17),
+        }
+    }
+
+    /// The next command header from `input`: `(consumed, Some(command))`, or `(consumed,
+    /// None)` when more input is needed. `eof` says no delta bytes follow `input`.
+    pub fn next(&mut self, input: &[u8], eof: bool) -> RsResult<(usize, Option<Command>)> {
+        let mut pos = 0;
+        if !self.magic_read {
+            let take = (4 - self.pending.len()).min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            pos += take;
+            if self.pending.len() < 4 {
+                if eof {
+                    return Err(RsError::InputEnded(
+                        "delta is shorter than its 4-byte magic",
+                    ));
+                }
+                return Ok((pos, None));
+            }
+            let magic = get(&self.pending) as u32;
+            if magic != DELTA_MAGIC {
+                return Err(RsError::BadMagic(magic, "not a librsync delta"));
+            }
+            self.pending.clear();
+            self.magic_read = true;
+        }
+        if self.pending.is_empty() {
+            if pos == input.len() {
+                if eof {
+                    return Err(RsError::InputEnded("delta ends without an END command"));
+                }
+                return Ok((pos, None));
+            }
+            let op = input[pos];
+            if param_len(op).is_none() {
+                return Err(RsError::Corrupt(format!("reserved command byte {op:#04x}")));
+            }
+            self.pending.push(op);
+            pos += 1;
+        }
+        let need = 1 + param_len(self.pending[0]).unwrap_or(0);
+        let take = (need - self.pending.len()).min(input.len() - pos);
+        self.pending.extend_from_slice(&input[pos..pos + take]);
+        pos += take;
+        if self.pending.len() < need {
+            if eof {
+                return Err(RsError::InputEnded("delta ends inside a command"));
+            }
+            return Ok((pos, None));
+        }
+        let command = decode(&self.pending)?;
+        self.pending.clear();
+        Ok((pos, Some(command)))
+    }
 }
 
 /// Parameter byte count of a command opcode, or `None` for a reserved opcode.
@@ -76,52 +145,68 @@ fn signed_param(bytes: &[u8]) -> i128 {
     }
 }
 
+/// A whole command header (opcode and parameters) as a command.
+fn decode(header: &[u8]) -> RsResult<Command> {
+    let op = header[0];
+    let p = &header[1..];
+    Ok(match op {
+        OP_END => Command::End,
+        1..=OP_LITERAL_INLINE_MAX => Command::Literal(u64::from(op)),
+        OP_LITERAL_N1..=OP_LITERAL_N8 => {
+            let len = signed_param(p);
+            if len <= 0 {
+                return Err(RsError::Corrupt(format!(
+                    "literal command with length {len}"
+                )));
+            }
+            Command::Literal(len as u64)
+        }
+        _ => {
+            let k = op - OP_COPY_N1_N1;
+            let wp = width_of_index(k / 4);
+            let pos = signed_param(&p[..wp]);
+            let len = signed_param(&p[wp..]);
+            if pos < 0 || len <= 0 {
+                return Err(RsError::Corrupt(format!(
+                    "copy command with offset {pos} length {len}"
+                )));
+            }
+            Command::Copy {
+                pos: pos as u64,
+                len: len as u64,
+            }
+        }
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Header,
+    Literal(u64),
+    Copy { pos: u64, left: u64 },
+    Done,
+}
+
+/// Applies a delta read in pieces, producing output in bounded pieces.
+pub struct PatchMaker<B: Basis> {
+    basis: B,
+    state: State,
+    commands: CommandReader,
+}
+
 impl<B: Basis> PatchMaker<B> {
     /// Starts applying a delta against `basis`.
     pub fn new(basis: B) -> Self {
         PatchMaker {
             basis,
-            state: State::Magic,
-            pending: Vec::with_capacity(17),
+            state: State::Header,
+            commands: CommandReader::new(),
         }
     }
 
     /// Whether the END command has been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
-    }
-
-    fn decode(&mut self) -> RsResult<State> {
-        let op = self.pending[0];
-        let p = &self.pending[1..];
-        Ok(match op {
-            OP_END => State::Done,
-            1..=OP_LITERAL_INLINE_MAX => State::Literal(u64::from(op)),
-            OP_LITERAL_N1..=OP_LITERAL_N8 => {
-                let len = signed_param(p);
-                if len <= 0 {
-                    return Err(RsError::Corrupt(format!(
-                        "literal command with length {len}"
-                    )));
-                }
-                State::Literal(len as u64)
-            }
-            _ => {
-                let k = op - OP_COPY_N1_N1;
-                let wp = width_of_index(k / 4);
-                let pos = signed_param(&p[..wp]);
-                let len = signed_param(&p[wp..]);
-                if pos < 0 || len <= 0 {
-                    return Err(RsError::Corrupt(format!(
-                        "copy command with offset {pos} length {len}"
-                    )));
-                }
-                State::Copy {
-                    pos: pos as u64,
-                    left: len as u64,
-                }
-            }
-        })
     }
 
     /// Consumes delta bytes from `input` and appends at most `out_limit` bytes to `out`.
@@ -144,56 +229,15 @@ impl<B: Basis> PatchMaker<B> {
             let room = out_limit - (out.len() - start_len);
             match self.state {
                 State::Done => return Ok((pos, true)),
-                State::Magic => {
-                    let take = (4 - self.pending.len()).min(input.len() - pos);
-                    self.pending.extend_from_slice(&input[pos..pos + take]);
-                    pos += take;
-                    if self.pending.len() < 4 {
-                        if eof {
-                            return Err(RsError::InputEnded(
-                                "delta is shorter than its 4-byte magic",
-                            ));
-                        }
-                        return Ok((pos, false));
-                    }
-                    let magic = get(&self.pending) as u32;
-                    if magic != DELTA_MAGIC {
-                        return Err(RsError::BadMagic(magic, "not a librsync delta"));
-                    }
-                    self.pending.clear();
-                    self.state = State::Command;
-                }
-                State::Command => {
-                    if self.pending.is_empty() {
-                        if pos == input.len() {
-                            if eof {
-                                return Err(RsError::InputEnded(
-                                    "delta ends without an END command",
-                                ));
-                            }
-                            return Ok((pos, false));
-                        }
-                        let op = input[pos];
-                        if param_len(op).is_none() {
-                            return Err(RsError::Corrupt(format!(
-                                "reserved command byte {op:#04x}"
-                            )));
-                        }
-                        self.pending.push(op);
-                        pos += 1;
-                    }
-                    let need = 1 + param_len(self.pending[0]).unwrap_or(0);
-                    let take = (need - self.pending.len()).min(input.len() - pos);
-                    self.pending.extend_from_slice(&input[pos..pos + take]);
-                    pos += take;
-                    if self.pending.len() < need {
-                        if eof {
-                            return Err(RsError::InputEnded("delta ends inside a command"));
-                        }
-                        return Ok((pos, false));
-                    }
-                    self.state = self.decode()?;
-                    self.pending.clear();
+                State::Header => {
+                    let (used, command) = self.commands.next(&input[pos..], eof)?;
+                    pos += used;
+                    self.state = match command {
+                        None => return Ok((pos, false)),
+                        Some(Command::End) => State::Done,
+                        Some(Command::Literal(n)) => State::Literal(n),
+                        Some(Command::Copy { pos, len }) => State::Copy { pos, left: len },
+                    };
                 }
                 State::Literal(left) => {
                     if room == 0 {
@@ -211,7 +255,7 @@ impl<B: Basis> PatchMaker<B> {
                     pos += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {
-                        State::Command
+                        State::Header
                     } else {
                         State::Literal(left)
                     };
@@ -232,13 +276,11 @@ impl<B: Basis> PatchMaker<B> {
                     };
                     out.truncate(old + got);
                     if got == 0 {
-                        return Err(RsError::InputEnded(
-                            "copy command reads past the end of the basis file",
-                        ));
+                        return Err(RsError::InputEnded(COPY_PAST_END));
                     }
                     let left = left - got as u64;
                     self.state = if left == 0 {
-                        State::Command
+                        State::Header
                     } else {
                         State::Copy {
                             pos: at + got as u64,
@@ -250,6 +292,9 @@ impl<B: Basis> PatchMaker<B> {
         }
     }
 }
+
+/// Why a copy command fails: it reads past the end of the basis.
+pub const COPY_PAST_END: &str = "copy command reads past the end of the basis file";
 
 /// Applies a whole in-memory delta to an in-memory basis.
 pub fn patch_of(basis: &[u8], delta: &[u8]) -> RsResult<Vec<u8>> {

@@ -1,0 +1,409 @@
+//! A regular file's patch sequence: its snapshot, then the delta of every later backup set.
+//!
+//! duplicity writes every intermediate state of the file to a temporary file and patches the
+//! next delta against it, so a large file changed in 30 incrementals is written and read 30
+//! times. Here the deltas before the last are composed instead: a state is a list of pieces,
+//! each a range of the snapshot or of the literal data the deltas carry, and a delta's copy
+//! command only slices the previous list. The snapshot is spooled once (in memory up to
+//! [`SPOOL_IN_MEMORY`], else in an unlinked temporary file), so are the literal bytes, and the
+//! last delta is applied by the ordinary patcher against the composed state, so that its
+//! output, and where it stops on a damaged delta, are those of the step-by-step patch. A
+//! state cut into more than [`MAX_PIECES`] pieces is written out once and starts anew.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::entry::{Entry, EntryStream};
+use super::error::{RestoreError, RestoreResult};
+use super::Host;
+use crate::rsync::{Basis, Command, CommandReader, PatchMaker, RsError, COPY_PAST_END};
+
+/// File data up to this size stays in memory; larger data goes to a temporary file.
+pub const SPOOL_IN_MEMORY: usize = 16 << 20;
+/// Pieces a composed state may have before it is written out.
+pub const MAX_PIECES: usize = 1 << 18;
+/// Delta bytes read at a time, at most.
+const DELTA_CHUNK: usize = 1 << 20;
+/// Delta bytes read at a time at first (most deltas are small); doubled while reads fill it.
+const FIRST_CHUNK: usize = 16 << 10;
+
+/// Grows a read buffer that a read has just filled, up to `max`.
+fn grow(buf: &mut Vec<u8>, filled: usize, max: usize) {
+    if filled == buf.len() && buf.len() < max {
+        buf.resize((buf.len() * 2).min(max), 0);
+    }
+}
+
+/// File data kept for random access: in memory, or in an unlinked temporary file.
+enum Spool {
+    Memory(Vec<u8>),
+    Disk(File),
+}
+
+static SPOOL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A [`Spool`] being appended to.
+struct SpoolWriter {
+    tempdir: PathBuf,
+    spool: Spool,
+    len: u64,
+    in_memory: usize,
+}
+
+impl SpoolWriter {
+    fn new(tempdir: &Path, in_memory: usize) -> Self {
+        SpoolWriter {
+            tempdir: tempdir.to_path_buf(),
+            spool: Spool::Memory(Vec::new()),
+            len: 0,
+            in_memory,
+        }
+    }
+
+    fn write(&mut self, piece: &[u8]) -> RestoreResult<()> {
+        if let Spool::Memory(v) = &mut self.spool {
+            if v.len() + piece.len() <= self.in_memory {
+                v.extend_from_slice(piece);
+                self.len += piece.len() as u64;
+                return Ok(());
+            }
+            let path = self.tempdir.join(format!(
+                "dupcore-restore-{}-{}",
+                std::process::id(),
+                SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let os = |e: std::io::Error| RestoreError::os(&e, path.as_os_str().as_encoded_bytes());
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(os)?;
+            std::fs::remove_file(&path).map_err(os)?;
+            f.write_all(v).map_err(os)?;
+            self.spool = Spool::Disk(f);
+        }
+        if let Spool::Disk(f) = &mut self.spool {
+            f.write_all(piece)
+                .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
+        }
+        self.len += piece.len() as u64;
+        Ok(())
+    }
+}
+
+impl Basis for Spool {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Spool::Memory(v) => v.as_slice().read_at(pos, buf),
+            Spool::Disk(f) => f.read_at(pos, buf),
+        }
+    }
+}
+
+/// Where a piece of a composed state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The snapshot (or the last written-out state), from this offset.
+    Base(u64),
+    /// The literal store, from this offset.
+    Literal(u64),
+}
+
+impl Source {
+    fn at(self, skip: u64) -> Source {
+        match self {
+            Source::Base(o) => Source::Base(o + skip),
+            Source::Literal(o) => Source::Literal(o + skip),
+        }
+    }
+}
+
+/// A piece of a state: its bytes end at `end` in the state and come from `source`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    end: u64,
+    source: Source,
+}
+
+/// A file state as pieces of the snapshot and of the deltas' literal data.
+pub struct Composed {
+    base: Spool,
+    literals: SpoolWriter,
+    pieces: Vec<Piece>,
+    tempdir: PathBuf,
+    limits: Limits,
+}
+
+/// Memory bounds of a composed state.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    in_memory: usize,
+    max_pieces: usize,
+}
+
+const LIMITS: Limits = Limits {
+    in_memory: SPOOL_IN_MEMORY,
+    max_pieces: MAX_PIECES,
+};
+
+impl Composed {
+    /// The state of a snapshot whose data `fill` gives to the writer it is called with.
+    fn from_snapshot(
+        tempdir: &Path,
+        limits: Limits,
+        fill: impl FnOnce(&mut SpoolWriter) -> RestoreResult<()>,
+    ) -> RestoreResult<Self> {
+        let mut w = SpoolWriter::new(tempdir, limits.in_memory);
+        fill(&mut w)?;
+        let mut state = Composed {
+            base: w.spool,
+            literals: SpoolWriter::new(tempdir, limits.in_memory),
+            pieces: Vec::new(),
+            tempdir: tempdir.to_path_buf(),
+            limits,
+        };
+        push(&mut state.pieces, &mut 0, w.len, Source::Base(0));
+        Ok(state)
+    }
+
+    fn len(&self) -> u64 {
+        self.pieces.last().map_or(0, |p| p.end)
+    }
+
+    fn start_of(&self, i: usize) -> u64 {
+        if i == 0 {
+            0
+        } else {
+            self.pieces[i - 1].end
+        }
+    }
+
+    /// The index of the piece holding byte `pos` (`pos` < len).
+    fn find(&self, pos: u64) -> usize {
+        self.pieces.partition_point(|p| p.end <= pos)
+    }
+
+    /// Appends the pieces of `[pos, pos + len)` of this state to `out` (ending at `out_end`).
+    fn slice_into(&self, pos: u64, len: u64, out: &mut Vec<Piece>, mut out_end: u64) {
+        let stop = pos + len;
+        let mut at = pos;
+        let mut i = self.find(pos);
+        while at < stop {
+            let piece = self.pieces[i];
+            let start = self.start_of(i);
+            let take = piece.end.min(stop) - at;
+            push(out, &mut out_end, take, piece.source.at(at - start));
+            at += take;
+            i += 1;
+        }
+    }
+
+    /// Applies the delta that `read` gives (0 at its end) to this state, in place.
+    fn compose(
+        &mut self,
+        read: &mut dyn FnMut(&mut [u8]) -> RestoreResult<usize>,
+    ) -> RestoreResult<()> {
+        let mut next: Vec<Piece> = Vec::new();
+        let mut next_end = 0u64;
+        let mut commands = CommandReader::new();
+        let mut input = vec![0u8; FIRST_CHUNK];
+        let (mut start, mut end, mut eof) = (0usize, 0usize, false);
+        let mut literal_left = 0u64;
+        let old_len = self.len();
+        loop {
+            if start == end && !eof {
+                end = read(&mut input)?;
+                start = 0;
+                eof = end == 0;
+                grow(&mut input, end, DELTA_CHUNK);
+            }
+            if literal_left > 0 {
+                if start == end {
+                    return Err(librsync(RsError::InputEnded(
+                        "delta ends inside literal data",
+                    )));
+                }
+                let n = (literal_left.min((end - start) as u64)) as usize;
+                let at = self.literals.len;
+                self.literals.write(&input[start..start + n])?;
+                push(&mut next, &mut next_end, n as u64, Source::Literal(at));
+                start += n;
+                literal_left -= n as u64;
+                continue;
+            }
+            let (used, command) = commands.next(&input[start..end], eof).map_err(librsync)?;
+            start += used;
+            match command {
+                None => {} // all input used: more is read above
+                Some(Command::End) => break,
+                Some(Command::Literal(n)) => literal_left = n,
+                Some(Command::Copy { pos, len }) => {
+                    let available = old_len.saturating_sub(pos).min(len);
+                    if available > 0 {
+                        self.slice_into(pos, available, &mut next, next_end);
+                        next_end += available;
+                    }
+                    if available < len {
+                        return Err(librsync(RsError::InputEnded(COPY_PAST_END)));
+                    }
+                }
+            }
+        }
+        self.pieces = next;
+        if self.pieces.len() > self.limits.max_pieces {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the state to a new spool, which becomes its only piece.
+    fn write_out(&mut self) -> RestoreResult<()> {
+        let len = self.len();
+        let mut w = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
+        let mut buf = vec![0u8; DELTA_CHUNK];
+        let mut pos = 0u64;
+        while pos < len {
+            let n = self
+                .read_at(pos, &mut buf)
+                .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n])?;
+            pos += n as u64;
+        }
+        self.base = w.spool;
+        self.literals = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
+        self.pieces.clear();
+        push(&mut self.pieces, &mut 0, len, Source::Base(0));
+        Ok(())
+    }
+}
+
+/// Appends a piece of `len` bytes from `source`, merged with the last when contiguous.
+fn push(out: &mut Vec<Piece>, out_end: &mut u64, len: u64, source: Source) {
+    if len == 0 {
+        return;
+    }
+    let start = *out_end;
+    *out_end += len;
+    if let Some(n) = out.len().checked_sub(1) {
+        let prev_start = if n == 0 { 0 } else { out[n - 1].end };
+        if out[n].source.at(start - prev_start) == source {
+            out[n].end = *out_end;
+            return;
+        }
+    }
+    out.push(Piece {
+        end: *out_end,
+        source,
+    });
+}
+
+impl Basis for Composed {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = self.len();
+        let mut done = 0usize;
+        let mut at = pos;
+        while done < buf.len() && at < len {
+            let i = self.find(at);
+            let piece = self.pieces[i];
+            let start = self.start_of(i);
+            let want = ((piece.end - at) as usize).min(buf.len() - done);
+            let got = match piece.source.at(at - start) {
+                Source::Base(o) => self.base.read_at(o, &mut buf[done..done + want])?,
+                Source::Literal(o) => self
+                    .literals
+                    .spool
+                    .read_at(o, &mut buf[done..done + want])?,
+            };
+            if got == 0 {
+                break;
+            }
+            done += got;
+            at += got as u64;
+        }
+        Ok(done)
+    }
+}
+
+fn librsync(e: RsError) -> RestoreError {
+    RestoreError::Librsync(format!(
+        "librsync error {} ({}) while in patch cycle",
+        e.code(),
+        e
+    ))
+}
+
+/// Applies the delta read from `stream` to `basis`, giving the result to `sink`.
+pub fn apply_delta(
+    basis: &mut dyn Basis,
+    stream: &mut EntryStream,
+    host: &mut dyn Host,
+    sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
+) -> RestoreResult<()> {
+    let mut maker = PatchMaker::new(basis);
+    let mut chunk = FIRST_CHUNK;
+    let mut input = vec![0u8; chunk * 2];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut eof = false;
+    let mut out = Vec::new();
+    loop {
+        if !eof && end - start < chunk {
+            input.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            let n = stream.read_data(host, &mut input[end..end + chunk])?;
+            if n == 0 {
+                eof = true;
+            }
+            end += n;
+            if n == chunk && chunk < DELTA_CHUNK {
+                chunk *= 2;
+                input.resize(chunk * 2, 0);
+            }
+        }
+        let (used, done) = maker
+            .cycle(&input[start..end], eof, &mut out, DELTA_CHUNK)
+            .map_err(librsync)?;
+        start += used;
+        if !out.is_empty() {
+            sink(&out)?;
+            out.clear();
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+impl Basis for &mut dyn Basis {
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        (**self).read_at(pos, buf)
+    }
+}
+
+/// The state of a regular file before its last delta (`patch_seq2ropath` up to the final
+/// `PatchedFile`): the snapshot of `seq[0]` with the deltas of `seq[1..len - 1]` composed.
+pub fn before_last(
+    seq: &[(usize, Entry)],
+    streams: &mut [EntryStream],
+    host: &mut dyn Host,
+    tempdir: &Path,
+) -> RestoreResult<Composed> {
+    let (first, _) = &seq[0];
+    let mut state = Composed::from_snapshot(tempdir, LIMITS, |w| {
+        streams[*first].pipe_data(host, &mut |piece| w.write(piece))
+    })?;
+    for (set, _) in &seq[1..seq.len() - 1] {
+        let stream = &mut streams[*set];
+        state.compose(&mut |buf| stream.read_data(host, buf))?;
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests;

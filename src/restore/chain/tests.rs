@@ -1,0 +1,208 @@
+//! Composed patch sequences against step-by-step patching: the same bytes, the same errors.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::rsync::delta::{delta_of, emit_copy, emit_literal};
+use crate::rsync::patch::patch_of;
+use crate::rsync::sigmaker::signature_of;
+use crate::rsync::{LiteralCap, DELTA_MAGIC, OP_END};
+
+/// Output of the last delta against `basis`, in 4 KiB pieces as the engine writes them: the
+/// pieces written and the error that stopped it, if any.
+fn last_step(basis: &mut dyn Basis, delta: &[u8]) -> (Vec<u8>, Option<String>) {
+    let mut maker = PatchMaker::new(basis);
+    let mut written = Vec::new();
+    let mut pos = 0;
+    loop {
+        let mut out = Vec::new();
+        match maker.cycle(&delta[pos..], true, &mut out, 4096) {
+            Ok((used, done)) => {
+                written.extend_from_slice(&out);
+                pos += used;
+                if done {
+                    return (written, None);
+                }
+            }
+            Err(e) => return (written, Some(librsync(e).to_string())),
+        }
+    }
+}
+
+/// duplicity's way: every state but the last written out, then the last delta.
+fn stepwise(basis: &[u8], deltas: &[Vec<u8>]) -> Result<(Vec<u8>, Option<String>), String> {
+    let mut state = basis.to_vec();
+    for d in &deltas[..deltas.len() - 1] {
+        state = patch_of(&state, d).map_err(|e| librsync(e).to_string())?;
+    }
+    Ok(last_step(&mut &state[..], &deltas[deltas.len() - 1]))
+}
+
+/// The engine's way: the deltas before the last composed, read in `chunk`-byte pieces.
+fn composed(
+    basis: &[u8],
+    deltas: &[Vec<u8>],
+    limits: Limits,
+    chunk: usize,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    let dir = std::env::temp_dir();
+    let mut state = Composed::from_snapshot(&dir, limits, |w| {
+        basis.chunks(chunk.max(1)).try_for_each(|c| w.write(c))
+    })
+    .map_err(|e| e.to_string())?;
+    for d in &deltas[..deltas.len() - 1] {
+        let mut at = 0;
+        state
+            .compose(&mut |buf: &mut [u8]| {
+                let n = buf.len().min(chunk).min(d.len() - at);
+                buf[..n].copy_from_slice(&d[at..at + n]);
+                at += n;
+                Ok(n)
+            })
+            .map_err(|e| e.to_string())?;
+        assert!(state.pieces.len() <= limits.max_pieces.max(1));
+    }
+    Ok(last_step(&mut state, &deltas[deltas.len() - 1]))
+}
+
+/// A random edit of `prev`: pages rewritten, bytes inserted, cut, appended or truncated.
+fn edit(prev: &[u8], seed: &[u8]) -> Vec<u8> {
+    let mut next = prev.to_vec();
+    for w in seed.chunks(4) {
+        let w1 = *w.get(1).unwrap_or(&3);
+        let (kind, a, b) = (
+            w[0] % 5,
+            usize::from(w1),
+            usize::from(*w.get(2).unwrap_or(&7)),
+        );
+        let at = if next.is_empty() {
+            0
+        } else {
+            (a * 997 + b * 31) % next.len()
+        };
+        match kind {
+            0 => {
+                let end = (at + 64 + b).min(next.len());
+                for x in &mut next[at..end] {
+                    *x = x.wrapping_add(w1 | 1);
+                }
+            }
+            1 => {
+                let fill: Vec<u8> = (0..b + 1).map(|i| (i as u8) ^ w1).collect();
+                next.splice(at..at, fill);
+            }
+            2 => {
+                let end = (at + b * 3).min(next.len());
+                next.drain(at..end);
+            }
+            3 => next.extend((0..a * 5).map(|i| (i * 7) as u8)),
+            _ => next.truncate(at),
+        }
+    }
+    next
+}
+
+/// A hand-made delta: copies anywhere (also past the end), literals, sometimes cut short.
+fn crafted(prev_len: usize, seed: &[u8]) -> Vec<u8> {
+    let mut d = DELTA_MAGIC.to_be_bytes().to_vec();
+    for w in seed.chunks(3) {
+        let n = u64::from(*w.get(1).unwrap_or(&1)) * 13 + 1;
+        if w[0] % 3 == 0 {
+            let data: Vec<u8> = (0..n).map(|i| i as u8 ^ w[0]).collect();
+            emit_literal(&mut d, &data);
+        } else {
+            let pos = (u64::from(w[0]) * 211 + u64::from(*w.get(2).unwrap_or(&0)) * 7)
+                % (prev_len as u64 + 40);
+            emit_copy(&mut d, pos, n);
+        }
+    }
+    d.push(OP_END);
+    if seed.first().is_some_and(|&b| b > 240) {
+        d.truncate(d.len() * usize::from(seed[0] - 240) / 16);
+    }
+    d
+}
+
+fn chain(basis: &[u8], edits: &[Vec<u8>], crafted_at: Option<(usize, Vec<u8>)>) -> Vec<Vec<u8>> {
+    let mut deltas = Vec::new();
+    let mut prev = basis.to_vec();
+    for (k, seed) in edits.iter().enumerate() {
+        let delta = match &crafted_at {
+            Some((at, s)) if *at == k => crafted(prev.len(), s),
+            _ => {
+                let next = edit(&prev, seed);
+                let sig = signature_of(&prev, 64, 8).unwrap();
+                let d = delta_of(&sig, &next, LiteralCap::V234).unwrap();
+                prev = next;
+                d
+            }
+        };
+        deltas.push(delta);
+    }
+    deltas
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn composed_chains_patch_as_step_by_step(
+        basis in proptest::collection::vec(any::<u8>(), 0..6000),
+        edits in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..24), 1..9),
+        crafted_seed in proptest::option::of((0usize..9, proptest::collection::vec(any::<u8>(), 1..30))),
+        small in any::<bool>(),
+        chunk in 1usize..5000,
+    ) {
+        let deltas = chain(&basis, &edits, crafted_seed);
+        let limits = if small {
+            Limits { in_memory: 100, max_pieces: 3 }
+        } else {
+            LIMITS
+        };
+        prop_assert_eq!(composed(&basis, &deltas, limits, chunk), stepwise(&basis, &deltas));
+    }
+}
+
+#[test]
+fn damaged_deltas_fail_as_step_by_step() {
+    let basis: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let good = chain(&basis, &[vec![1, 2, 3, 4]], None).remove(0);
+    let mut cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"rs".to_vec(),
+        b"abcd\x00".to_vec(),
+        good[..good.len() - 1].to_vec(),
+        [&DELTA_MAGIC.to_be_bytes()[..], &[0x55]].concat(),
+        [&DELTA_MAGIC.to_be_bytes()[..], &[3, b'a']].concat(),
+    ];
+    for (pos, len) in [(2990, 100), (2990, 11), (3000, 1), (5000, 1)] {
+        let mut past_end = DELTA_MAGIC.to_be_bytes().to_vec();
+        emit_copy(&mut past_end, pos, len);
+        past_end.push(OP_END);
+        cases.push(past_end);
+    }
+    for cut in [5, 9, good.len() / 2] {
+        cases.push(good[..cut.min(good.len())].to_vec());
+    }
+    for bad in cases {
+        let deltas = vec![bad.clone(), good.clone()];
+        let want = stepwise(&basis, &deltas);
+        assert!(want.is_err(), "{bad:?}");
+        assert_eq!(composed(&basis, &deltas, LIMITS, 7), want, "{bad:?}");
+    }
+}
+
+#[test]
+fn large_states_spill_to_disk_and_stay_in_few_pieces() {
+    let basis: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let edits: Vec<Vec<u8>> = (0..12u8).map(|k| vec![0, k, 9, 1, 3, k, 2, 2]).collect();
+    let deltas = chain(&basis, &edits, None);
+    let limits = Limits {
+        in_memory: 4096,
+        max_pieces: 4,
+    };
+    assert_eq!(
+        composed(&basis, &deltas, limits, 1000),
+        stepwise(&basis, &deltas)
+    );
+}
