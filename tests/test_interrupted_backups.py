@@ -1,0 +1,133 @@
+"""Backups interrupted by ``kill -9`` or by a full target disk: the rerun completes and the
+chain restores exactly, with dupcore as with stock duplicity (the same exit codes)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import DUPLICITY, assert_same_tree, clean_env, run_duplicity, snapshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+VOLSIZE = ["--volsize", "1", "--num-retries", "1"]
+
+
+def make_tree(root, seed):
+    """About 15 MB that does not compress (a volume per MB) and some small files."""
+    rng = random.Random(seed)
+    (root / "d").mkdir(parents=True)
+    for i in range(10):
+        (root / "d" / f"f{i}.bin").write_bytes(rng.randbytes(1_500_000))
+    for i in range(60):
+        (root / f"s{i:02}.txt").write_text(f"small {i}\n" * i)
+
+
+def change_tree(root, seed):
+    """Rewrites parts of some big files, adds and removes small ones."""
+    rng = random.Random(seed)
+    for i in (1, 4, 7):
+        p = root / "d" / f"f{i}.bin"
+        data = bytearray(p.read_bytes())
+        at = rng.randrange(len(data) - 300_000)
+        data[at:at + 300_000] = rng.randbytes(300_000)
+        p.write_bytes(bytes(data))
+        os.utime(p, (time.time() + 5, time.time() + 5))
+    (root / "s03.txt").unlink()
+    (root / "new.bin").write_bytes(rng.randbytes(2_500_000))
+
+
+def volumes(target):
+    return sum(1 for n in os.listdir(target) if ".difftar" in n)
+
+
+def killed_at(args, env, target, count):
+    """Starts duplicity and kills it (SIGKILL) once ``count`` volumes are in ``target``."""
+    before = volumes(target)
+    proc = subprocess.Popen([str(DUPLICITY), *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if volumes(target) - before >= count:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, \
+        f"the backup ended ({proc.returncode}) before {count} volumes were written"
+
+
+@pytest.mark.parametrize("point", [1, 4, 9])
+def test_killed_full_and_incremental_resume_and_restore_exactly(point, tmp_path):
+    """kill -9 after ``point`` volumes of a full and of an incremental backup; each rerun
+    completes and both points in time restore exactly."""
+    src, target, cache = tmp_path / "src", tmp_path / "target", tmp_path / "cache"
+    make_tree(src, point)
+    target.mkdir()
+    env = clean_env(None, "dupcore")
+    common = ["--no-encryption", *VOLSIZE, "--archive-dir", str(cache), "--name", "k"]
+    url = f"file://{target}"
+    killed_at(["full", *common, str(src), url], env, target, point)
+    rerun = run_duplicity(["full", *common, str(src), url], env)
+    assert b"partial set, restarting" in rerun.output, rerun.text()[-3000:]
+    first = snapshot(src)
+    time.sleep(1.1)  # the incremental gets a later backup time
+    change_tree(src, point)
+    killed_at(["incremental", *common, str(src), url], env, target, min(point, 3))
+    rerun = run_duplicity(["incremental", *common, str(src), url], env)
+    assert b"partial set, restarting" in rerun.output, rerun.text()[-3000:]
+    second = snapshot(src)
+    for mode in ("dupcore", "stock"):
+        out = tmp_path / f"restore-{mode}"
+        run_duplicity(["restore", *common, url, str(out)], clean_env(None, mode))
+        assert_same_tree(second, snapshot(out), f"latest state restored by {mode}")
+    full = next(n for n in os.listdir(target) if n.startswith("duplicity-full.")
+                and n.endswith(".manifest"))
+    t = full.split(".")[1]  # 20261205T172705Z
+    stamp = f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}Z"
+    out = tmp_path / "restore-first"
+    run_duplicity(["restore", *common, "--time", stamp, url, str(out)], env)
+    assert_same_tree(first, snapshot(out), "the full backup's state")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs as target needs root")
+@pytest.mark.skipif(shutil.which("mount") is None, reason="no mount command")
+def test_full_target_disk_then_rerun(tmp_path):
+    """The target file system fills up during a full backup: dupcore stops with stock's exit
+    code; with room again, the rerun completes and restores exactly."""
+    src = tmp_path / "src"
+    make_tree(src, 99)
+    expected = snapshot(src)
+    codes = {}
+    for mode in ("stock", "dupcore"):
+        target, cache = tmp_path / f"target-{mode}", tmp_path / f"cache-{mode}"
+        target.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(target)],
+                                 capture_output=True, check=False)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace')}")
+        try:
+            env = clean_env(None, mode)
+            common = ["--no-encryption", *VOLSIZE, "--archive-dir", str(cache), "--name", "f"]
+            url = f"file://{target}"
+            res = run_duplicity(["full", *common, str(src), url], env, check=False)
+            codes[mode] = res.returncode
+            assert b"No space left on device" in res.output, res.text()[-3000:]
+            subprocess.run(["mount", "-o", "remount,size=64m", str(target)], check=True)
+            rerun = run_duplicity(["full", *common, str(src), url], env)
+            assert b"restarting" in rerun.output.lower(), rerun.text()[-3000:]
+            out = tmp_path / f"restore-{mode}"
+            run_duplicity(["restore", *common, url, str(out)], env)
+            assert_same_tree(expected, snapshot(out), f"restored by {mode} after the rerun")
+        finally:
+            subprocess.run(["umount", str(target)], check=False)
+    assert codes["dupcore"] == codes["stock"] != 0, codes
