@@ -186,6 +186,9 @@ class GPGFile(metaclass=_GPGFileType):
             else:
                 try:
                     self._r.drain()
+                    for note in self._r.warnings():
+                        _config, _gpg, log = modules()
+                        log.Warn(f"dupcore openpgp: {os.fsdecode(self._fsname)}: {note}")
                     signers = self._r.signers() or []
                     self.signature = signers[0] if signers else None
                 finally:

@@ -242,6 +242,11 @@ impl PyPgpReader {
         Ok(self.get()?.tell())
     }
 
+    /// Warnings for a file that reads nevertheless (a failed MDC, as gpg reads it).
+    fn warnings(&mut self) -> PyResult<Vec<String>> {
+        Ok(self.get()?.warnings())
+    }
+
     /// Key ids of good signatures (None before the end was reached).
     fn signers(&mut self) -> PyResult<Option<Vec<String>>> {
         Ok(self.get()?.signers().map(|s| s.to_vec()))

@@ -267,10 +267,10 @@ fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
 /// The reader thread. sequoia's packet parser is third-party code fed with data from remote
 /// storage: should it panic on some malformed input, the file ends with a `Corrupt` error
 /// naming the cause instead of a dead thread.
-fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
+fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>, notes: Notes) {
     let tx2 = tx.clone();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        read_file(path, opts, tx)
+        read_file(path, opts, tx, notes)
     }));
     if let Err(payload) = run {
         let what = payload
@@ -285,7 +285,7 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
     }
 }
 
-fn read_file(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
+fn read_file(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>, notes: Notes) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
@@ -304,7 +304,7 @@ fn read_file(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>) {
         }
     };
     match seipd::open(file) {
-        Ok(Some(envelope)) => read_seipd(envelope, helper, failure, tx),
+        Ok(Some(envelope)) => read_seipd(envelope, helper, failure, tx, notes),
         Ok(None) => match open() {
             Ok(f) => read_with_sequoia(f, helper, failure, tx),
             Err(e) => {
@@ -399,6 +399,7 @@ fn decrypt_to_end(
     tx: SyncSender<Chunk>,
     failure: &Mutex<Option<PgpError>>,
     abandoned: &AtomicBool,
+    notes: &Notes,
 ) {
     let mut listening = true;
     loop {
@@ -431,9 +432,20 @@ fn decrypt_to_end(
                 return;
             }
             Err(e) => {
-                let mdc_failed = e
+                let mdc = e
                     .get_ref()
-                    .is_some_and(|i| i.downcast_ref::<seipd::MdcFailure>().is_some());
+                    .and_then(|i| i.downcast_ref::<seipd::MdcFailure>());
+                if mdc == Some(&seipd::MdcFailure::Mismatch) {
+                    // Every plaintext byte is out and only the checksum differs: duplicity
+                    // passes --ignore-mdc-error, with which gpg delivers the data and warns.
+                    notes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(MDC_IGNORED.into());
+                    let _ = tx.send(Chunk::End);
+                    return;
+                }
+                let mdc_failed = mdc.is_some();
                 let why = if mdc_failed {
                     mdc_error()
                 } else {
@@ -446,6 +458,13 @@ fn decrypt_to_end(
         }
     }
 }
+
+/// Shared between the reader and its threads: what is worth a warning though the file reads.
+type Notes = Arc<Mutex<Vec<String>>>;
+
+/// The warning for a file whose MDC does not match (read as gpg --ignore-mdc-error reads it).
+pub const MDC_IGNORED: &str = "integrity check (MDC) failed: the data was modified or damaged; \
+     read anyway, as gpg does with duplicity's --ignore-mdc-error";
 
 fn mdc_error() -> PgpError {
     PgpError::new(
@@ -461,6 +480,7 @@ fn read_seipd(
     mut helper: Helper,
     failure: Arc<Mutex<Option<PgpError>>>,
     tx: SyncSender<Step>,
+    notes: Notes,
 ) {
     let pkesks = std::mem::take(&mut envelope.pkesks);
     let skesks = std::mem::take(&mut envelope.skesks);
@@ -499,7 +519,7 @@ fn read_seipd(
     let a2 = Arc::clone(&abandoned);
     let decrypting = match std::thread::Builder::new()
         .name("dupcore-pgp-decrypt".into())
-        .spawn(move || decrypt_to_end(mdc, ctx, &f2, &a2))
+        .spawn(move || decrypt_to_end(mdc, ctx, &f2, &a2, &notes))
     {
         Ok(t) => t,
         Err(e) => {
@@ -553,6 +573,7 @@ fn read_seipd(
 /// Reads the plaintext of an encrypted file, decrypted ahead on its own thread.
 pub struct PgpReader {
     inner: ReadAhead<Vec<String>, PgpError>,
+    notes: Notes,
 }
 
 fn stopped() -> PgpError {
@@ -598,10 +619,12 @@ impl PgpReader {
             ));
         }
         let p = path.to_path_buf();
+        let notes: Notes = Arc::default();
+        let n2 = Arc::clone(&notes);
         let inner = ReadAhead::spawn("dupcore-pgp-reader", AHEAD, stopped, move |tx| {
-            read_ahead(p, opts, tx)
+            read_ahead(p, opts, tx, n2)
         })?;
-        let mut r = PgpReader { inner };
+        let mut r = PgpReader { inner, notes };
         // Fail now on a wrong passphrase, before the caller sees any plaintext.
         r.inner.fill()?;
         Ok(r)
@@ -659,6 +682,11 @@ impl PgpReader {
     /// Plaintext bytes handed out so far.
     pub fn tell(&self) -> u64 {
         self.inner.tell()
+    }
+
+    /// What is worth a warning though the file reads (a failed MDC, read as gpg does).
+    pub fn warnings(&self) -> Vec<String> {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Key ids (16 hex digits) of good signatures, once the end was reached.
