@@ -42,22 +42,7 @@ fn encrypt(path: &Path, data: &[u8], o: &EncryptOptions) -> writer::EncryptSumma
 }
 
 fn decrypt(path: &Path, pass: &str) -> Result<Vec<u8>, PgpError> {
-    let mut r = PgpReader::open(
-        path,
-        DecryptOptions {
-            passphrase: Some(pass.into()),
-            ..Default::default()
-        },
-    )?;
-    let mut out = Vec::new();
-    loop {
-        let b = r.read(Some(100_000))?;
-        if b.is_empty() {
-            break;
-        }
-        out.extend(b);
-    }
-    Ok(out)
+    decrypt_noting(path, pass).map(|(out, _warnings)| out)
 }
 
 /// The plaintext and the reader's warnings.

@@ -248,8 +248,37 @@ impl<'h> Ordered<'h> {
         }
     }
 
+    /// Ends the restore with `result`: what is queued before it is passed on first, and an
+    /// error that comes earlier in the walk's order wins.
+    pub fn finish<T>(&mut self, result: RestoreResult<T>) -> RestoreResult<T> {
+        let earlier = self.wait_writes();
+        match (earlier, result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), r) => r,
+        }
+    }
+}
+
+impl Host for Ordered<'_> {
+    fn next_volume(&mut self, set: usize) -> RestoreResult<Option<Box<dyn Read + Send>>> {
+        // the caller logs volume progress when asked for a volume: everything before first
+        self.wait_writes()?;
+        self.inner.next_volume(set)
+    }
+
+    fn event(&mut self, event: Event) {
+        if self.stopped {
+            return; // a one-thread restore would have stopped before this
+        }
+        if self.queue.is_empty() {
+            self.inner.event(event);
+        } else {
+            self.queue.push_back(Slot::Event(event));
+        }
+    }
+
     /// Hands `job` to a writer thread; gives it back when there are none.
-    pub fn spawn_write(&mut self, job: FileJob) -> RestoreResult<Option<FileJob>> {
+    fn spawn_write(&mut self, job: FileJob) -> RestoreResult<Option<FileJob>> {
         if self.workers.is_none() {
             return Ok(Some(job));
         }
@@ -284,7 +313,7 @@ impl<'h> Ordered<'h> {
     }
 
     /// Runs `op` once every file handed over before it is written and reported.
-    pub fn after_writes(&mut self, op: AfterWrites) -> RestoreResult<()> {
+    fn after_writes(&mut self, op: AfterWrites) -> RestoreResult<()> {
         self.status()?;
         self.queue.push_back(Slot::After(op));
         self.drain();
@@ -292,7 +321,7 @@ impl<'h> Ordered<'h> {
     }
 
     /// Waits until every file handed over is written and everything before is passed on.
-    pub fn wait_writes(&mut self) -> RestoreResult<()> {
+    fn wait_writes(&mut self) -> RestoreResult<()> {
         while !self.stopped && !self.queue.is_empty() {
             if self.files == 0 {
                 self.drain();
@@ -301,46 +330,5 @@ impl<'h> Ordered<'h> {
             }
         }
         self.status()
-    }
-
-    /// Ends the restore with `result`: what is queued before it is passed on first, and an
-    /// error that comes earlier in the walk's order wins.
-    pub fn finish<T>(&mut self, result: RestoreResult<T>) -> RestoreResult<T> {
-        let earlier = self.wait_writes();
-        match (earlier, result) {
-            (Err(e), _) => Err(e),
-            (Ok(()), r) => r,
-        }
-    }
-}
-
-impl Host for Ordered<'_> {
-    fn next_volume(&mut self, set: usize) -> RestoreResult<Option<Box<dyn Read + Send>>> {
-        // the caller logs volume progress when asked for a volume: everything before first
-        self.wait_writes()?;
-        self.inner.next_volume(set)
-    }
-
-    fn event(&mut self, event: Event) {
-        if self.stopped {
-            return; // a one-thread restore would have stopped before this
-        }
-        if self.queue.is_empty() {
-            self.inner.event(event);
-        } else {
-            self.queue.push_back(Slot::Event(event));
-        }
-    }
-
-    fn spawn_write(&mut self, job: FileJob) -> RestoreResult<Option<FileJob>> {
-        Ordered::spawn_write(self, job)
-    }
-
-    fn after_writes(&mut self, op: AfterWrites) -> RestoreResult<()> {
-        Ordered::after_writes(self, op)
-    }
-
-    fn wait_writes(&mut self) -> RestoreResult<()> {
-        Ordered::wait_writes(self)
     }
 }
