@@ -108,3 +108,48 @@ def test_manifest_without_hash_restores_with_a_warning(chain, tmp_path):
     assert res.returncode == 0, res.text()
     assert b"has no hash for volume 1" in res.output
     assert_same_tree(expected, snapshot(target), "manifest without hash, restored by dupcore")
+
+
+def _garble_hash_name(data):
+    """A byte flipped inside the first ``Hash SHA1`` line: duplicity's manifest parser fails
+    decoding it (``UnicodeDecodeError``)."""
+    at = data.index(b"SHA1") + 1
+    return data[:at] + bytes([data[at] ^ 0xED]) + data[at + 1:]
+
+
+def test_unreadable_manifest_is_one_line_not_a_traceback(chain, tmp_path):
+    """A manifest duplicity's parser cannot read: stock ends in a traceback (exit 30); dupcore
+    stops with duplicity's unreadable-manifest exit code and one line naming the file."""
+    archive, _expected = chain
+    damaged = tmp_path / "archive"
+    _copy_with(archive, damaged, _garble_hash_name)
+    stock, _target = _restore("stock", damaged, tmp_path)
+    assert stock.returncode == 30 and b"Traceback" in stock.output, stock.text()
+    res, target = _restore("dupcore", damaged, tmp_path)
+    assert res.returncode == 6, res.text()
+    assert b"Traceback" not in res.output, res.text()
+    lines = [x for x in res.output.splitlines() if b"is damaged and cannot be read" in x]
+    assert len(lines) == 1 and b"duplicity-inc." in lines[0] and b"UnicodeDecodeError" in lines[0]
+    assert not target.exists() or not os.listdir(target)
+
+
+@pytest.mark.parametrize("operation,garbled", [("restore-stock-path", False), ("verify", False),
+                                               ("verify", True)])
+def test_damaged_manifest_on_other_operations(operation, garbled, chain, tmp_path):
+    """The same guards hold where the restore engine does not run: a restore that stays on
+    duplicity's own code (``DUPCORE_DISABLE=restore``) and verify stop on an emptied incremental
+    manifest (exit 5); an unreadable manifest stops verify with one line (exit 6)."""
+    archive, _expected = chain
+    damaged = tmp_path / "archive"
+    _copy_with(archive, damaged, _garble_hash_name if garbled else (lambda d: b""))
+    common = ["--no-encryption", "--archive-dir", str(tmp_path / "cache"), f"file://{damaged}"]
+    env = clean_env(None, "dupcore")
+    if operation == "restore-stock-path":
+        env["DUPCORE_DISABLE"] = "restore"
+        args = ["restore", *common, str(tmp_path / "out")]
+    else:
+        args = ["verify", *common, str(tmp_path / "out")]
+    res = run_duplicity(args, env, check=False)
+    assert res.returncode == (6 if garbled else 5), res.text()
+    assert b"Traceback" not in res.output, res.text()
+    assert b"Manifest duplicity-inc." in res.output, res.text()

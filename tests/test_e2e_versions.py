@@ -31,6 +31,7 @@ from helpers import (
     assert_active,
     assert_same_tree,
     clean_env,
+    run_duplicity,
     snapshot,
 )
 from test_e2e import Chain, _cross_restore
@@ -180,6 +181,39 @@ def test_archive_contents_identical(version_chains, version):
     assert sorted(stock) == sorted(dup)
     for k in stock:
         assert stock[k] == dup[k], f"{version}: {k} differs"
+
+
+@pytest.mark.parametrize("version", list(TARGETS))
+def test_damaged_manifests_stop_with_one_line(envs, version, tmp_path):
+    """On every release line: an emptied incremental manifest stops a restore (exit 5) instead
+    of restoring the full backup's state, and an unreadable one stops with one line (exit 6)
+    instead of a traceback."""
+    script, python = envs[version]
+    src, archive = tmp_path / "src", tmp_path / "archive"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"first\n" * 100)
+    env = clean_env(None, "dupcore")
+
+    def dup(*args, check=True):
+        return run_duplicity([*args, "--no-encryption", "--archive-dir", str(tmp_path / "cache")],
+                             env, duplicity=script, python=python, check=check)
+
+    dup("full", str(src), f"file://{archive}")
+    (src / "a.txt").write_bytes(b"second\n" * 100)
+    os.utime(src / "a.txt", (time.time() + 10, time.time() + 10))
+    dup("incremental", str(src), f"file://{archive}")
+    manifest = next(p for p in archive.iterdir()
+                    if p.name.startswith("duplicity-inc.") and p.name.endswith(".manifest"))
+    data = manifest.read_bytes()
+    for damaged, code, words in ((b"", 5, b"lists 0 volume(s)"),
+                                 (data.replace(b"Hash SHA1", b"Hash S\xbeA1", 1), 6,
+                                  b"is damaged and cannot be read")):
+        manifest.write_bytes(damaged)
+        shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        out = tmp_path / f"out{code}"
+        res = dup("restore", f"file://{archive}", str(out), check=False)
+        assert res.returncode == code, f"{version}: {res.text()[-3000:]}"
+        assert words in res.output and b"Traceback" not in res.output, res.text()[-3000:]
 
 
 # ------------------------------------------------------------------------------ duply

@@ -132,6 +132,8 @@ _tar_diffdir_after_import = _lazy_hook("tarblocks", "install_diffdir")
 _openpgp_gpg_after_import = _lazy_hook("openpgp", "install_gpg")
 _tar_read_after_import = _lazy_hook("tarheaders", "install_tarfile")
 _restore_dup_main_after_import = _lazy_hook("restore", "install_dup_main")
+_manifests_collections_after_import = _lazy_hook("manifests", "install_collections")
+_manifests_dup_main_after_import = _lazy_hook("manifests", "install_dup_main")
 
 
 def _restore_applies(adapter):
@@ -200,6 +202,13 @@ def _register_builtin_components():
         summary="restore engine: whole chains read, patched and written in Rust",
         applies=_restore_applies,
         hooks={"duplicity.dup_main": _restore_dup_main_after_import},
+    ))
+    register(Component(
+        name="manifests",
+        summary="a damaged manifest stops with one line naming it, never an older state or a "
+                "traceback",
+        hooks={"duplicity.dup_collections": _manifests_collections_after_import,
+               "duplicity.dup_main": _manifests_dup_main_after_import},
     ))
 
 

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dupcore import _core, volumes
+from dupcore.fatal import fatal_error
 from dupcore.gpg_settings import (
     Fallback,
     decrypt_settings,
@@ -216,8 +217,6 @@ def GPGWriteFile(block_iter: Any, filename: bytes | str, profile: Any,
                  size: int = 200 * 1024 * 1024, max_footer_size: int = 16 * 1024) -> int:
     """``gpg.GPGWriteFile`` in-process: same size rule, footer, top-off (docs/formats.md §4.6)."""
     _config, gpg, _log = modules()
-    from duplicity import errors
-
     name = os.fsdecode(filename)
     try:
         kw = encrypt_settings(profile)
@@ -247,7 +246,7 @@ def GPGWriteFile(block_iter: Any, filename: bytes | str, profile: Any,
         # lags behind gpg; only the top-off below needs the exact size.
         at_end_of_blockiter = volumes.fill_volume(
             block_iter, write, room, room,
-            lambda e: errors.FatalError(f"Read error on {name}: {e!s}"))
+            lambda e: fatal_error(f"Read error on {name}: {e!s}"))
         write(block_iter.get_footer())
         if not at_end_of_blockiter:
             # the exact size: small volumes are mostly still being compressed

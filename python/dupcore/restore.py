@@ -35,8 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from dupcore import _core, _env
+from dupcore import _core, _env, manifests
 from dupcore import volumes as volume_files
+from dupcore.fatal import fatal_error
 
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
@@ -266,9 +267,7 @@ def _setup(config, col_stats):
                     if config.ignore_errors:
                         log.Warn(f"difftar volume {vol_num} not found, ignoring per --ignore-errors.")
                     else:
-                        from duplicity import errors
-
-                        raise errors.FatalError(
+                        raise fatal_error(
                             f"difftar volume {vol_num} not found in backup.\n"
                             f"Please check your archive and try again.\n"
                             f"Or use --ignore-errors to ignore this error.\n"
@@ -279,28 +278,18 @@ def _setup(config, col_stats):
 
 
 def _check_manifests(config, sets, index):
-    """Stops on a manifest that does not match its backup set (empty or cut short: duplicity
-    would silently restore an older point in time), and warns about volumes the manifest gives
-    no hash for (duplicity would stop with an ``UnboundLocalError``)."""
-    from duplicity import errors, log
+    """Stops on a manifest that does not match its backup set (see
+    :func:`dupcore.manifests.check_set`), and warns about volumes the manifest gives no hash for
+    (duplicity would stop with an ``UnboundLocalError``)."""
+    from duplicity import log
 
     for backup_set, manifest in sets:
-        name = os.fsdecode(backup_set.remote_manifest_name or b"") or "the manifest"
-        unlisted = sorted(set(backup_set.volume_name_dict) - set(manifest.volume_info_dict))
-        if unlisted:
-            msg = (f"Manifest {name} lists {len(manifest.volume_info_dict)} volume(s), but the "
-                   f"backend holds {len(backup_set.volume_name_dict)} for this backup set "
-                   f"(volume {', '.join(map(str, unlisted))} not listed): the manifest is "
-                   f"damaged, and restoring from it would give an older state of the files.")
-            if not config.ignore_errors:
-                raise errors.FatalError(msg, code=log.ErrorCode.mismatched_manifests)
-            log.Warn(_("IGNORED_ERROR: WARNING: ignoring error as requested: %s: %s")
-                     % ("FatalError", msg))
+        manifests.check_set(config, backup_set, manifest)
         for vol_num in manifest.get_containing_volumes(index):
             info = manifest.volume_info_dict.get(vol_num)
             if info is not None and not info.get_best_hash():
-                log.Warn(f"Manifest {name} has no hash for volume {vol_num}: its data is not "
-                         f"checked against the manifest.")
+                log.Warn(f"Manifest {manifests.remote_name(backup_set)} has no hash for volume "
+                         f"{vol_num}: its data is not checked against the manifest.")
 
 
 def _check_hash(stock):
