@@ -32,13 +32,13 @@ build: $(VPY)
 demo: setup
 	$(VPY) -m dupcore demo
 
-## test: Rust unit tests, the pytest cross-tests against real duplicity, gpg and rdiff, then
-## duplicity's own test suite with dupcore active (every stock-passing test must pass)
-test: setup test-rust test-python test-upstream
+## test: Rust unit tests, the pytest cross-tests against real duplicity, gpg and rdiff,
+## duplicity's own test suite with dupcore active (every stock-passing test must pass), then
+## every fuzz target for 60 s
+test: setup test-rust test-python test-upstream fuzz-smoke
 
 test-rust:
 	cargo test --release --locked $(CARGO_FEATURES)
-	cargo build --manifest-path fuzz/Cargo.toml --bins
 
 test-python:
 	$(VPY) -m pytest -q tests
@@ -69,7 +69,7 @@ bench: setup
 fuzz-build:
 	cargo build --manifest-path fuzz/Cargo.toml --bins
 
-## fuzz-smoke: every fuzz target for 60 s under cargo-fuzz (`cargo install cargo-fuzz`);
+## fuzz-smoke: every fuzz target for 60 s under cargo-fuzz (installed when missing);
 ## a longer run: scripts/fuzz-run 3600 [TARGET ...]
 fuzz-smoke:
 	scripts/fuzz-run 60
