@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dupcore.harness.trees import diff_trees, entry, snapshot  # noqa: F401 (the one snapshot)
@@ -71,6 +73,30 @@ def run_duplicity(args, env, duplicity=DUPLICITY, check=True, timeout=900, pytho
         raise AssertionError(
             f"duplicity failed ({proc.returncode}): {' '.join(cmd)}\n{res.text()[-6000:]}")
     return res
+
+
+def run_killed(cmd, env, ready, timeout=300):
+    """Starts ``cmd`` and sends it SIGKILL as soon as ``ready()`` is true; its exit status
+    (``-9`` when killed, else how it ended first)."""
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
+def files_below(root):
+    """How many non-directory entries are below ``root`` (0 when it does not exist)."""
+    return sum(len(files) for _dirs, _subdirs, files in os.walk(root))
 
 
 def assert_active(res, mode):

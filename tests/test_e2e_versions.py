@@ -216,6 +216,27 @@ def test_damaged_manifests_stop_with_one_line(envs, version, tmp_path):
         assert words in res.output and b"Traceback" not in res.output, res.text()[-3000:]
 
 
+@pytest.mark.parametrize("version", PYPI_VERSIONS)
+def test_killed_restore_then_rerun_is_exact(envs, version, tmp_path):
+    """3.0.x and 2.2.x: a restore through the engine killed halfway, rerun with ``--force``
+    (3.0.x refuses the non-empty target, so it goes to the emptied one; 2.2.x restores over the
+    partial target) ends exact."""
+    from test_interrupted_backups import kill_restore_halfway, rerun_after_kill, restore_chain
+
+    script, python = envs[version]
+    env = clean_env(None, "dupcore")
+
+    def run(args, check=True):
+        return run_duplicity(args, env, duplicity=script, python=python, check=check)
+
+    src = tmp_path / "src"
+    common, url = restore_chain(src, tmp_path / "target", tmp_path / "cache", run)
+    out = tmp_path / "restored"
+    kill_restore_halfway([script, "restore", *common, url, out], env, out, src)
+    rerun_after_kill(run, common, url, out, snapshot(src), version != "2.2.4",
+                     f"{version}: killed restore, rerun")
+
+
 # ------------------------------------------------------------------------------ duply
 
 

@@ -11,7 +11,15 @@ import subprocess
 import time
 
 import pytest
-from helpers import DUPLICITY, assert_same_tree, clean_env, run_duplicity, snapshot
+from helpers import (
+    DUPLICITY,
+    assert_same_tree,
+    clean_env,
+    files_below,
+    run_duplicity,
+    run_killed,
+    snapshot,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,21 +57,8 @@ def volumes(target):
 def killed_at(args, env, target, count):
     """Starts duplicity and kills it (SIGKILL) once ``count`` volumes are in ``target``."""
     before = volumes(target)
-    proc = subprocess.Popen([str(DUPLICITY), *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and time.monotonic() < deadline:
-            if volumes(target) - before >= count:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, \
-        f"the backup ended ({proc.returncode}) before {count} volumes were written"
+    code = run_killed([DUPLICITY, *args], env, lambda: volumes(target) - before >= count)
+    assert code == -signal.SIGKILL, f"the backup ended ({code}) before {count} volumes were written"
 
 
 def assert_restarted(rerun):
@@ -139,3 +134,59 @@ def test_full_target_disk_then_rerun(tmp_path):
         finally:
             subprocess.run(["umount", str(target)], check=False)
     assert codes["dupcore"] == codes["stock"] != 0, codes
+
+
+
+def restore_chain(src, target, cache, run):
+    """A full and an incremental backup (30 files of 2 MB, 5 MB volumes) made with
+    ``run(args)``; returns the duplicity options and URL to restore it."""
+    rng = random.Random(7)
+    (src / "d").mkdir(parents=True)
+    for i in range(30):
+        (src / "d" / f"f{i}.bin").write_bytes(rng.randbytes(2_000_000))
+    for i in range(60):
+        (src / f"s{i:02}.txt").write_text(f"small {i}\n" * i)
+    target.mkdir()
+    common = ["--no-encryption", "--volsize", "5", "--archive-dir", str(cache), "--name", "r"]
+    url = f"file://{target}"
+    run(["full", *common, str(src), url])
+    time.sleep(1.1)
+    change_tree(src, 7)
+    run(["incremental", *common, str(src), url])
+    return common, url
+
+
+def kill_restore_halfway(cmd, env, out, src):
+    """Runs the restore ``cmd`` and kills it once 3 files are in ``out``."""
+    code = run_killed(cmd, env, lambda: files_below(out) >= 3)
+    assert code == -signal.SIGKILL, f"the restore ended ({code}) before it was killed"
+    assert files_below(out) < files_below(src), "the restore was not cut short"
+
+
+def rerun_after_kill(run, common, url, out, expected, refuses, what):
+    """Reruns a killed restore with ``--force`` over the partial target. duplicity 3.x refuses
+    any non-empty target, even with ``--force`` (exit 11), and the rerun goes to the emptied
+    target; 2.2.x restores over it (``refuses`` False). Either way the result is exact."""
+    res = run(["restore", "--force", *common, url, str(out)], check=False)
+    if refuses:
+        assert res.returncode == 11 and b"Will not overwrite" in res.output, res.text()
+        shutil.rmtree(out)
+        run(["restore", *common, url, str(out)])
+    else:
+        assert res.returncode == 0, res.text()
+    assert_same_tree(expected, snapshot(out), what)
+
+
+@pytest.mark.parametrize("mode", ["dupcore", "stock"])
+def test_killed_restore_then_rerun_is_exact(mode, tmp_path):
+    """kill -9 of a restore of a full + incremental chain once some files are on disk; the
+    reruns behave as stock's and end exact (see :func:`rerun_after_kill`; other release lines:
+    test_e2e_versions)."""
+    src, target, cache = tmp_path / "src", tmp_path / "target", tmp_path / "cache"
+    common, url = restore_chain(src, target, cache,
+                                lambda args: run_duplicity(args, clean_env(None, "dupcore")))
+    out = tmp_path / "restored"
+    env = clean_env(None, mode)
+    kill_restore_halfway([DUPLICITY, "restore", *common, url, out], env, out, src)
+    rerun_after_kill(lambda args, check=True: run_duplicity(args, env, check=check), common, url,
+                     out, snapshot(src), True, f"{mode}: killed restore, rerun")
