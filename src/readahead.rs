@@ -1,10 +1,21 @@
 //! The reading side of a stream produced ahead on its own thread (the gzip reader of volumes and
-//! the OpenPGP decryptor): pieces of data, then an end value or a failure, over a bounded
-//! channel; the reader keeps the current piece, its position and the first failure.
+//! the OpenPGP decryptor): pieces of data, then an end value or a failure; the reader keeps the
+//! current piece, its position and the first failure.
+//!
+//! At most `ahead` pieces wait in memory. When a [`Spill`] is in place (a restore sets one up
+//! in duplicity's temporary directory), a producer that finds them all waiting writes further
+//! pieces to an unlinked spool file instead of waiting, up to the spill's byte budget shared by
+//! all readers: the volumes fetched ahead of the one being read are then decoded in parallel,
+//! on other cores, at no cost in memory. A spool that cannot be written (disk full) is given
+//! up for waiting, never an error.
 
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 /// What the producing thread sends.
@@ -15,18 +26,203 @@ pub enum Message<T, E> {
     End(T),
     /// The stream failed; no more messages follow.
     Failed(E),
+    /// The next `n` bytes are in the spool file (sent by [`Sender::send`] only).
+    Spilled(usize),
+}
+
+/// Where and how much the producers of a restore may spill (see the module documentation).
+pub struct Spill {
+    dir: PathBuf,
+    budget: u64,
+    used: AtomicU64,
+}
+
+impl Spill {
+    /// Spool files go to `dir`, at most `budget` bytes in all at any time.
+    pub fn new(dir: PathBuf, budget: u64) -> Arc<Spill> {
+        Arc::new(Spill {
+            dir,
+            budget,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes in spool files now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.budget).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+static SPILL: Mutex<Option<Arc<Spill>>> = Mutex::new(None);
+
+/// Puts `spill` in place for readers started from now on (`None`: readers wait instead).
+pub fn set_spill(spill: Option<Arc<Spill>>) {
+    *SPILL.lock().unwrap_or_else(|p| p.into_inner()) = spill;
+}
+
+fn current_spill() -> Option<Arc<Spill>> {
+    SPILL.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Flow control shared by a reader and its producer.
+struct Flow {
+    state: Mutex<FlowState>,
+    room: Condvar,
+    ahead: usize,
+    spill: Option<Arc<Spill>>,
+    spool: OnceLock<File>,
+}
+
+#[derive(Default)]
+struct FlowState {
+    /// Pieces sent and not yet taken by the reader.
+    waiting: usize,
+    /// The reader is gone.
+    closed: bool,
+    /// Bytes written to the spool (its length).
+    spooled: u64,
+    /// The spool could not be created or written: wait from now on.
+    spool_failed: bool,
+}
+
+impl Flow {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.room.notify_all();
+    }
+
+    fn taken(&self) {
+        let mut st = self.lock();
+        st.waiting = st.waiting.saturating_sub(1);
+        drop(st);
+        self.room.notify_all();
+    }
+
+    /// Writes `data` at the end of the spool; false (and no more spilling) when it cannot.
+    fn spool_write(&self, at: u64, data: &[u8]) -> bool {
+        let Some(spill) = &self.spill else {
+            return false;
+        };
+        if self.spool.get().is_none() {
+            match create_spool(&spill.dir) {
+                Ok(f) => {
+                    let _ = self.spool.set(f);
+                }
+                Err(_) => return false,
+            }
+        }
+        match self.spool.get() {
+            Some(f) => f.write_all_at(data, at).is_ok(),
+            None => false,
+        }
+    }
+}
+
+fn create_spool(dir: &std::path::Path) -> io::Result<File> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("dupcore-spool-{}-{n}", std::process::id()));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        let spooled = self.state.get_mut().map(|s| s.spooled).unwrap_or(0);
+        if let (Some(spill), true) = (&self.spill, spooled > 0) {
+            spill.release(spooled);
+        }
+    }
 }
 
 /// Where a producer sends its messages.
-pub type Sender<T, E> = SyncSender<Message<T, E>>;
+pub struct Sender<T, E> {
+    tx: std::sync::mpsc::Sender<Message<T, E>>,
+    flow: Arc<Flow>,
+}
+
+impl<T, E> Clone for Sender<T, E> {
+    fn clone(&self) -> Self {
+        Sender {
+            tx: self.tx.clone(),
+            flow: Arc::clone(&self.flow),
+        }
+    }
+}
+
+/// The reader went away; the message was not delivered.
+#[derive(Debug)]
+pub struct Gone;
+
+impl<T, E> Sender<T, E> {
+    /// Sends `msg`: a piece waits for room among the `ahead` pieces in memory, or goes to the
+    /// spool when one is in place; `Err` when the reader is gone.
+    pub fn send(&self, msg: Message<T, E>) -> Result<(), Gone> {
+        let Message::Data(data) = msg else {
+            return self.tx.send(msg).map_err(|_| Gone);
+        };
+        let mut st = self.flow.lock();
+        loop {
+            if st.closed {
+                return Err(Gone);
+            }
+            if st.waiting < self.flow.ahead {
+                st.waiting += 1;
+                drop(st);
+                return self.tx.send(Message::Data(data)).map_err(|_| Gone);
+            }
+            let len = data.len() as u64;
+            let spill_ok =
+                !st.spool_failed && self.flow.spill.as_ref().is_some_and(|s| s.reserve(len));
+            if spill_ok {
+                let at = st.spooled;
+                if self.flow.spool_write(at, &data) {
+                    st.spooled += len;
+                    drop(st);
+                    return self.tx.send(Message::Spilled(data.len())).map_err(|_| Gone);
+                }
+                st.spool_failed = true;
+                if let Some(s) = &self.flow.spill {
+                    s.release(len);
+                }
+                continue;
+            }
+            st = self.flow.room.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
 
 /// The reading side; `E` is the stream's error type.
 pub struct ReadAhead<T, E> {
     rx: Option<Mutex<Receiver<Message<T, E>>>>,
+    flow: Arc<Flow>,
     thread: Option<JoinHandle<()>>,
     buf: Vec<u8>,
     pos: usize,
     offset: u64,
+    /// Bytes of the spool read so far.
+    unspooled: u64,
     end: Option<T>,
     error: Option<E>,
     /// The error for a producer that stopped without `End` or `Failed`.
@@ -34,24 +230,49 @@ pub struct ReadAhead<T, E> {
 }
 
 impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
-    /// Starts `produce` on a thread named `name`, at most `ahead` messages ahead of the reader;
-    /// `stopped` is the error when it ends without `End` or `Failed`.
+    /// Starts `produce` on a thread named `name`, at most `ahead` pieces ahead of the reader in
+    /// memory (more in a spool when a restore has put a [`Spill`] in place); `stopped` is the
+    /// error when it ends without `End` or `Failed`.
     pub fn spawn(
         name: &str,
         ahead: usize,
         stopped: fn() -> E,
         produce: impl FnOnce(Sender<T, E>) + Send + 'static,
     ) -> io::Result<Self> {
-        let (tx, rx) = sync_channel(ahead.max(1));
+        Self::spawn_with_spill(name, ahead, current_spill(), stopped, produce)
+    }
+
+    /// Like [`ReadAhead::spawn`], with the given spill (or none) instead of the restore's.
+    pub fn spawn_with_spill(
+        name: &str,
+        ahead: usize,
+        spill: Option<Arc<Spill>>,
+        stopped: fn() -> E,
+        produce: impl FnOnce(Sender<T, E>) + Send + 'static,
+    ) -> io::Result<Self> {
+        let (tx, rx) = channel();
+        let flow = Arc::new(Flow {
+            state: Mutex::new(FlowState::default()),
+            room: Condvar::new(),
+            ahead: ahead.max(1),
+            spill,
+            spool: OnceLock::new(),
+        });
+        let sender = Sender {
+            tx,
+            flow: Arc::clone(&flow),
+        };
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || produce(tx))?;
+            .spawn(move || produce(sender))?;
         Ok(ReadAhead {
             rx: Some(Mutex::new(rx)),
+            flow,
             thread: Some(thread),
             buf: Vec::new(),
             pos: 0,
             offset: 0,
+            unspooled: 0,
             end: None,
             error: None,
             stopped,
@@ -73,7 +294,25 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
             let got = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
             match got {
                 Ok(Message::Data(d)) => {
+                    self.flow.taken();
                     self.buf = d;
+                    self.pos = 0;
+                }
+                Ok(Message::Spilled(n)) => {
+                    let mut piece = std::mem::take(&mut self.buf);
+                    piece.clear();
+                    piece.resize(n, 0);
+                    let read = match self.flow.spool.get() {
+                        Some(f) => f.read_exact_at(&mut piece, self.unspooled),
+                        None => Err(io::ErrorKind::NotFound.into()),
+                    };
+                    if read.is_err() {
+                        let e = (self.stopped)();
+                        self.error = Some(e.clone());
+                        return Err(e);
+                    }
+                    self.unspooled += n as u64;
+                    self.buf = piece;
                     self.pos = 0;
                 }
                 Ok(Message::End(t)) => self.end = Some(t),
@@ -154,6 +393,7 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
     /// Stops the producer (its next send fails) and waits for its thread.
     pub fn close(&mut self) {
         self.rx = None;
+        self.flow.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -163,6 +403,7 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
 impl<T, E> Drop for ReadAhead<T, E> {
     fn drop(&mut self) {
         self.rx = None;
+        self.flow.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -204,5 +445,112 @@ mod tests {
         assert_eq!(r.read_into(&mut Vec::new(), 4).unwrap(), 4);
         assert_eq!(r.fill().unwrap_err(), "stopped");
         assert!(r.buffered().is_empty());
+    }
+
+    /// A producer of `n` numbered pieces of 1 KiB.
+    fn numbered(n: u32) -> impl FnOnce(Sender<(), String>) + Send + 'static {
+        move |tx| {
+            for i in 0..n {
+                if tx.send(Message::Data(vec![(i % 251) as u8; 1024])).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Message::End(()));
+        }
+    }
+
+    fn read_all(r: &mut ReadAhead<(), String>) -> Vec<u8> {
+        let mut out = Vec::new();
+        while r.read_into(&mut out, 1 << 20).unwrap() > 0 {}
+        out
+    }
+
+    fn expected(n: u32) -> Vec<u8> {
+        (0..n).flat_map(|i| vec![(i % 251) as u8; 1024]).collect()
+    }
+
+    fn wait_until(what: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !what() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn producer_spills_past_the_pieces_in_memory_and_order_is_kept() {
+        let dir = std::env::temp_dir();
+        let spill = Spill::new(dir, 1 << 30);
+        let mut r = ReadAhead::spawn_with_spill(
+            "t",
+            2,
+            Some(Arc::clone(&spill)),
+            || "stopped".into(),
+            numbered(300),
+        )
+        .unwrap();
+        // the producer finishes without the reader taking anything: 298 pieces spilled
+        wait_until(|| spill.used() == 298 * 1024);
+        assert_eq!(read_all(&mut r), expected(300));
+        drop(r);
+        assert_eq!(
+            spill.used(),
+            0,
+            "the spool's bytes are released with the reader"
+        );
+    }
+
+    #[test]
+    fn spill_budget_is_shared_and_then_the_producer_waits() {
+        let spill = Spill::new(std::env::temp_dir(), 10 * 1024);
+        let mut a = ReadAhead::spawn_with_spill(
+            "a",
+            1,
+            Some(Arc::clone(&spill)),
+            || "stopped".into(),
+            numbered(50),
+        )
+        .unwrap();
+        wait_until(|| spill.used() == 10 * 1024);
+        let mut b = ReadAhead::spawn_with_spill(
+            "b",
+            1,
+            Some(Arc::clone(&spill)),
+            || "stopped".into(),
+            numbered(20),
+        )
+        .unwrap();
+        // b finds the budget spent: it waits with one piece in memory and spills nothing
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(spill.used(), 10 * 1024);
+        assert_eq!(read_all(&mut b), expected(20));
+        assert_eq!(read_all(&mut a), expected(50));
+        assert!(spill.used() <= 10 * 1024);
+        drop(a);
+        assert_eq!(spill.used(), 0);
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_created_means_waiting_not_failing() {
+        let spill = Spill::new(PathBuf::from("/nonexistent/dupcore-spool-dir"), 1 << 30);
+        let mut r = ReadAhead::spawn_with_spill(
+            "t",
+            2,
+            Some(Arc::clone(&spill)),
+            || "stopped".into(),
+            numbered(100),
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(spill.used(), 0);
+        assert_eq!(read_all(&mut r), expected(100));
+    }
+
+    #[test]
+    fn closing_wakes_a_waiting_producer() {
+        let mut r: ReadAhead<(), String> =
+            ReadAhead::spawn_with_spill("t", 1, None, || "stopped".into(), numbered(1000)).unwrap();
+        assert!(r.fill().unwrap());
+        r.close(); // joins the producer: it must have seen the reader go
     }
 }

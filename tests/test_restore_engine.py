@@ -140,9 +140,9 @@ def long_chain(tmp_path_factory):
     return base, targets, snaps
 
 
-def _restore(base, url, variant, mode, step, tag):
+def _restore(base, url, variant, mode, step, tag, **settings):
     out = os.path.join(base, f"out-{tag}-{variant}-{mode}-{step}")
-    env = clean_env(mode=mode, PASSPHRASE=PASSPHRASE)
+    env = clean_env(mode=mode, PASSPHRASE=PASSPHRASE, **settings)
     enc = ["--no-encryption"] if variant == "plain" else []
     res = run_duplicity(["restore", *enc, "--time", str(T0 + step * 1000 + 600),
                          "--archive-dir", f"{base}/arch-{variant}-{mode}", "-v", "info",
@@ -185,6 +185,21 @@ def test_symmetric_chain_restores_as_stock(long_chain, step):
         shutil.rmtree(out)
     assert_same_tree(trees["stock"], trees["dupcore"], f"symmetric point {step}")
     assert_same_tree(snaps[step], trees["dupcore"], f"symmetric point {step} vs source")
+
+
+@pytest.mark.parametrize("variant", ["plain", "sym"])
+@pytest.mark.parametrize("spill_mib,ahead", [(0, 2), (1, 3), (2048, 6)])
+def test_volumes_decoded_ahead_with_and_without_spool(long_chain, variant, spill_mib, ahead):
+    """The latest point restored with the volumes fetched ahead decoded only in memory
+    (spool 0), with a spool budget used up at once (1 MiB), and with a large one and many
+    volumes ahead: always the source's tree."""
+    base, targets, snaps = long_chain
+    out, res = _restore(base, targets[variant], variant, "dupcore", STEPS,
+                        f"spill{spill_mib}-{ahead}", DUPCORE_RESTORE_SPILL_MIB=spill_mib,
+                        DUPCORE_RESTORE_AHEAD=ahead)
+    assert _engine_ran(res), res.text()[-2000:]
+    assert_same_tree(snaps[STEPS], snapshot(out), f"{variant}, spool {spill_mib} MiB")
+    shutil.rmtree(out)
 
 
 @pytest.mark.parametrize("path", ["big/pages.db", "small", "small/deep", "morph"])

@@ -127,6 +127,9 @@ class PgpReader:
     def signers(self) -> list[str] | None: ...
     def close(self) -> None: ...
 
+def set_restore_spill(dir: str | bytes | None, budget: int = 0) -> None:
+    """Volume readers opened from now on decode ahead into spool files in ``dir``."""
+
 class RestoreEngine:
     """A restore running on its own thread (see ``dupcore.restore``)."""
     def __init__(self, target: bytes, sets: int, restrict: list[bytes], tempdir: bytes,

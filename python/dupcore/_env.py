@@ -9,6 +9,12 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
 * ``DUPCORE_RESTORE_AHEAD=N``: volumes a restore fetches, checks and opens ahead of the one
   being read (default: the core count, at least 2; 0 fetches each volume when it is needed,
   keeping every log line in stock's order);
+* ``DUPCORE_RESTORE_WRITERS=N``: threads writing small files during a restore (default: the
+  core count, 2 to 8; 0 writes every file on the engine's thread);
+* ``DUPCORE_RESTORE_SPILL_MIB=N``: MiB of decoded volume data a restore may keep in spool files
+  in duplicity's temporary directory, so that the volumes fetched ahead are decoded in parallel
+  with the one being read (default: 2048, at most a quarter of the free space and an eighth of
+  the RAM; 0: decode ahead in memory only, a few MiB per volume);
 * ``DUPCORE_COMPRESS=default|fast|small``: the deflate engine and level of gzip volumes and
   OpenPGP compressed packets (default zlib-rs 6, archives the size of stock's; ``fast`` ISA-L 3;
   ``small`` zlib-rs 7). gpg's ``--compress-level``/``-z`` in ``--gpg-options`` still wins.
@@ -19,7 +25,7 @@ import os
 
 #: The variables above, for ``python -m dupcore status``.
 VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC", "DUPCORE_RESTORE_AHEAD",
-             "DUPCORE_COMPRESS")
+             "DUPCORE_RESTORE_WRITERS", "DUPCORE_RESTORE_SPILL_MIB", "DUPCORE_COMPRESS")
 _OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
 
@@ -54,6 +60,16 @@ def restore_writers() -> int:
     if raw.isdigit():
         return min(int(raw), 64)
     return max(2, min(8, os.cpu_count() or 2))
+
+
+def restore_spill_mib(free_mib: int, ram_mib: int) -> int:
+    """MiB a restore may spill (``DUPCORE_RESTORE_SPILL_MIB``; default 2048, at most a quarter
+    of ``free_mib``, the free space of the temporary directory, and an eighth of the RAM, so
+    that the spool stays in the page cache)."""
+    raw = os.environ.get("DUPCORE_RESTORE_SPILL_MIB", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    return min(2048, free_mib // 4, ram_mib // 8)
 
 
 def compress_profile() -> str:

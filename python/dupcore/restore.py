@@ -28,6 +28,7 @@ import builtins
 import contextlib
 import functools
 import os
+import shutil
 import tarfile
 import threading
 from collections import deque
@@ -304,6 +305,18 @@ def _check_hash(stock):
     return restore_check_hash
 
 
+def _spill_into(directory):
+    """Lets the volumes fetched ahead decode in parallel into spool files in ``directory``
+    (``DUPCORE_RESTORE_SPILL_MIB``)."""
+    try:
+        free_mib = shutil.disk_usage(os.fsdecode(directory)).free >> 20
+        ram_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    except (OSError, ValueError):
+        free_mib = ram_mib = 0
+    mib = _env.restore_spill_mib(free_mib, ram_mib)
+    _core.set_restore_spill(os.fsdecode(directory) if mib > 0 else None, mib << 20)
+
+
 def _run(dup_main, config, col_stats, verify=None):
     """Runs the engine: yields its entries (verify) and returns whether anything was found."""
     from duplicity import log, tempdir, util
@@ -320,6 +333,7 @@ def _run(dup_main, config, col_stats, verify=None):
     volume_files.read_ahead_mib = read_ahead_mib(len(sets), ahead)
     stock_check = dup_main.restore_check_hash
     dup_main.restore_check_hash = _check_hash(stock_check)
+    _spill_into(tempdir.default().dir())
     try:
         volumes._top_up()
         while True:
@@ -338,6 +352,7 @@ def _run(dup_main, config, col_stats, verify=None):
     finally:
         engine.close()
         volumes.close()
+        _core.set_restore_spill(None)
         volume_files.read_ahead_mib = saved_ahead
         dup_main.restore_check_hash = stock_check
 

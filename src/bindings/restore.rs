@@ -341,7 +341,16 @@ impl PyRestoreEngine {
     }
 }
 
-/// Registers the restore engine class.
+/// Lets readers opened from now on spill decoded data ahead into `dir` (at most `budget` bytes
+/// in all); `None` turns spilling off (see `readahead`).
+#[pyfunction]
+#[pyo3(signature = (dir, budget=0))]
+fn set_restore_spill(dir: Option<std::path::PathBuf>, budget: u64) {
+    crate::readahead::set_spill(dir.map(|d| crate::readahead::Spill::new(d, budget)));
+}
+
+/// Registers the restore engine class and its spill setting.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyRestoreEngine>()
+    m.add_class::<PyRestoreEngine>()?;
+    m.add_function(wrap_pyfunction!(set_restore_spill, m)?)
 }

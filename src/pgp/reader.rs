@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::readahead::{Message, ReadAhead};
+use crate::readahead::{Message, ReadAhead, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -194,7 +194,8 @@ impl DecryptionHelper for Helper {
 }
 
 /// What the decrypting thread sends: plaintext, then the good signers, or the failure.
-type Step = Message<Vec<String>, PgpError>;
+/// Where the reader thread sends plaintext, the signers at the end, or the failure.
+type StepSender = Sender<Vec<String>, PgpError>;
 
 fn classify(e: &openpgp::anyhow::Error, failure: Option<PgpError>) -> PgpError {
     if let Some(f) = failure {
@@ -238,7 +239,7 @@ fn io_classify(e: io::Error) -> PgpError {
 
 /// Sends the plaintext of `reader` in steps: `Ok(true)` at its clean end, `Ok(false)` if the
 /// receiver left, the read error otherwise (for the caller to report).
-fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
+fn pump(reader: &mut impl Read, tx: &StepSender) -> io::Result<bool> {
     loop {
         let mut buf = vec![0u8; STEP];
         let mut got = 0;
@@ -267,7 +268,7 @@ fn pump(reader: &mut impl Read, tx: &SyncSender<Step>) -> io::Result<bool> {
 /// The reader thread. sequoia's packet parser is third-party code fed with data from remote
 /// storage: should it panic on some malformed input, the file ends with a `Corrupt` error
 /// naming the cause instead of a dead thread.
-fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>, notes: Notes) {
+fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes) {
     let tx2 = tx.clone();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         read_file(path, opts, tx, notes)
@@ -285,7 +286,7 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>, notes: 
     }
 }
 
-fn read_file(path: PathBuf, opts: DecryptOptions, tx: SyncSender<Step>, notes: Notes) {
+fn read_file(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
@@ -326,7 +327,7 @@ fn read_with_sequoia(
     file: BufReader<File>,
     helper: Helper,
     failure: Arc<Mutex<Option<PgpError>>>,
-    tx: SyncSender<Step>,
+    tx: StepSender,
 ) {
     let policy = gpg_policy();
     let built = DecryptorBuilder::from_reader(file)
@@ -479,7 +480,7 @@ fn read_seipd(
     mut envelope: seipd::Envelope,
     mut helper: Helper,
     failure: Arc<Mutex<Option<PgpError>>>,
-    tx: SyncSender<Step>,
+    tx: StepSender,
     notes: Notes,
 ) {
     let pkesks = std::mem::take(&mut envelope.pkesks);
