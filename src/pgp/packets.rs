@@ -51,6 +51,26 @@ fn be(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
+/// S2K specifier type of Argon2 (RFC 9580): its memory parameter may ask for up to 2 TiB.
+const S2K_ARGON2: u8 = 4;
+
+/// Refuses the symmetric session key packets gpg is to read (`InvalidInput`): Argon2 S2K,
+/// whose memory cost comes from the file, and the AEAD versions 5 and 6, which gpg 2.2 neither
+/// writes nor reads. Version 4 with a simple, salted or iterated S2K (what gpg writes) passes,
+/// and so does anything else, for the parser to judge.
+fn check_skesk(body: &[u8]) -> io::Result<()> {
+    let unsupported = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    match body {
+        [4, _cipher, S2K_ARGON2, ..] => {
+            unsupported("a session key protected with Argon2 (S2K type 4) is read by gpg".into())
+        }
+        [v @ (5 | 6), ..] => unsupported(format!(
+            "a version {v} symmetric session key packet is read by gpg"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads packet headers up to the first data packet; errors on input that is not OpenPGP.
 pub fn outline(mut r: impl Read) -> io::Result<Outline> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
@@ -129,6 +149,7 @@ pub fn outline(mut r: impl Read) -> io::Result<Outline> {
                     }
                     out.pkesk_key_ids.push(be(&body[1..9]));
                 } else if tag == 3 {
+                    check_skesk(&body)?;
                     out.skesk += 1;
                 }
             }
@@ -156,6 +177,24 @@ mod tests {
         assert_eq!(o.skesk, 1);
         assert_eq!(o.data_tag, 18);
         assert!(o.pkesk_key_ids.is_empty());
+    }
+
+    #[test]
+    fn argon2_and_aead_session_keys_go_to_gpg() {
+        // SKESK v4 CAST5 with an Argon2 S2K asking for 2^27 KiB (found by the pgp_reader
+        // fuzz target: sequoia allocated it), then an SED packet.
+        let mut m = vec![0x8c, 0x18, 4, 3, S2K_ARGON2];
+        m.extend([0xa4u8; 16]);
+        m.extend([0xa4, 0xff, 27, 0xa4]);
+        m.extend([0xa4, 0x02, 0, 0]);
+        let err = outline(&m[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("Argon2"), "{err}");
+        let v6 = [0x8c, 0x04, 6, 3, 9, 2, 0xd2, 0x01, 2];
+        assert_eq!(
+            outline(&v6[..]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]

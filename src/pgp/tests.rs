@@ -450,6 +450,17 @@ fn old_keys_are_valid_recipients_and_signers() {
 }
 
 #[test]
+fn argon2_session_key_goes_to_gpg_instead_of_allocating_its_memory() {
+    // Found by the pgp_reader fuzz target: an Argon2 S2K with a memory parameter of 2^27 KiB
+    // made sequoia allocate past the fuzzer's 2 GiB limit. Such a file is read by gpg.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hostile/pgp-skesk-argon2-128gib.gpg");
+    let err = decrypt(&p, "dupcore-test").expect_err("a hostile file decrypted");
+    assert_eq!(err.kind, PgpErrorKind::Unsupported, "{err:?}");
+    assert!(err.message.contains("Argon2"), "{err:?}");
+}
+
+#[test]
 fn parser_panic_on_hostile_input_ends_in_a_corrupt_error() {
     // Found by the pgp_reader fuzz target: two SKESKs (so sequoia's parser reads it) and a
     // SEIPD packet too short for its prefix and MDC made sequoia 2.4 panic in `decrypt`.
