@@ -62,11 +62,14 @@ def killed_at(args, env, target, count):
 
 
 def assert_restarted(rerun):
-    """The rerun picked up the partial set: it resumed it, or (killed after a volume reached
-    the target but before the manifest recorded it, a window stock has too) cleaned it up and
-    started the set again."""
+    """The rerun picked up the partial set: it resumed it; or, killed after a volume reached
+    the target but before the manifest recorded it, cleaned it up and started the set again;
+    or, killed between the manifest's and the signatures' first write, discarded the set
+    (stock duplicity stops there for good when the set is the chain's first incremental:
+    dupcore.chains)."""
     assert (b"partial set, restarting" in rerun.output
-            or b"backup set, restarting" in rerun.output), rerun.text()[-3000:]
+            or b"backup set, restarting" in rerun.output
+            or b"discarding last backup set" in rerun.output), rerun.text()[-3000:]
 
 
 @pytest.mark.parametrize("point", [1, 4, 9])
@@ -190,3 +193,46 @@ def test_killed_restore_then_rerun_is_exact(mode, tmp_path):
     kill_restore_halfway([DUPLICITY, "restore", *common, url, out], env, out, src)
     rerun_after_kill(lambda args, check=True: run_duplicity(args, env, check=check), common, url,
                      out, snapshot(src), True, f"{mode}: killed restore, rerun")
+
+
+@pytest.mark.parametrize("mode", ["stock", "dupcore"])
+def test_first_incremental_killed_before_its_signatures(mode, tmp_path):
+    """The state a kill leaves between the manifest's and the signatures' first write, for
+    the first incremental of a chain (made exactly: a finished incremental with its
+    signatures and remote manifest removed and its local manifest back to ``.part``). Stock
+    duplicity refuses every later incremental (exit 17, "Old signatures not found"); dupcore
+    discards the set as duplicity does after a later incremental, and the rerun's backup
+    restores exactly."""
+    src, target, cache = tmp_path / "src", tmp_path / "target", tmp_path / "cache"
+    make_tree(src, 5)
+    target.mkdir()
+    env = clean_env(None, "dupcore")
+    common = ["--no-encryption", *VOLSIZE, "--archive-dir", str(cache), "--name", "s"]
+    url = f"file://{target}"
+    run_duplicity(["full", *common, str(src), url], env)
+    time.sleep(1.1)
+    change_tree(src, 5)
+    run_duplicity(["incremental", *common, str(src), url], env)
+    local = cache / "s"
+    for d in (local, target):
+        for name in os.listdir(d):
+            if name.startswith("duplicity-new-signatures."):
+                os.unlink(d / name)
+            elif name.startswith("duplicity-inc.") and name.endswith(".manifest"):
+                if d == local:
+                    os.rename(d / name, d / f"{name}.part")
+                else:
+                    os.unlink(d / name)
+    time.sleep(1.1)
+    (src / "after.txt").write_text("written after the interrupted incremental\n")
+    rerun = run_duplicity(["incremental", *common, str(src), url], clean_env(None, mode),
+                          check=False)
+    if mode == "stock":
+        assert rerun.returncode == 17 and b"Old signatures not found" in rerun.output, \
+            rerun.text()[-3000:]
+        return
+    assert rerun.returncode == 0, rerun.text()[-3000:]
+    assert b"discarding last backup set" in rerun.output, rerun.text()[-3000:]
+    out = tmp_path / "restored"
+    run_duplicity(["restore", *common, url, str(out)], env)
+    assert_same_tree(snapshot(src), snapshot(out), "after the discarded incremental")

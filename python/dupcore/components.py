@@ -134,6 +134,7 @@ _tar_read_after_import = _lazy_hook("tarheaders", "install_tarfile")
 _restore_dup_main_after_import = _lazy_hook("restore", "install_dup_main")
 _manifests_collections_after_import = _lazy_hook("manifests", "install_collections")
 _manifests_dup_main_after_import = _lazy_hook("manifests", "install_dup_main")
+_chains_after_import = _lazy_hook("chains", "install_collections")
 
 
 def _restore_applies(adapter):
@@ -209,6 +210,11 @@ def _register_builtin_components():
                 "traceback",
         hooks={"duplicity.dup_collections": _manifests_collections_after_import,
                "duplicity.dup_main": _manifests_dup_main_after_import},
+    ))
+    register(Component(
+        name="chains",
+        summary="an incremental killed before its signatures were saved does not block the chain",
+        hooks={"duplicity.dup_collections": _chains_after_import},
     ))
 
 
