@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// What the producing thread sends.
@@ -82,7 +82,7 @@ struct Flow {
     room: Condvar,
     ahead: usize,
     spill: Option<Arc<Spill>>,
-    spool: OnceLock<File>,
+    spool: Mutex<Option<File>>,
 }
 
 #[derive(Default)]
@@ -107,6 +107,19 @@ impl Flow {
         self.room.notify_all();
     }
 
+    /// Drops the spool and gives its bytes back to the budget (after the producer stopped).
+    fn release_spool(&self) {
+        let spooled = std::mem::take(&mut self.lock().spooled);
+        if let (Some(spill), true) = (&self.spill, spooled > 0) {
+            spill.release(spooled);
+        }
+        *self.spool_file() = None;
+    }
+
+    fn spool_file(&self) -> std::sync::MutexGuard<'_, Option<File>> {
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn taken(&self) {
         let mut st = self.lock();
         st.waiting = st.waiting.saturating_sub(1);
@@ -119,15 +132,14 @@ impl Flow {
         let Some(spill) = &self.spill else {
             return false;
         };
-        if self.spool.get().is_none() {
+        let mut spool = self.spool_file();
+        if spool.is_none() {
             match create_spool(&spill.dir) {
-                Ok(f) => {
-                    let _ = self.spool.set(f);
-                }
+                Ok(f) => *spool = Some(f),
                 Err(_) => return false,
             }
         }
-        match self.spool.get() {
+        match spool.as_ref() {
             Some(f) => f.write_all_at(data, at).is_ok(),
             None => false,
         }
@@ -149,10 +161,7 @@ fn create_spool(dir: &std::path::Path) -> io::Result<File> {
 
 impl Drop for Flow {
     fn drop(&mut self) {
-        let spooled = self.state.get_mut().map(|s| s.spooled).unwrap_or(0);
-        if let (Some(spill), true) = (&self.spill, spooled > 0) {
-            spill.release(spooled);
-        }
+        self.release_spool();
     }
 }
 
@@ -256,7 +265,7 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
             room: Condvar::new(),
             ahead: ahead.max(1),
             spill,
-            spool: OnceLock::new(),
+            spool: Mutex::new(None),
         });
         let sender = Sender {
             tx,
@@ -302,7 +311,7 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
                     let mut piece = std::mem::take(&mut self.buf);
                     piece.clear();
                     piece.resize(n, 0);
-                    let read = match self.flow.spool.get() {
+                    let read = match self.flow.spool_file().as_ref() {
                         Some(f) => f.read_exact_at(&mut piece, self.unspooled),
                         None => Err(io::ErrorKind::NotFound.into()),
                     };
@@ -390,13 +399,14 @@ impl<T: Send + 'static, E: Clone + Send + 'static> ReadAhead<T, E> {
         self.end.as_ref()
     }
 
-    /// Stops the producer (its next send fails) and waits for its thread.
+    /// Stops the producer (its next send fails), waits for its thread and drops the spool.
     pub fn close(&mut self) {
         self.rx = None;
         self.flow.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.flow.release_spool();
     }
 }
 
