@@ -469,6 +469,13 @@ mod tests {
         }
     }
 
+    /// A reader of [`numbered`]`(n)` with the given spill.
+    fn spilling(name: &str, ahead: usize, spill: &Arc<Spill>, n: u32) -> ReadAhead<(), String> {
+        let stopped = || "stopped".into();
+        ReadAhead::spawn_with_spill(name, ahead, Some(Arc::clone(spill)), stopped, numbered(n))
+            .unwrap()
+    }
+
     fn read_all(r: &mut ReadAhead<(), String>) -> Vec<u8> {
         let mut out = Vec::new();
         while r.read_into(&mut out, 1 << 20).unwrap() > 0 {}
@@ -491,14 +498,7 @@ mod tests {
     fn producer_spills_past_the_pieces_in_memory_and_order_is_kept() {
         let dir = std::env::temp_dir();
         let spill = Spill::new(dir, 1 << 30);
-        let mut r = ReadAhead::spawn_with_spill(
-            "t",
-            2,
-            Some(Arc::clone(&spill)),
-            || "stopped".into(),
-            numbered(300),
-        )
-        .unwrap();
+        let mut r = spilling("t", 2, &spill, 300);
         // the producer finishes without the reader taking anything: 298 pieces spilled
         wait_until(|| spill.used() == 298 * 1024);
         assert_eq!(read_all(&mut r), expected(300));
@@ -513,23 +513,9 @@ mod tests {
     #[test]
     fn spill_budget_is_shared_and_then_the_producer_waits() {
         let spill = Spill::new(std::env::temp_dir(), 10 * 1024);
-        let mut a = ReadAhead::spawn_with_spill(
-            "a",
-            1,
-            Some(Arc::clone(&spill)),
-            || "stopped".into(),
-            numbered(50),
-        )
-        .unwrap();
+        let mut a = spilling("a", 1, &spill, 50);
         wait_until(|| spill.used() == 10 * 1024);
-        let mut b = ReadAhead::spawn_with_spill(
-            "b",
-            1,
-            Some(Arc::clone(&spill)),
-            || "stopped".into(),
-            numbered(20),
-        )
-        .unwrap();
+        let mut b = spilling("b", 1, &spill, 20);
         // b finds the budget spent: it waits with one piece in memory and spills nothing
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(spill.used(), 10 * 1024);
@@ -543,14 +529,7 @@ mod tests {
     #[test]
     fn a_spool_that_cannot_be_created_means_waiting_not_failing() {
         let spill = Spill::new(PathBuf::from("/nonexistent/dupcore-spool-dir"), 1 << 30);
-        let mut r = ReadAhead::spawn_with_spill(
-            "t",
-            2,
-            Some(Arc::clone(&spill)),
-            || "stopped".into(),
-            numbered(100),
-        )
-        .unwrap();
+        let mut r = spilling("t", 2, &spill, 100);
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(spill.used(), 0);
         assert_eq!(read_all(&mut r), expected(100));

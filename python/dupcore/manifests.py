@@ -85,7 +85,7 @@ def _remote_name(backup_set: Any) -> str:
 
     if not getattr(config, "check_remote", True):
         return _local_name(backup_set)
-    return os.fsdecode(getattr(backup_set, "remote_manifest_name", None) or b"on the backend")
+    return remote_name(backup_set)
 
 
 def check_set(config: Any, backup_set: Any, manifest: Any) -> None:

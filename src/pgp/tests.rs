@@ -449,13 +449,19 @@ fn old_keys_are_valid_recipients_and_signers() {
     }
 }
 
+/// The error of decrypting a crafted file of `tests/fixtures/hostile/`.
+fn decrypt_hostile(name: &str) -> PgpError {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hostile")
+        .join(name);
+    decrypt(&p, "dupcore-test").expect_err("a hostile file decrypted")
+}
+
 #[test]
 fn argon2_session_key_goes_to_gpg_instead_of_allocating_its_memory() {
     // Found by the pgp_reader fuzz target: an Argon2 S2K with a memory parameter of 2^27 KiB
     // made sequoia allocate past the fuzzer's 2 GiB limit. Such a file is read by gpg.
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/hostile/pgp-skesk-argon2-128gib.gpg");
-    let err = decrypt(&p, "dupcore-test").expect_err("a hostile file decrypted");
+    let err = decrypt_hostile("pgp-skesk-argon2-128gib.gpg");
     assert_eq!(err.kind, PgpErrorKind::Unsupported, "{err:?}");
     assert!(err.message.contains("Argon2"), "{err:?}");
 }
@@ -464,9 +470,7 @@ fn argon2_session_key_goes_to_gpg_instead_of_allocating_its_memory() {
 fn parser_panic_on_hostile_input_ends_in_a_corrupt_error() {
     // Found by the pgp_reader fuzz target: two SKESKs (so sequoia's parser reads it) and a
     // SEIPD packet too short for its prefix and MDC made sequoia 2.4 panic in `decrypt`.
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/hostile/pgp-truncated-seipd-two-skesk.gpg");
-    let err = decrypt(&p, "dupcore-test").expect_err("a malformed file decrypted");
+    let err = decrypt_hostile("pgp-truncated-seipd-two-skesk.gpg");
     assert_eq!(err.kind, PgpErrorKind::Corrupt, "{err:?}");
     assert!(err.message.starts_with("malformed OpenPGP data"), "{err:?}");
 }
