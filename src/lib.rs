@@ -3,6 +3,7 @@
 //! The engine modules are plain Rust with no Python dependency; the `bindings` module (feature
 //! `python`) exposes them to duplicity through pyo3.
 
+pub mod backup;
 pub mod deflate;
 pub mod hash;
 #[cfg(feature = "openpgp")]

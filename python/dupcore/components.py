@@ -135,6 +135,16 @@ _restore_dup_main_after_import = _lazy_hook("restore", "install_dup_main")
 _manifests_collections_after_import = _lazy_hook("manifests", "install_collections")
 _manifests_dup_main_after_import = _lazy_hook("manifests", "install_dup_main")
 _chains_after_import = _lazy_hook("chains", "install_collections")
+_backup_diffdir_after_import = _lazy_hook("backup", "install_diffdir")
+
+
+def _backup_applies(adapter):
+    missing = _engine_applies("BackupScan", "backup scan")(adapter)
+    if missing:
+        return missing
+    if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
+        return f"the backup scan follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
+    return None
 
 
 def _restore_applies(adapter):
@@ -203,6 +213,13 @@ def _register_builtin_components():
         summary="restore engine: whole chains read, patched and written in Rust",
         applies=_restore_applies,
         hooks={"duplicity.dup_main": _restore_dup_main_after_import},
+    ))
+    register(Component(
+        name="backup",
+        summary="backup scan: source tree walk, previous signatures and the unchanged test in "
+                "Rust",
+        applies=_backup_applies,
+        hooks={"duplicity.diffdir": _backup_diffdir_after_import},
     ))
     register(Component(
         name="manifests",

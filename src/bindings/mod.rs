@@ -1,5 +1,6 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
+mod backup;
 mod deflate;
 mod errors;
 mod librsync;
@@ -16,6 +17,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    backup::register(m)?;
     librsync::register(m)?;
     deflate::register(m)?;
     volume::register(m)?;

@@ -23,7 +23,7 @@ use crate::restore::{
 /// Events sent to Python in one message, at most.
 const BATCH: usize = 512;
 
-type Slot = Arc<Mutex<Option<PyErr>>>;
+pub(super) type Slot = Arc<Mutex<Option<PyErr>>>;
 
 enum Message {
     Events(Vec<Event>),
@@ -37,9 +37,9 @@ enum Reply {
 }
 
 /// A volume as the Python file object duplicity opened (`read(n)` with the GIL).
-struct PyVolume {
-    file: Py<PyAny>,
-    slot: Slot,
+pub(super) struct PyVolume {
+    pub(super) file: Py<PyAny>,
+    pub(super) slot: Slot,
 }
 
 impl Read for PyVolume {

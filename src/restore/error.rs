@@ -40,7 +40,7 @@ pub enum RestoreError {
 
 /// The errno names duplicity's `robust.check_common_error` treats as "common": the file is
 /// reported with a warning and the restore goes on.
-const COMMON_ERRNOS: [i32; 15] = [
+pub(crate) const COMMON_ERRNOS: [i32; 15] = [
     libc::EPERM,
     libc::ENODEV,
     libc::ENOENT,

@@ -1,0 +1,235 @@
+"""Backup scan through the Rust engine (:mod:`dupcore._core` ``BackupScan``).
+
+For every path of the source tree duplicity's ``diffdir.get_delta_iter`` builds a ``Path``
+(``lstat``), runs the selection, reads the matching entry of the previous signatures with
+``tarfile`` into an ``ROPath`` and compares the two, in Python, even when nothing changed.
+dupcore's ``DirDelta_WriteSig`` (which ``DirFull_WriteSig`` and ``DirFull`` call) lets the
+engine walk the tree as ``Select.Iterate`` walks it, read and combine the signature tars and
+compare each pair as ``ROPath.__eq__`` does; unchanged paths are only counted in the
+statistics. Every other pair comes back here and goes through duplicity's own code
+(``get_delta_path``, ``log_delta_path``, the signature tar writer, ``DeltaTarBlockIter``), so
+the volumes, the signature tar, the manifest, the log lines and the statistics stay stock's.
+
+The scan runs where duplicity's selection has no selection function (no ``--include``,
+``--exclude`` or other selection option) and without ``--rename``; anything else stays stock,
+with one Info line saying why.
+"""
+from __future__ import annotations
+
+import builtins
+import io
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from dupcore import _core
+
+if TYPE_CHECKING:
+    from dupcore.adapters import Adapter
+
+
+def _(text):
+    return getattr(builtins, "_", lambda s: s)(text)
+
+
+def unsupported(path_iter, sig_infp_list, config: ModuleType) -> str | None:
+    """None when the engine can scan for this backup, else why not."""
+    from duplicity import selection
+
+    if not isinstance(path_iter, selection.Select):
+        return "the source is not a selection"
+    if path_iter.selection_functions:
+        return "file selection options"
+    if getattr(path_iter, "files_from", None) is not None:
+        return "--files-from"
+    if getattr(config, "rename", None):
+        return "--rename"
+    root = path_iter.rootpath
+    if root.index != ():
+        return "the source is not a root path"
+    sigs = sig_infp_list if isinstance(sig_infp_list, list) else [sig_infp_list]
+    for s in sigs:
+        if isinstance(s, io.StringIO) and s.getvalue() != "":
+            return "signatures given as text"
+    return None
+
+
+def _sig_files(sig_infp_list):
+    """The signature file objects to read (``StringIO("")`` is duplicity's "no signatures")."""
+    sigs = sig_infp_list if isinstance(sig_infp_list, list) else [sig_infp_list]
+    return [s for s in sigs if not isinstance(s, io.StringIO)]
+
+
+def _raise(error):
+    """Raise what the scan reported, as duplicity's own code would have raised it."""
+    from duplicity import diffdir, path
+
+    if isinstance(error, BaseException):
+        raise error
+    kind, message, errno, filename = error
+    if kind == "diffdir":
+        raise diffdir.DiffDirException(message)
+    if kind == "path":
+        raise path.PathException(message)
+    if kind == "os":
+        if errno is None:
+            raise OSError(message)
+        raise OSError(errno, message, filename)
+    if kind == "tarread":
+        import tarfile
+
+        raise tarfile.ReadError(message)
+    raise RuntimeError(message)
+
+
+def _sig_ropath(index, sig):
+    """The ``ROPath`` ``sigtar2path_iter`` makes of a signature entry."""
+    from duplicity.path import ROPath, StatResult
+
+    difftype, kind, mode, uid, gid, mtime, size, link, devnums, data = sig
+    ropath = ROPath(index)
+    ropath.difftype = difftype
+    if kind is None:
+        return ropath
+    ropath.type = kind
+    if kind == "sym":
+        ropath.symtext = link
+    elif kind in ("chr", "blk"):
+        ropath.devnums = devnums
+    ropath.mode = mode
+    ropath.stat = StatResult()
+    ropath.stat.st_uid, ropath.stat.st_gid = uid, gid
+    ropath.stat.st_mtime = mtime
+    ropath.stat.st_size = size
+    if kind == "reg":
+        ropath.setfileobj(io.BytesIO(data if data is not None else b""))
+    return ropath
+
+
+def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
+    """``get_delta_iter`` with the engine's scan in place of the walk, signatures and compare."""
+    from duplicity import config, log, robust, util
+    from duplicity.path import Path, ROPath
+
+    stats = module.stats
+    sig_tar = util.make_tarfile("w", sig_fileobj) if sig_fileobj else None
+    root = path_iter.rootpath
+    debug = log.getverbosity() >= log.DEBUG
+    scan = _core.BackupScan(root.base, sig_files, copy_links=bool(config.copy_links),
+                            numeric_owner=bool(config.numeric_owner), debug=debug)
+    more = True
+    while more:
+        events, files, size, more, error = scan.next_batch()
+        stats.SourceFiles += files
+        stats.SourceFileSize += size
+        for event in events:
+            tag = event[0]
+            if tag == "pair":
+                index, new, sig = event[1:]
+                new_path = Path(root.base, index) if new else None
+                sig_path = _sig_ropath(index, sig) if sig is not None else None
+                if not new_path or not new_path.type:
+                    if sig_path and sig_path.exists() and sig_path.index != ():
+                        log.Info(
+                            _("D %s") % (os.fsdecode(sig_path.get_relative_path())),
+                            log.InfoCode.diff_file_deleted,
+                            util.escape(sig_path.get_relative_path()),
+                        )
+                        if sig_tar:
+                            ti = ROPath(sig_path.index).get_tarinfo()
+                            ti.name = f"deleted/{util.uindex(sig_path.index)}"
+                            sig_tar.addfile(ti)
+                        stats.add_deleted_file(sig_path)
+                        yield ROPath(sig_path.index)
+                elif not sig_path or new_path != sig_path:
+                    delta_path = robust.check_common_error(
+                        module.delta_iter_error_handler,
+                        module.get_delta_path,
+                        (new_path, sig_path, sig_tar),
+                    )
+                    if delta_path:
+                        module.log_delta_path(delta_path, new_path, stats)
+                        yield delta_path
+                    else:
+                        stats.Errors += 1
+                else:
+                    stats.add_unchanged_file(new_path)
+            else:
+                _log_event(event, stats, warning)
+        if error is not None:
+            _raise(error)
+    stats.close()
+    if sig_tar:
+        sig_tar.close()
+    for f in sig_files:
+        f.close()
+
+
+def _log_event(event, stats, warning):
+    """Log a line of the walk or of the signatures with duplicity's words (``warning``: how
+    the release line spells the start of two of them)."""
+    from duplicity import log, util
+
+    tag, arg = event[0], event[1]
+    if tag == "comparing":
+        new, sig = event[1], event[2]
+        log.Debug(_("Comparing %s and %s") % (None if new is None else util.uindex(new),
+                                               None if sig is None else util.uindex(sig)))
+    elif tag == "examining":
+        log.Debug(f"Selection: examining path {os.fsdecode(arg)}")
+        log.Debug("Selection:     + no selection functions found. Including")
+    elif tag == "selecting":
+        log.Debug(_("Selecting %s") % os.fsdecode(arg))
+    elif tag == "socket":
+        log.Info(_("Skipping socket %s") % os.fsdecode(arg), log.InfoCode.skipping_socket,
+                 util.escape(arg))
+    elif tag == "init_error":
+        log.Warn(_("Error initializing file %s") % os.fsdecode(arg),
+                 log.WarningCode.cannot_iterate, util.escape(arg))
+    elif tag == "cannot_stat":
+        log.Warn(_("Error accessing possibly locked file %s") % os.fsdecode(arg),
+                 log.WarningCode.cannot_stat, util.escape(arg))
+    elif tag == "cannot_read":
+        log.Warn(_("Error accessing possibly locked file %s") % os.fsdecode(arg),
+                 log.WarningCode.cannot_read, util.escape(arg))
+        stats.Errors += 1
+    elif tag == "list_error":
+        log.Warn(_("Error listing directory %s") % os.fsdecode(arg))
+    elif tag == "base_missing":
+        log.Warn(_(f"{warning}: base %s doesn't exist, continuing") % os.fsdecode(arg))
+    elif tag == "negative_mtime":
+        log.Warn(_(f"{warning}: %s has negative mtime, treating as 0.") % os.fsdecode(arg))
+
+
+def install_diffdir(module: ModuleType, adapter: Adapter) -> str:
+    """Hook on ``duplicity.diffdir``: ``DirDelta_WriteSig`` scans through the engine."""
+    from dupcore.stock import Stock
+
+    needed = ("DirDelta_WriteSig", "get_delta_path", "log_delta_path",
+              "delta_iter_error_handler", "DeltaTarBlockIter", "DummyBlockIter")
+    missing = [n for n in needed if not hasattr(module, n)]
+    if missing:
+        raise Stock("diffdir lacks " + ", ".join(missing))
+    original = module.DirDelta_WriteSig
+    if getattr(original, "__dupcore__", False):
+        return "DirDelta_WriteSig (Rust scan)"
+
+    def DirDelta_WriteSig(path_iter, sig_infp_list, newsig_outfp):  # noqa: N802
+        from duplicity import config, log, progress, statistics
+
+        why = unsupported(path_iter, sig_infp_list, config)
+        if why:
+            log.Info(f"dupcore backup: stock ({why})")
+            return original(path_iter, sig_infp_list, newsig_outfp)
+        module.stats = statistics.StatsDeltaProcess()
+        delta_iter = _delta_iter(module, path_iter, _sig_files(sig_infp_list), newsig_outfp,
+                                 "Warning" if adapter.line == "2.2.x" else "WARNING")
+        if config.dry_run or (config.progress and not progress.tracker.has_collected_evidence()):
+            return module.DummyBlockIter(delta_iter)
+        return module.DeltaTarBlockIter(delta_iter)
+
+    DirDelta_WriteSig.__wrapped__ = original
+    DirDelta_WriteSig.__doc__ = original.__doc__
+    DirDelta_WriteSig.__dupcore__ = True
+    module.DirDelta_WriteSig = DirDelta_WriteSig
+    return "DirDelta_WriteSig (Rust scan)"

@@ -1,0 +1,335 @@
+//! The source tree in duplicity's order, as `selection.Select.Iterate` yields it when no
+//! selection function is set: the root, then each directory's entries sorted by their bytes,
+//! depth first; entries `Path.append` cannot make are reported as `error_handler` reports them,
+//! regular files and directories without read access are left out with a warning.
+
+use std::ffi::{CString, OsStr};
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use super::{Event, Index};
+use crate::restore::error::COMMON_ERRNOS;
+use crate::restore::RestoreError;
+
+/// `Path.setdata` reads these errors as "the file does not exist".
+const VANISHED: [i32; 5] = [
+    libc::ENOENT,
+    libc::ENOTDIR,
+    libc::ELOOP,
+    libc::ENOTCONN,
+    libc::ENODEV,
+];
+
+/// A file type of the source tree (`Path.type`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    /// Regular file.
+    Reg,
+    /// Directory.
+    Dir,
+    /// Symbolic link and its target.
+    Sym(Vec<u8>),
+    /// Named pipe.
+    Fifo,
+    /// Character device (major, minor).
+    Chr(u64, u64),
+    /// Block device (major, minor).
+    Blk(u64, u64),
+}
+
+/// What `lstat` (or `stat` with `--copy-links`) says of a source path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStat {
+    /// Type.
+    pub kind: FileKind,
+    /// `stat.S_IMODE(st_mode)`.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` seconds (floor).
+    pub mtime: i64,
+    /// `st_mtime` nanoseconds.
+    pub mtime_nsec: i64,
+}
+
+impl SourceStat {
+    /// `int(st_mtime)`: truncated towards zero, as Python's `int()` of the float.
+    pub fn mtime_int(&self) -> i64 {
+        if self.mtime < 0 && self.mtime_nsec > 0 {
+            self.mtime + 1
+        } else {
+            self.mtime
+        }
+    }
+
+    /// `st_mtime <= 0`.
+    pub fn mtime_not_positive(&self) -> bool {
+        self.mtime < 0 || (self.mtime == 0 && self.mtime_nsec == 0)
+    }
+}
+
+/// One path the walk yields; `stat` is None when it vanished before it could be read.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Index below the root.
+    pub index: Index,
+    /// Full name (`Path.name`).
+    pub name: Vec<u8>,
+    /// Its attributes.
+    pub stat: Option<SourceStat>,
+}
+
+struct DirScan {
+    name: Vec<u8>,
+    index: Index,
+    entries: std::vec::IntoIter<Vec<u8>>,
+}
+
+/// Outcome of reading one path's attributes.
+enum Read {
+    Stat(SourceStat),
+    Vanished,
+    /// `Path.append` raised an error `check_common_error` handles (a socket, an unknown type,
+    /// a common errno).
+    Refused,
+}
+
+/// The walk of `Select.Iterate` without selection functions.
+pub struct Walker {
+    base: Vec<u8>,
+    copy_links: bool,
+    debug: bool,
+    started: bool,
+    /// A directory yielded last, opened when the next path is asked for (as the generator does).
+    to_open: Option<(Vec<u8>, Index)>,
+    stack: Vec<DirScan>,
+}
+
+/// `os.path.join(base, *index)` for one more component.
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dir.len() + name.len() + 1);
+    out.extend_from_slice(dir);
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+fn os_error(e: &io::Error, name: &[u8]) -> RestoreError {
+    RestoreError::os(e, name)
+}
+
+fn metadata(name: &[u8], follow: bool) -> io::Result<Metadata> {
+    let p = OsStr::from_bytes(name);
+    if follow {
+        fs::metadata(p)
+    } else {
+        fs::symlink_metadata(p)
+    }
+}
+
+fn is_common(e: &io::Error) -> bool {
+    e.raw_os_error().is_some_and(|n| COMMON_ERRNOS.contains(&n))
+}
+
+fn is_vanished(e: &io::Error) -> bool {
+    e.raw_os_error().is_some_and(|n| VANISHED.contains(&n))
+}
+
+/// `os.access(name, os.R_OK)`.
+fn readable(name: &[u8]) -> bool {
+    match CString::new(name) {
+        // SAFETY: a valid NUL-terminated string; access() only reads it.
+        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::R_OK) == 0 },
+        Err(_) => false,
+    }
+}
+
+impl Walker {
+    /// The walk of the tree at `base` (`--copy-links`: `stat` instead of `lstat`); `debug`
+    /// adds the debug lines of `Select` to the events.
+    pub fn new(base: Vec<u8>, copy_links: bool, debug: bool) -> Self {
+        Walker {
+            base,
+            copy_links,
+            debug,
+            started: false,
+            to_open: None,
+            stack: Vec::new(),
+        }
+    }
+
+    /// `Path.setdata` (and `set_from_stat`) of `name`.
+    fn read(&self, name: &[u8]) -> Result<Read, RestoreError> {
+        let meta = match metadata(name, self.copy_links) {
+            Ok(m) => m,
+            Err(e) if is_vanished(&e) => return Ok(Read::Vanished),
+            Err(e) if is_common(&e) => return Ok(Read::Refused),
+            Err(e) => return Err(os_error(&e, name)),
+        };
+        let fmt = meta.mode() & libc::S_IFMT;
+        let rdev = || {
+            (
+                libc::major(meta.rdev()) as u64,
+                libc::minor(meta.rdev()) as u64,
+            )
+        };
+        let kind = match fmt {
+            libc::S_IFREG => FileKind::Reg,
+            libc::S_IFDIR => FileKind::Dir,
+            libc::S_IFLNK => match fs::read_link(OsStr::from_bytes(name)) {
+                Ok(t) => FileKind::Sym(t.into_os_string().as_bytes().to_vec()),
+                Err(e) if is_common(&e) => return Ok(Read::Refused),
+                Err(e) => return Err(os_error(&e, name)),
+            },
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFCHR => FileKind::Chr(rdev().0, rdev().1),
+            libc::S_IFBLK => FileKind::Blk(rdev().0, rdev().1),
+            // sockets and unknown types: `PathException`, handled by `error_handler`
+            _ => return Ok(Read::Refused),
+        };
+        Ok(Read::Stat(SourceStat {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.size(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }))
+    }
+
+    /// `Iterate`'s `error_handler`: why `Path.append` failed, in duplicity's words.
+    fn refused(&self, full: Vec<u8>, events: &mut Vec<Event>) {
+        let event = match metadata(&full, true) {
+            Ok(m) if m.mode() & libc::S_IFMT == libc::S_IFSOCK => Event::SkippingSocket(full),
+            Ok(_) => Event::ErrorInitializing(full),
+            Err(_) => Event::CannotStat(full),
+        };
+        events.push(event);
+    }
+
+    /// `robust.listpath`: the sorted names in a directory, `[]` with a warning on common errors.
+    fn list(&self, name: &[u8], events: &mut Vec<Event>) -> Result<Vec<Vec<u8>>, RestoreError> {
+        let read = match fs::read_dir(OsStr::from_bytes(name)) {
+            Ok(r) => r,
+            Err(e) if is_common(&e) => {
+                events.push(Event::ErrorListing(name.to_vec()));
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(os_error(&e, name)),
+        };
+        let mut names = Vec::new();
+        for item in read {
+            match item {
+                Ok(d) => names.push(d.file_name().as_bytes().to_vec()),
+                Err(e) if is_common(&e) => {
+                    events.push(Event::ErrorListing(name.to_vec()));
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(os_error(&e, name)),
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn open(
+        &mut self,
+        name: Vec<u8>,
+        index: Index,
+        events: &mut Vec<Event>,
+    ) -> Result<(), RestoreError> {
+        let entries = self.list(&name, events)?.into_iter();
+        self.stack.push(DirScan {
+            name,
+            index,
+            entries,
+        });
+        Ok(())
+    }
+
+    /// The next selected path, or None after the last.
+    pub fn next(&mut self, events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError> {
+        if !self.started {
+            self.started = true;
+            let base = self.base.clone();
+            let stat = match self.read(&base)? {
+                Read::Stat(s) => s,
+                Read::Vanished => {
+                    events.push(Event::BaseMissing(base));
+                    return Ok(None);
+                }
+                Read::Refused => {
+                    return Err(RestoreError::Path(format!(
+                        "{} cannot be read as a backup source",
+                        String::from_utf8_lossy(&base)
+                    )))
+                }
+            };
+            if self.debug {
+                events.push(Event::Selecting(base.clone()));
+            }
+            if stat.kind == FileKind::Dir {
+                self.to_open = Some((base.clone(), Vec::new()));
+            }
+            return Ok(Some(Found {
+                index: Vec::new(),
+                name: base,
+                stat: Some(stat),
+            }));
+        }
+        if let Some((name, index)) = self.to_open.take() {
+            self.open(name, index, events)?;
+        }
+        loop {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let Some(entry) = top.entries.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let full = join(&top.name, &entry);
+            let mut index = top.index.clone();
+            index.push(entry);
+            let stat = match self.read(&full)? {
+                Read::Stat(s) => Some(s),
+                Read::Vanished => None,
+                Read::Refused => {
+                    self.refused(full, events);
+                    continue;
+                }
+            };
+            if self.debug {
+                events.push(Event::Examining(full.clone()));
+            }
+            let is_reg_or_dir = matches!(
+                stat.as_ref().map(|s| &s.kind),
+                Some(FileKind::Reg | FileKind::Dir)
+            );
+            if is_reg_or_dir && !readable(&full) {
+                events.push(Event::CannotRead(full));
+                continue;
+            }
+            if self.debug {
+                events.push(Event::Selecting(full.clone()));
+            }
+            if matches!(stat.as_ref().map(|s| &s.kind), Some(FileKind::Dir)) {
+                self.to_open = Some((full.clone(), index.clone()));
+            }
+            return Ok(Some(Found {
+                index,
+                name: full,
+                stat,
+            }));
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The backup scan for `dupcore.backup`: Python asks for events in batches; the scan runs
+//! without the GIL and takes it only to read the signature tars through duplicity's file
+//! objects.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use super::restore::{PyVolume, Slot};
+use crate::backup::sigchain::SigEntry;
+use crate::backup::{BackupError, Event, Index, ScanOptions, Scanner};
+use crate::restore::entry::Kind;
+use crate::restore::RestoreError;
+
+/// Events handed to Python per call, about.
+const BATCH: usize = 256;
+
+/// A backup scan (see `dupcore.backup`).
+#[pyclass(name = "BackupScan", module = "dupcore._core")]
+struct PyBackupScan {
+    scanner: Mutex<Option<Scanner>>,
+    slot: Slot,
+}
+
+fn index_tuple<'py>(py: Python<'py>, index: &[Vec<u8>]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
+}
+
+fn opt_index(py: Python<'_>, index: Option<Index>) -> PyResult<Py<PyAny>> {
+    Ok(match index {
+        Some(i) => index_tuple(py, &i)?.into_any().unbind(),
+        None => py.None(),
+    })
+}
+
+/// `(difftype, type, mode, uid, gid, mtime, size, linkname, devnums, data)` of a signature entry.
+fn sig_object(py: Python<'_>, entry: SigEntry, data: Option<Vec<u8>>) -> PyResult<Py<PyAny>> {
+    let data = data.map(|d| PyBytes::new(py, &d).into_any().unbind());
+    let Some(meta) = entry.meta else {
+        return Ok((
+            entry.sigtype.name(),
+            py.None(),
+            0,
+            0,
+            0,
+            0,
+            0u64,
+            py.None(),
+            py.None(),
+            data,
+        )
+            .into_pyobject(py)?
+            .into_any()
+            .unbind());
+    };
+    let (link, devnums) = match &meta.kind {
+        Kind::Sym(t) => (Some(PyBytes::new(py, t)), None),
+        Kind::Chr(a, b) | Kind::Blk(a, b) => (None, Some((*a, *b))),
+        _ => (None, None),
+    };
+    Ok((
+        entry.sigtype.name(),
+        meta.kind.name(),
+        meta.mode,
+        meta.uid,
+        meta.gid,
+        meta.mtime,
+        entry.size,
+        link,
+        devnums,
+        data,
+    )
+        .into_pyobject(py)?
+        .into_any()
+        .unbind())
+}
+
+fn event_object(py: Python<'_>, event: Event) -> PyResult<Py<PyAny>> {
+    let named = |tag: &str, name: Vec<u8>| -> PyResult<Py<PyAny>> {
+        Ok((tag, PyBytes::new(py, &name))
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
+    };
+    match event {
+        Event::Examining(n) => named("examining", n),
+        Event::Selecting(n) => named("selecting", n),
+        Event::SkippingSocket(n) => named("socket", n),
+        Event::ErrorInitializing(n) => named("init_error", n),
+        Event::CannotStat(n) => named("cannot_stat", n),
+        Event::CannotRead(n) => named("cannot_read", n),
+        Event::ErrorListing(n) => named("list_error", n),
+        Event::BaseMissing(n) => named("base_missing", n),
+        Event::NegativeMtime(n) => named("negative_mtime", n),
+        Event::Comparing(a, b) => Ok(("comparing", opt_index(py, a)?, opt_index(py, b)?)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Event::Pair { index, new, sig } => {
+            let sig = match sig {
+                Some((entry, data)) => sig_object(py, entry, data)?,
+                None => py.None(),
+            };
+            Ok(("pair", index_tuple(py, &index)?, new, sig)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind())
+        }
+    }
+}
+
+/// The exception for a scan error: the source's own one, or `(kind, message, errno, filename)`
+/// for `dupcore.backup` to raise as duplicity would.
+fn error_object(py: Python<'_>, e: BackupError, slot: &Slot) -> PyResult<Py<PyAny>> {
+    let desc = |kind: &str, message: String, errno: Option<i32>, f: Option<Vec<u8>>| {
+        let f = f.map(|b| PyBytes::new(py, &b).into_any().unbind());
+        Ok::<_, PyErr>(
+            (kind, message, errno, f)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        )
+    };
+    match e {
+        BackupError::BadSigName(name) => desc(
+            "diffdir",
+            format!("Bad tarinfo name {}", String::from_utf8_lossy(&name)),
+            None,
+            None,
+        ),
+        BackupError::Restore(RestoreError::Source) => {
+            let stored = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let err =
+                stored.unwrap_or_else(|| PyRuntimeError::new_err("reading signatures failed"));
+            Ok(err.into_value(py).into_any())
+        }
+        BackupError::Restore(RestoreError::Os {
+            errno,
+            message,
+            filename,
+            ..
+        }) => desc("os", message, errno, filename),
+        BackupError::Restore(RestoreError::Path(m)) => desc("path", m, None, None),
+        BackupError::Restore(RestoreError::TarRead(m)) => desc("tarread", m, None, None),
+        BackupError::Restore(other) => desc("other", other.to_string(), None, None),
+    }
+}
+
+#[pymethods]
+impl PyBackupScan {
+    /// A scan of `root` against the signature tars `sigs` (file objects, oldest first).
+    #[new]
+    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false))]
+    fn new(
+        root: Vec<u8>,
+        sigs: Vec<Py<PyAny>>,
+        copy_links: bool,
+        numeric_owner: bool,
+        debug: bool,
+    ) -> Self {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let sources: Vec<Box<dyn Read + Send>> = sigs
+            .into_iter()
+            .map(|file| {
+                Box::new(PyVolume {
+                    file,
+                    slot: Arc::clone(&slot),
+                }) as Box<dyn Read + Send>
+            })
+            .collect();
+        let options = ScanOptions {
+            root,
+            copy_links,
+            numeric_owner,
+            debug,
+        };
+        PyBackupScan {
+            scanner: Mutex::new(Some(Scanner::new(options, sources))),
+            slot,
+        }
+    }
+
+    /// `(events, unchanged_files, unchanged_size, more, error)`: `error` is None, the source's
+    /// exception, or `(kind, message, errno, filename)` for the caller to raise after the events.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut guard = self.scanner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(scanner) = guard.as_mut() else {
+            return Err(PyRuntimeError::new_err("the backup scan has ended"));
+        };
+        let (result, events, unchanged) = py.detach(|| {
+            let mut events = Vec::new();
+            let result = scanner.fill(&mut events, BATCH);
+            (result, events, scanner.take_unchanged())
+        });
+        let list = PyList::empty(py);
+        for e in events {
+            list.append(event_object(py, e)?)?;
+        }
+        let (more, error) = match result {
+            Ok(more) => (more, py.None()),
+            Err(e) => (false, error_object(py, e, &self.slot)?),
+        };
+        if !more {
+            *guard = None;
+        }
+        Ok((list, unchanged.files, unchanged.size, more, error)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyBackupScan>()
+}
