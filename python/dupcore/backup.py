@@ -32,6 +32,15 @@ def _(text):
     return getattr(builtins, "_", lambda s: s)(text)
 
 
+#: Two warnings of the scan as each release line spells them (2.2.x: ``Warning:``).
+WORDING = {
+    "WARNING": ("WARNING: base %s doesn't exist, continuing",
+                "WARNING: %s has negative mtime, treating as 0."),
+    "Warning": ("Warning: base %s doesn't exist, continuing",
+                "Warning: %s has negative mtime, treating as 0."),
+}
+
+
 def unsupported(path_iter, sig_infp_list, config: ModuleType) -> str | None:
     """None when the engine can scan for this backup, else why not."""
     from duplicity import selection
@@ -196,9 +205,9 @@ def _log_event(event, stats, warning):
     elif tag == "list_error":
         log.Warn(_("Error listing directory %s") % os.fsdecode(arg))
     elif tag == "base_missing":
-        log.Warn(_(f"{warning}: base %s doesn't exist, continuing") % os.fsdecode(arg))
+        log.Warn(_(WORDING[warning][0]) % os.fsdecode(arg))
     elif tag == "negative_mtime":
-        log.Warn(_(f"{warning}: %s has negative mtime, treating as 0.") % os.fsdecode(arg))
+        log.Warn(_(WORDING[warning][1]) % os.fsdecode(arg))
 
 
 def install_diffdir(module: ModuleType, adapter: Adapter) -> str:
@@ -214,7 +223,7 @@ def install_diffdir(module: ModuleType, adapter: Adapter) -> str:
     if getattr(original, "__dupcore__", False):
         return "DirDelta_WriteSig (Rust scan)"
 
-    def DirDelta_WriteSig(path_iter, sig_infp_list, newsig_outfp):  # noqa: N802
+    def DirDelta_WriteSig(path_iter, sig_infp_list, newsig_outfp):
         from duplicity import config, log, progress, statistics
 
         why = unsupported(path_iter, sig_infp_list, config)
