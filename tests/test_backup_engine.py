@@ -4,7 +4,9 @@ owner only, mtime only, type changes file/directory/symlink, retargeted links, r
 deletions of whole directories, non-UTF-8 names, fifos, devices, sockets, negative and zero
 mtimes, growing and shrinking files, nothing at all).
 
-After each step both chains must hold the same tar members and byte-identical signature tars,
+Both with the engine's own walk (no selection options) and with duplicity's selection feeding
+the engine (``--include``/``--exclude`` globs that make directories scanned,
+``--exclude-if-present``, ``--exclude-regexp``). After each step both chains must hold the same tar members and byte-identical signature tars,
 manifests equal but for volume hashes, the same statistics, and the same per-path records in
 the machine-readable log at ``-v9`` (selection, ``Selecting``, ``Comparing``, ``Getting
 delta``, ``A``/``M``/``D``, warnings), in the same order. Stock then restores dupcore's chain at
@@ -96,6 +98,9 @@ def step_many_new(root):
     for i in range(300):
         _write(deep / f"f{i:03d}", b"small %d" % i)
     os.mkdir(root / "empty-dir")
+    os.mkdir(root / "skipped-dir")
+    _write(root / "skipped-dir" / ".nobackup", b"")
+    _write(root / "skipped-dir" / "data", b"left out when --exclude-if-present is given")
 
 
 def step_non_utf8(root):
@@ -137,7 +142,7 @@ def _records(log_file):
 
 def _stats(res):
     text = res.stdout.decode("utf-8", "replace")
-    return {k: re.search(rf"^{k} (\S+)", text, re.M).group(1) for k in STAT_KEYS}
+    return {k: re.search(rf"^{k} (\S+)", text, re.MULTILINE).group(1) for k in STAT_KEYS}
 
 
 def _manifests(target):
@@ -151,9 +156,18 @@ def _manifests(target):
     return out
 
 
-@pytest.fixture(scope="module")
-def chains(tmp_path_factory):
-    work = tmp_path_factory.mktemp("backup-engine")
+SELECTIONS = {
+    "walk": [],
+    "selection": ["--include", "**/est/f00*", "--exclude", "**/est",
+                  "--exclude-if-present", ".nobackup", "--exclude-regexp", r".*\.sock$",
+                  "--exclude", "**/renamed64k"],
+}
+
+
+@pytest.fixture(scope="module", params=list(SELECTIONS))
+def chains(tmp_path_factory, request):
+    selection = SELECTIONS[request.param]
+    work = tmp_path_factory.mktemp(f"backup-engine-{request.param}")
     tree = work / "tree"
     odd_entries_tree(tree)
     result = {m: {"records": [], "stats": [], "banner": []} for m in MODES}
@@ -169,22 +183,22 @@ def chains(tmp_path_factory):
                 ["full" if i == 0 else "incremental", "--no-encryption", "-v9",
                  "--log-file", log_file, "--name", f"be-{mode}",
                  "--archive-dir", work / f"{mode}-cache", "--allow-source-mismatch",
-                 tree, f"file://{work / mode}"],
+                 *selection, tree, f"file://{work / mode}"],
                 clean_env(mode=mode))
             last = int(time.time())
             result[mode]["records"].append(_records(log_file))
             result[mode]["stats"].append(_stats(res))
             result[mode]["banner"].append(b"dupcore backup: stock" in res.output)
-    return work, tree, result
+    return work, tree, result, request.param
 
 
 def test_scan_ran_in_every_dupcore_backup(chains):
-    _, _, result = chains
+    _, _, result, _ = chains
     assert result["dupcore"]["banner"] == [False] * (len(STEPS) + 1)
 
 
 def test_same_archive_contents(chains):
-    work, _, _ = chains
+    work, _, _, _ = chains
     stock, dup = archive_contents(work / "stock"), archive_contents(work / "dupcore")
     assert sorted(stock) == sorted(dup)
     assert len([k for k in stock if k.startswith("inc")]) == len(STEPS)
@@ -198,13 +212,13 @@ def test_same_archive_contents(chains):
 
 
 def test_same_manifests(chains):
-    work, _, _ = chains
+    work, _, _, _ = chains
     assert _manifests(work / "stock") == _manifests(work / "dupcore")
 
 
 @pytest.mark.parametrize("step", range(len(STEPS) + 1))
 def test_same_statistics_and_per_path_log(chains, step):
-    _, _, result = chains
+    _, _, result, _ = chains
     stock, dup = result["stock"], result["dupcore"]
     assert stock["stats"][step] == dup["stats"][step]
     assert len(stock["records"][step]) > 0
@@ -212,10 +226,22 @@ def test_same_statistics_and_per_path_log(chains, step):
 
 
 def test_stock_restores_the_dupcore_chain(chains, tmp_path):
-    work, tree, _ = chains
-    out = tmp_path / "out"
-    run_duplicity(["restore", "--no-encryption", "--archive-dir", tmp_path / "cache",
-                   f"file://{work / 'dupcore'}", out], clean_env(mode="stock"))
-    expected = snapshot(tree)
-    expected.pop(b"a.sock", None)  # sockets are not backed up
-    assert_same_tree(expected, snapshot(out), "stock restore of the dupcore chain")
+    """Stock restores both chains to the same tree; without selection, to the source tree."""
+    work, tree, _, kind = chains
+    for mode in MODES:
+        out = tmp_path / mode
+        run_duplicity(["restore", "--no-encryption", "--archive-dir", tmp_path / "cache",
+                       f"file://{work / mode}", out], clean_env(mode="stock"))
+        shutil.rmtree(tmp_path / "cache")
+    restored = snapshot(tmp_path / "dupcore")
+    assert_same_tree(snapshot(tmp_path / "stock"), restored, "stock and dupcore chains")
+    if kind == "walk":
+        expected = snapshot(tree)
+        expected.pop(b"a.sock", None)  # sockets are not backed up
+        assert_same_tree(expected, restored, "the source tree")
+    else:
+        assert b"skipped-dir" not in restored and b"renamed64k" not in restored
+        members = {m for k, v in archive_contents(work / "dupcore").items() if "sig" not in k
+                   for m in v}
+        assert "snapshot/deep/er/est/f001" in members
+        assert "snapshot/deep/er/est/f100" not in members

@@ -130,6 +130,13 @@ class PgpReader:
 def set_restore_spill(dir: str | bytes | None, budget: int = 0) -> None:
     """Volume readers opened from now on decode ahead into spool files in ``dir``."""
 
+class BackupScan:
+    """The scan of a backup: walk, previous signatures, unchanged test (see ``dupcore.backup``)."""
+    def __init__(self, root: bytes, sigs: list[object], copy_links: bool = False,
+                 numeric_owner: bool = False, debug: bool = False,
+                 paths: object | None = None) -> None: ...
+    def next_batch(self) -> tuple[list[tuple], int, int, bool, object | None]: ...
+
 class RestoreEngine:
     """A restore running on its own thread (see ``dupcore.restore``)."""
     def __init__(self, target: bytes, sets: int, restrict: list[bytes], tempdir: bytes,

@@ -10,9 +10,11 @@ statistics. Every other pair comes back here and goes through duplicity's own co
 (``get_delta_path``, ``log_delta_path``, the signature tar writer, ``DeltaTarBlockIter``), so
 the volumes, the signature tar, the manifest, the log lines and the statistics stay stock's.
 
-The scan runs where duplicity's selection has no selection function (no ``--include``,
-``--exclude`` or other selection option) and without ``--rename``; anything else stays stock,
-with one Info line saying why.
+Where duplicity's selection has no selection function (no ``--include``, ``--exclude`` or
+other selection option, no ``--files-from``) and without ``--rename``, the engine also walks the
+tree itself, as ``Select.Iterate`` does. Otherwise duplicity's ``Select`` yields the paths (and
+logs its own lines) and the engine takes each ``Path`` from it; it then hands its pending events
+to Python before it asks for the next path, so the log keeps stock's order.
 """
 from __future__ import annotations
 
@@ -43,24 +45,37 @@ WORDING = {
 
 def unsupported(path_iter, sig_infp_list, config: ModuleType) -> str | None:
     """None when the engine can scan for this backup, else why not."""
-    from duplicity import selection
-
-    if not isinstance(path_iter, selection.Select):
-        return "the source is not a selection"
-    if path_iter.selection_functions:
-        return "file selection options"
-    if getattr(path_iter, "files_from", None) is not None:
-        return "--files-from"
-    if getattr(config, "rename", None):
-        return "--rename"
-    root = path_iter.rootpath
-    if root.index != ():
-        return "the source is not a root path"
     sigs = sig_infp_list if isinstance(sig_infp_list, list) else [sig_infp_list]
     for s in sigs:
         if isinstance(s, io.StringIO) and s.getvalue() != "":
             return "signatures given as text"
     return None
+
+
+def walks_in_rust(path_iter, config: ModuleType) -> bool:
+    """Whether the engine walks the tree itself: duplicity's ``Select`` of a root directory
+    without selection functions, ``--files-from`` or ``--rename``. Otherwise the engine takes
+    the paths ``path_iter`` yields (duplicity's own selection, which also logs its lines)."""
+    from duplicity import selection
+
+    return (isinstance(path_iter, selection.Select)
+            and not path_iter.selection_functions
+            and getattr(path_iter, "files_from", None) is None
+            and not getattr(config, "rename", None)
+            and path_iter.rootpath.index == ())
+
+
+class _Feed:
+    """duplicity's path iterator as the engine reads it; remembers the last path, the only one
+    a pair can name when the engine asks for the next."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.last = None
+
+    def __next__(self):
+        self.last = next(self.paths)
+        return self.last
 
 
 def _sig_files(sig_infp_list):
@@ -122,10 +137,13 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
 
     stats = module.stats
     sig_tar = util.make_tarfile("w", sig_fileobj) if sig_fileobj else None
-    root = path_iter.rootpath
     debug = log.getverbosity() >= log.DEBUG
-    scan = _core.BackupScan(root.base, sig_files, copy_links=bool(config.copy_links),
-                            numeric_owner=bool(config.numeric_owner), debug=debug)
+    if walks_in_rust(path_iter, config):
+        root, feed = path_iter.rootpath.base, None
+    else:
+        root, feed = b"", _Feed(path_iter)
+    scan = _core.BackupScan(root, sig_files, copy_links=bool(config.copy_links),
+                            numeric_owner=bool(config.numeric_owner), debug=debug, paths=feed)
     more = True
     while more:
         events, files, size, more, error = scan.next_batch()
@@ -135,7 +153,13 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
             tag = event[0]
             if tag == "pair":
                 index, new, sig = event[1:]
-                new_path = Path(root.base, index) if new else None
+                if not new:
+                    new_path = None
+                elif feed is None:
+                    new_path = Path(root, index)
+                else:
+                    new_path = feed.last
+                    assert new_path.index == index, (new_path.index, index)
                 sig_path = _sig_ropath(index, sig) if sig is not None else None
                 if not new_path or not new_path.type:
                     if sig_path and sig_path.exists() and sig_path.index != ():

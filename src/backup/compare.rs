@@ -24,11 +24,11 @@ pub fn unchanged(new: &SourceStat, sig: &SigEntry) -> bool {
             if !perms_equal() {
                 return false;
             }
-            if i128::from(new.mtime_int()) == meta.mtime {
+            if i128::from(new.mtime) == meta.mtime {
                 return true;
             }
             // negative mtimes count as 0 (the signature's are already 0)
-            new.mtime_not_positive() && meta.mtime <= 0
+            new.mtime_not_positive && meta.mtime <= 0
         }
         (FileKind::Sym(a), Kind::Sym(b)) => a == b,
         (FileKind::Chr(a, b), Kind::Chr(c, d)) | (FileKind::Blk(a, b), Kind::Blk(c, d)) => {

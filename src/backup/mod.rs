@@ -73,6 +73,17 @@ pub enum Event {
     },
 }
 
+/// Where the paths of the source tree come from, in `Select`'s order.
+pub trait Source: Send {
+    /// The next selected path, or None after the last.
+    fn next(&mut self, events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError>;
+    /// Whether asking for a path runs code that logs on its own (duplicity's selection): the
+    /// scan then hands over its events first, so that the log keeps duplicity's order.
+    fn logs_itself(&self) -> bool {
+        false
+    }
+}
+
 /// Totals of the paths found unchanged (`StatsDeltaProcess.add_unchanged_file`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Unchanged {
@@ -110,26 +121,46 @@ type Collated = (Option<Found>, Option<(SigEntry, usize)>);
 
 /// The scan of one backup: pairs out, in index order.
 pub struct Scanner {
-    walk: Walker,
+    walk: Box<dyn Source>,
     sigs: SigChain,
     new: Option<Found>,
     sig: Option<(SigEntry, usize)>,
     state: Collate,
     debug: bool,
     unchanged: Unchanged,
+    /// Set when `collate` stopped to let the events out first.
+    flush: bool,
+}
+
+/// What `next_pair` found.
+enum Step {
+    Pair(Box<Collated>),
+    Flush,
+    End,
 }
 
 impl Scanner {
     /// A scan of `options.root` against the signature tars `sigs` (oldest first).
     pub fn new(options: ScanOptions, sigs: Vec<Box<dyn Read + Send>>) -> Self {
+        let walk = Walker::new(options.root.clone(), options.copy_links, options.debug);
+        Self::with_source(options, sigs, Box::new(walk))
+    }
+
+    /// A scan of the paths `source` yields against the signature tars `sigs`.
+    pub fn with_source(
+        options: ScanOptions,
+        sigs: Vec<Box<dyn Read + Send>>,
+        source: Box<dyn Source>,
+    ) -> Self {
         Scanner {
-            walk: Walker::new(options.root, options.copy_links, options.debug),
+            walk: source,
             sigs: SigChain::new(sigs, options.numeric_owner),
             new: None,
             sig: None,
             state: Collate::Both,
             debug: options.debug,
             unchanged: Unchanged::default(),
+            flush: false,
         }
     }
 
@@ -138,9 +169,29 @@ impl Scanner {
         std::mem::take(&mut self.unchanged)
     }
 
-    /// `collate2iters`: the next pair, pulling from the walk and the signatures in its order.
-    fn next_pair(&mut self, events: &mut Vec<Event>) -> Result<Option<Collated>, BackupError> {
+    /// `collate2iters`'s next pair, or a stop to let the events out first when the walk logs
+    /// on its own.
+    fn next_pair(&mut self, events: &mut Vec<Event>) -> Result<Step, BackupError> {
+        match self.collate(events)? {
+            Some(pair) => Ok(Step::Pair(Box::new(pair))),
+            None if self.flush => {
+                self.flush = false;
+                Ok(Step::Flush)
+            }
+            None => Ok(Step::End),
+        }
+    }
+
+    /// `collate2iters`: the next pair, pulling from the walk and the signatures in its order
+    /// (None also when stopping for [`Step::Flush`]).
+    fn collate(&mut self, events: &mut Vec<Event>) -> Result<Option<Collated>, BackupError> {
         loop {
+            let pulls_walk = self.state == Collate::DrainNew
+                || (self.state == Collate::Both && self.new.is_none());
+            if pulls_walk && !events.is_empty() && self.walk.logs_itself() {
+                self.flush = true;
+                return Ok(None);
+            }
             match self.state {
                 Collate::Done => return Ok(None),
                 Collate::DrainNew => {
@@ -201,8 +252,10 @@ impl Scanner {
     /// Runs until at least `max` events are ready or the scan ends; false after the last pair.
     pub fn fill(&mut self, events: &mut Vec<Event>, max: usize) -> Result<bool, BackupError> {
         while events.len() < max {
-            let Some((new, sig)) = self.next_pair(events)? else {
-                return Ok(false);
+            let (new, sig) = match self.next_pair(events)? {
+                Step::Pair(p) => *p,
+                Step::Flush => return Ok(true),
+                Step::End => return Ok(false),
             };
             if self.debug {
                 events.push(Event::Comparing(

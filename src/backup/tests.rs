@@ -47,6 +47,7 @@ mod tempdir {
 
 fn walk_all(base: &[u8]) -> (Vec<Index>, Vec<Event>) {
     let mut w = walk::Walker::new(base.to_vec(), false, true);
+    use super::Source as _;
     let mut events = Vec::new();
     let mut out = Vec::new();
     while let Some(f) = w.next(&mut events).unwrap() {

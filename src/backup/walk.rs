@@ -52,26 +52,16 @@ pub struct SourceStat {
     pub gid: u32,
     /// `st_size`.
     pub size: u64,
-    /// `st_mtime` seconds (floor).
+    /// `int(st_mtime)`: truncated towards zero, as Python's `int()` of the float.
     pub mtime: i64,
-    /// `st_mtime` nanoseconds.
-    pub mtime_nsec: i64,
+    /// `st_mtime <= 0`.
+    pub mtime_not_positive: bool,
 }
 
-impl SourceStat {
-    /// `int(st_mtime)`: truncated towards zero, as Python's `int()` of the float.
-    pub fn mtime_int(&self) -> i64 {
-        if self.mtime < 0 && self.mtime_nsec > 0 {
-            self.mtime + 1
-        } else {
-            self.mtime
-        }
-    }
-
-    /// `st_mtime <= 0`.
-    pub fn mtime_not_positive(&self) -> bool {
-        self.mtime < 0 || (self.mtime == 0 && self.mtime_nsec == 0)
-    }
+/// `int(st_mtime)` and `st_mtime <= 0` from `stat`'s seconds (floor) and nanoseconds.
+pub fn mtime_fields(sec: i64, nsec: i64) -> (i64, bool) {
+    let truncated = if sec < 0 && nsec > 0 { sec + 1 } else { sec };
+    (truncated, sec < 0 || (sec == 0 && nsec == 0))
 }
 
 /// One path the walk yields; `stat` is None when it vanished before it could be read.
@@ -195,14 +185,15 @@ impl Walker {
             // sockets and unknown types: `PathException`, handled by `error_handler`
             _ => return Ok(Read::Refused),
         };
+        let (mtime, mtime_not_positive) = mtime_fields(meta.mtime(), meta.mtime_nsec());
         Ok(Read::Stat(SourceStat {
             kind,
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
             size: meta.size(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
+            mtime,
+            mtime_not_positive,
         }))
     }
 
@@ -257,7 +248,7 @@ impl Walker {
     }
 
     /// The next selected path, or None after the last.
-    pub fn next(&mut self, events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError> {
+    fn next_path(&mut self, events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError> {
         if !self.started {
             self.started = true;
             let base = self.base.clone();
@@ -331,5 +322,11 @@ impl Walker {
                 stat,
             }));
         }
+    }
+}
+
+impl super::Source for Walker {
+    fn next(&mut self, events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError> {
+        self.next_path(events)
     }
 }

@@ -5,18 +5,96 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::restore::{PyVolume, Slot};
 use crate::backup::sigchain::SigEntry;
-use crate::backup::{BackupError, Event, Index, ScanOptions, Scanner};
+use crate::backup::walk::{FileKind, Found, SourceStat};
+use crate::backup::{BackupError, Event, Index, ScanOptions, Scanner, Source};
 use crate::restore::entry::Kind;
 use crate::restore::RestoreError;
 
 /// Events handed to Python per call, about.
 const BATCH: usize = 256;
+
+/// duplicity's own selection as the source of paths: each `Path` its iterator yields, read
+/// with the GIL. Its log lines go straight to duplicity's log, so the scan hands over its
+/// events before each path it asks for.
+struct PySource {
+    iter: Py<PyAny>,
+    slot: Slot,
+}
+
+/// The fields of a duplicity `Path` the scan compares.
+fn found_of(path: &Bound<'_, PyAny>) -> PyResult<Found> {
+    let index: Vec<Vec<u8>> = path.getattr("index")?.extract()?;
+    let name: Vec<u8> = path.getattr("name")?.extract()?;
+    let kind = path.getattr("type")?;
+    if kind.is_none() {
+        return Ok(Found {
+            index,
+            name,
+            stat: None,
+        });
+    }
+    let kind: String = kind.extract()?;
+    let kind = match kind.as_str() {
+        "reg" => FileKind::Reg,
+        "dir" => FileKind::Dir,
+        "fifo" => FileKind::Fifo,
+        "sym" => FileKind::Sym(path.getattr("symtext")?.extract()?),
+        "chr" | "blk" => {
+            let (major, minor): (u64, u64) = path.getattr("devnums")?.extract()?;
+            if kind == "chr" {
+                FileKind::Chr(major, minor)
+            } else {
+                FileKind::Blk(major, minor)
+            }
+        }
+        other => {
+            return Err(PyRuntimeError::new_err(format!(
+                "path type {other} is not one the backup scan compares"
+            )))
+        }
+    };
+    let stat = path.getattr("stat")?;
+    let mtime: f64 = stat.getattr("st_mtime")?.extract()?;
+    Ok(Found {
+        index,
+        name,
+        stat: Some(SourceStat {
+            kind,
+            mode: path.getattr("mode")?.extract()?,
+            uid: stat.getattr("st_uid")?.extract()?,
+            gid: stat.getattr("st_gid")?.extract()?,
+            size: stat.getattr("st_size")?.extract()?,
+            mtime: mtime.trunc() as i64,
+            mtime_not_positive: mtime <= 0.0,
+        }),
+    })
+}
+
+impl Source for PySource {
+    fn next(&mut self, _events: &mut Vec<Event>) -> Result<Option<Found>, RestoreError> {
+        Python::attach(|py| {
+            let got = match self.iter.bind(py).call_method0("__next__") {
+                Ok(path) => found_of(&path).map(Some),
+                Err(e) if e.is_instance_of::<PyStopIteration>(py) => Ok(None),
+                Err(e) => Err(e),
+            };
+            got.map_err(|e| {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                RestoreError::Source
+            })
+        })
+    }
+
+    fn logs_itself(&self) -> bool {
+        true
+    }
+}
 
 /// A backup scan (see `dupcore.backup`).
 #[pyclass(name = "BackupScan", module = "dupcore._core")]
@@ -151,15 +229,17 @@ fn error_object(py: Python<'_>, e: BackupError, slot: &Slot) -> PyResult<Py<PyAn
 
 #[pymethods]
 impl PyBackupScan {
-    /// A scan of `root` against the signature tars `sigs` (file objects, oldest first).
+    /// A scan of `root` (or of the paths the iterator `paths` yields) against the signature
+    /// tars `sigs` (file objects, oldest first).
     #[new]
-    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false))]
+    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false, paths=None))]
     fn new(
         root: Vec<u8>,
         sigs: Vec<Py<PyAny>>,
         copy_links: bool,
         numeric_owner: bool,
         debug: bool,
+        paths: Option<Py<PyAny>>,
     ) -> Self {
         let slot: Slot = Arc::new(Mutex::new(None));
         let sources: Vec<Box<dyn Read + Send>> = sigs
@@ -177,8 +257,18 @@ impl PyBackupScan {
             numeric_owner,
             debug,
         };
+        let scanner = match paths {
+            Some(iter) => {
+                let source = PySource {
+                    iter,
+                    slot: Arc::clone(&slot),
+                };
+                Scanner::with_source(options, sources, Box::new(source))
+            }
+            None => Scanner::new(options, sources),
+        };
         PyBackupScan {
-            scanner: Mutex::new(Some(Scanner::new(options, sources))),
+            scanner: Mutex::new(Some(scanner)),
             slot,
         }
     }

@@ -282,6 +282,72 @@ def make_chain(work: str, src0: str, days: int,
     return url, os.path.join(d, "cache"), snap
 
 
+def make_many(work: str, files: int, gnupghome: str) -> tuple[str, str, str]:
+    """A tree of ``files`` small files (1,000 per directory) and its full backup (dupcore,
+    plain); returns the tree, the URL and the archive dir."""
+    src = os.path.join(work, "many-src")
+    d = os.path.join(work, "many")
+    for p in (src, d):
+        shutil.rmtree(p, ignore_errors=True)
+    t0 = time.perf_counter()
+    for i in range(files):
+        sub = os.path.join(src, f"d{i // 1000:04d}")
+        if i % 1000 == 0:
+            os.makedirs(sub)
+        name = os.path.join(sub, f"file-{i:07d}.txt")
+        with open(name, "wb") as f:
+            f.write(b"small file %d\n" % i * (1 + i % 7))
+        os.utime(name, (BASE_MTIME, BASE_MTIME))
+    _fix_dirs(src, BASE_MTIME)
+    url = "file://" + os.path.join(d, "target")
+    proc = subprocess.run(duplicity_command() + [
+        "full", "--no-encryption", "--current-time", str(MUT_MTIME), "--archive-dir",
+        os.path.join(d, "cache"), "--name", "many", src, url],
+        env=base_env("dupcore", gnupghome), capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise Failure(f"full backup of the many-files tree failed:\n{proc.stdout[-2000:]!r}")
+    print(f"many-files tree: {files:,} files, full backup made "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return src, url, os.path.join(d, "cache")
+
+
+def timed_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, int, bytes]:
+    """Run a command; (wall s, CPU s, peak RSS bytes, exit code, output)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read() if proc.stdout else b""
+    _pid, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, proc.returncode, out
+
+
+def many_round(many: tuple[str, str, str], rep: int,
+               results: dict[tuple[str, str], list[tuple[float, float]]],
+               order: tuple[str, str], gnupghome: str) -> None:
+    """An incremental with nothing changed of the many-files tree, both modes, each on the
+    same archive (the files a run adds are removed after it)."""
+    src, url, cache = many
+    target = url[len("file://"):]
+    dirs = [target, os.path.join(cache, "many")]
+    for mode in order:
+        before = {p: set(os.listdir(p)) for p in dirs}
+        wall, cpu, rss, code, out = timed_rss(duplicity_command() + [
+            "incremental", "--no-encryption", "--current-time", str(MUT_MTIME + 3600),
+            "--archive-dir", cache, "--name", "many", src, url], base_env(mode, gnupghome))
+        for p in dirs:
+            for name in set(os.listdir(p)) - before[p]:
+                os.unlink(os.path.join(p, name))
+        text = out.decode("utf-8", "replace")
+        if code != 0 or "DeltaEntries 0" not in text:
+            raise Failure(f"{mode} incremental of the many-files tree failed ({code}) or found "
+                          f"changes:\n{text[-3000:]}")
+        results.setdefault(("incremental many", mode), []).append((wall, cpu))
+        results.setdefault(("rss many", mode), []).append((float(rss), 0.0))
+        print(f"  [{rep}] {mode:<8} {'incremental many':<18} {wall:7.2f} s wall {cpu:7.2f} s "
+              f"CPU {rss / MiB:7.0f} MiB peak RSS", flush=True)
+
+
 def chain_round(work: str, chain: tuple[str, str, dict[bytes, dict[str, int | str]]], rep: int,
                 results: dict[tuple[str, str], list[tuple[float, float]]], order: tuple[str, str],
                 gnupghome: str, trash: list[str]) -> None:
@@ -331,6 +397,17 @@ def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: 
         s, d = med["stock"], med["dupcore"]
         print(f"{'restore chain':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
               f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
+    if ("incremental many", "stock") in results:
+        med = {}
+        for mode in ("stock", "dupcore"):
+            walls = sorted(r[0] for r in results["incremental many", mode])
+            cpus = sorted(r[1] for r in results["incremental many", mode])
+            rss = max(r[0] for r in results["rss many", mode])
+            med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2], rss)
+        s, d = med["stock"], med["dupcore"]
+        print(f"{'incremental many':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
+              f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
+        print(f"{'peak RSS many':<20}{s[2] / MiB:>9.0f}MiB{d[2] / MiB:>6.0f}MiB")
     for variant in variants:
         if (f"size {variant}", "stock") in results:
             s, d = (results[f"size {variant}", m][0][0] for m in ("stock", "dupcore"))
@@ -356,6 +433,9 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
                     help="comma list of plain (--no-encryption) and sym (symmetric gpg)")
     ap.add_argument("--chain", type=int, default=30 if bench else 0,
                     help="also restore a full backup + this many daily incrementals (0: no)")
+    ap.add_argument("--many", type=int, default=0,
+                    help="also an incremental with nothing changed of a tree of this many small "
+                         "files (0: no)")
     ap.add_argument("--compress", choices=("default", "fast", "small"),
                     help="DUPCORE_COMPRESS of the dupcore runs (default: as in the environment)")
     ap.add_argument("--workdir", help="where to put the tree and archives (default: a temp dir)")
@@ -392,6 +472,7 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
               f"made ({time.perf_counter() - t0:.0f} s)")
         results = {}
         chain = make_chain(work, src0, args.chain, gnupghome) if args.chain else None
+        many = make_many(work, args.many, gnupghome) if args.many else None
         for rep in range(args.repeat):
             order = ("stock", "dupcore") if rep % 2 == 0 else ("dupcore", "stock")
             for variant in variants:
@@ -399,6 +480,8 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
                           trash)
             if chain:
                 chain_round(work, chain, rep, results, order, gnupghome, trash)
+            if many:
+                many_round(many, rep, results, order, gnupghome)
         report(results, variants)
         print("all restored trees match their sources")
         return 0
