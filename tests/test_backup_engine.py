@@ -157,11 +157,18 @@ def _manifests(target):
 
 
 SELECTIONS = {
+    # the engine walks the tree, with no selection function
     "walk": [],
+    # the engine walks the tree and evaluates duplicity's selection functions
     "selection": ["--include", "**/est/f00*", "--exclude", "**/est",
-                  "--exclude-if-present", ".nobackup", "--exclude-regexp", r".*\.sock$",
+                  "--exclude-if-present", ".nobackup", "--exclude", "**/*.sock",
                   "--exclude", "**/renamed64k"],
+    # a regular expression: duplicity's own selection feeds the engine
+    "python-selection": ["--include", "**/est/f00*", "--exclude", "**/est",
+                         "--exclude-if-present", ".nobackup", "--exclude-regexp", r".*\.sock$",
+                         "--exclude", "**/renamed64k"],
 }
+WALKS = {"walk": True, "selection": True, "python-selection": False}
 
 
 @pytest.fixture(scope="module", params=list(SELECTIONS))
@@ -189,12 +196,16 @@ def chains(tmp_path_factory, request):
             result[mode]["records"].append(_records(log_file))
             result[mode]["stats"].append(_stats(res))
             result[mode]["banner"].append(b"dupcore backup: stock" in res.output)
+            log_text = log_file.read_bytes()
+            result[mode].setdefault("walks", []).append(
+                b"dupcore backup: the engine walks the tree" in log_text)
     return work, tree, result, request.param
 
 
 def test_scan_ran_in_every_dupcore_backup(chains):
-    _, _, result, _ = chains
+    _, _, result, kind = chains
     assert result["dupcore"]["banner"] == [False] * (len(STEPS) + 1)
+    assert result["dupcore"]["walks"] == [WALKS[kind]] * (len(STEPS) + 1)
 
 
 def test_same_archive_contents(chains):

@@ -34,6 +34,10 @@ def _(text):
     return getattr(builtins, "_", lambda s: s)(text)
 
 
+#: ``Select``'s last debug line for a path, by its verdict.
+VERDICTS = ("Selection:     - excluding file", "Selection:     + including file",
+            "Selection:     ? scanning directory for matches")
+
 #: Two warnings of the scan as each release line spells them (2.2.x: ``Warning:``).
 WORDING = {
     "WARNING": ("WARNING: base %s doesn't exist, continuing",
@@ -52,17 +56,69 @@ def unsupported(path_iter, sig_infp_list, config: ModuleType) -> str | None:
     return None
 
 
-def walks_in_rust(path_iter, config: ModuleType) -> bool:
-    """Whether the engine walks the tree itself: duplicity's ``Select`` of a root directory
-    without selection functions, ``--files-from`` or ``--rename``. Otherwise the engine takes
-    the paths ``path_iter`` yields (duplicity's own selection, which also logs its lines)."""
+def _cells(fn) -> dict:
+    """The closure variables of a selection function that have a value."""
+    out = {}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            out[name] = cell.cell_contents
+        except ValueError:  # declared but never assigned (e.g. glob_comp_re_exact)
+            pass
+    return out
+
+
+def _regex(pattern) -> tuple[str, int]:
+    return pattern.pattern, pattern.flags
+
+
+def _rule(sf) -> tuple | None:
+    """The engine's form of one of duplicity's selection functions (3.2.x), or None."""
+    name = getattr(sf, "name", "")
+    if not hasattr(sf, "__code__"):
+        return None
+    cells = _cells(sf)
+    if name.startswith("shell glob ") and " no-case: " not in name:
+        include = cells.get("include")
+        if include not in (0, 1):
+            return None
+        if set(cells) == {"include"} and name.endswith(" case: **"):
+            return ("all", include)
+        if sf.__code__.co_name != "test_fn" or "glob_comp_re" not in cells:
+            return None
+        exact = cells.get("glob_comp_re_exact") if cells.get("glob_ends_w_slash") else None
+        if cells.get("glob_ends_w_slash") and exact is None:
+            return None
+        return ("glob", include, *_regex(cells["glob_comp_re"]),
+                _regex(exact) if exact is not None else None, *_regex(cells["scan_comp_re"]))
+    if name.startswith("Command-line exclude-if-present filename: ") and "filename" in cells:
+        return ("present", os.fsencode(cells["filename"]))
+    if name == "Exclude device files":
+        return ("devices",)
+    if name == "Match other filesystems" and {"include", "root_devloc"} <= set(cells):
+        return ("other_fs", cells["include"], cells["root_devloc"])
+    if name.startswith("Select older than ") and isinstance(cells.get("date"), (int, float)):
+        return ("older", float(cells["date"]))
+    return None
+
+
+def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None:
+    """The selection functions of ``path_iter`` in the engine's form when the engine walks the
+    tree itself (duplicity's ``Select`` of a root directory on 3.2.x, every function one the
+    engine knows, no ``--files-from`` or ``--rename``), else None: the engine then takes the
+    paths ``path_iter`` yields (duplicity's own selection, which also logs its lines)."""
     from duplicity import selection
 
-    return (isinstance(path_iter, selection.Select)
-            and not path_iter.selection_functions
+    if not (isinstance(path_iter, selection.Select)
             and getattr(path_iter, "files_from", None) is None
             and not getattr(config, "rename", None)
-            and path_iter.rootpath.index == ())
+            and path_iter.rootpath.index == ()):
+        return None
+    if path_iter.selection_functions and line != "3.2.x":
+        return None
+    rules = [_rule(sf) for sf in path_iter.selection_functions]
+    if any(r is None for r in rules) or not _core.backup_selection_ok(rules):
+        return None
+    return rules
 
 
 class _Feed:
@@ -130,7 +186,7 @@ def _sig_ropath(index, sig):
     return ropath
 
 
-def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
+def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
     """``get_delta_iter`` with the engine's scan in place of the walk, signatures and compare."""
     from duplicity import config, log, robust, util
     from duplicity.path import Path, ROPath
@@ -138,12 +194,17 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
     stats = module.stats
     sig_tar = util.make_tarfile("w", sig_fileobj) if sig_fileobj else None
     debug = log.getverbosity() >= log.DEBUG
-    if walks_in_rust(path_iter, config):
+    rules = engine_rules(path_iter, config, line)
+    if rules is not None:
         root, feed = path_iter.rootpath.base, None
+        names = [sf.name for sf in path_iter.selection_functions]
+        log.Debug(f"dupcore backup: the engine walks the tree ({len(rules)} selection functions)")
     else:
-        root, feed = b"", _Feed(path_iter)
+        root, feed, names, rules = b"", _Feed(path_iter), [], []
+        log.Debug("dupcore backup: the engine takes the paths of duplicity's selection")
     scan = _core.BackupScan(root, sig_files, copy_links=bool(config.copy_links),
-                            numeric_owner=bool(config.numeric_owner), debug=debug, paths=feed)
+                            numeric_owner=bool(config.numeric_owner), debug=debug, paths=feed,
+                            rules=rules)
     more = True
     while more:
         events, files, size, more, error = scan.next_batch()
@@ -188,7 +249,7 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
                 else:
                     stats.add_unchanged_file(new_path)
             else:
-                _log_event(event, stats, warning)
+                _log_event(event, stats, "Warning" if line == "2.2.x" else "WARNING", names)
         if error is not None:
             _raise(error)
     stats.close()
@@ -198,19 +259,30 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, warning="WARNING"):
         f.close()
 
 
-def _log_event(event, stats, warning):
+def _log_event(event, stats, warning, names):
     """Log a line of the walk or of the signatures with duplicity's words (``warning``: how
     the release line spells the start of two of them)."""
     from duplicity import log, util
 
-    tag, arg = event[0], event[1]
+    tag, arg = event[0], event[1] if len(event) > 1 else None
     if tag == "comparing":
         new, sig = event[1], event[2]
         log.Debug(_("Comparing %s and %s") % (None if new is None else util.uindex(new),
                                                None if sig is None else util.uindex(sig)))
     elif tag == "examining":
         log.Debug(f"Selection: examining path {os.fsdecode(arg)}")
+    elif tag == "no_functions":
         log.Debug("Selection:     + no selection functions found. Including")
+    elif tag == "result":
+        log.Debug(f"Selection:     result: {event[2]!s:4} from function: {names[arg]}")
+    elif tag == "verdict":
+        log.Debug(VERDICTS[arg])
+    elif tag == "present_unreadable":
+        log.Warn(_("Error accessing possibly locked file %s") % os.fsdecode(arg),
+                 log.WarningCode.cannot_read, util.escape(os.fsdecode(arg)))
+        stats.Errors += 1
+    elif tag == "selecting_scanned":
+        log.Log(_("Selecting %s") % os.fsdecode(arg), 6)
     elif tag == "selecting":
         log.Debug(_("Selecting %s") % os.fsdecode(arg))
     elif tag == "socket":
@@ -256,7 +328,7 @@ def install_diffdir(module: ModuleType, adapter: Adapter) -> str:
             return original(path_iter, sig_infp_list, newsig_outfp)
         module.stats = statistics.StatsDeltaProcess()
         delta_iter = _delta_iter(module, path_iter, _sig_files(sig_infp_list), newsig_outfp,
-                                 "Warning" if adapter.line == "2.2.x" else "WARNING")
+                                 adapter.line)
         if config.dry_run or (config.progress and not progress.tracker.has_collected_evidence()):
             return module.DummyBlockIter(delta_iter)
         return module.DeltaTarBlockIter(delta_iter)

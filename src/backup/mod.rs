@@ -8,6 +8,7 @@
 //! code, so that the archive and the log stay stock's.
 
 pub mod compare;
+pub mod select;
 pub mod sigchain;
 pub mod walk;
 
@@ -40,11 +41,22 @@ impl From<RestoreError> for BackupError {
 /// Something duplicity logs during the scan, or a pair for the caller, in duplicity's order.
 #[derive(Debug)]
 pub enum Event {
-    /// `Selection: examining path %s` and `Selection:     + no selection functions found.
-    /// Including` (Debug), with the full name.
+    /// `Selection: examining path %s` (Debug), with the full name.
     Examining(Vec<u8>),
+    /// `Selection:     + no selection functions found. Including` (Debug).
+    NoSelectionFunctions,
+    /// `Selection:     result: %s from function: %s` (Debug): function number and result.
+    SelectionResult(usize, Option<u8>),
+    /// `Selection:     - excluding file` / `+ including file` / `? scanning directory for
+    /// matches` (Debug) for 0, 1, 2.
+    SelectionVerdict(u8),
+    /// `Error accessing possibly locked file %s` (Warning, `cannot_read`) from
+    /// `--exclude-if-present` on a directory it cannot list; one more error.
+    PresentUnreadable(Vec<u8>),
     /// `Selecting %s` (Debug).
     Selecting(Vec<u8>),
+    /// `Selecting %s` (log level 6): a scanned directory, yielded before a path inside it.
+    SelectingScanned(Vec<u8>),
     /// `Skipping socket %s` (Info).
     SkippingSocket(Vec<u8>),
     /// `Error initializing file %s` (Warning).
@@ -94,7 +106,7 @@ pub struct Unchanged {
 }
 
 /// What the scan needs to know.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ScanOptions {
     /// The source directory (`Path.base`).
     pub root: Vec<u8>,
@@ -104,6 +116,8 @@ pub struct ScanOptions {
     pub numeric_owner: bool,
     /// Whether the debug lines are wanted.
     pub debug: bool,
+    /// The selection functions (none: every path).
+    pub selection: select::Selection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +155,9 @@ enum Step {
 
 impl Scanner {
     /// A scan of `options.root` against the signature tars `sigs` (oldest first).
-    pub fn new(options: ScanOptions, sigs: Vec<Box<dyn Read + Send>>) -> Self {
-        let walk = Walker::new(options.root.clone(), options.copy_links, options.debug);
+    pub fn new(mut options: ScanOptions, sigs: Vec<Box<dyn Read + Send>>) -> Self {
+        let walk = Walker::new(options.root.clone(), options.copy_links, options.debug)
+            .with_selection(std::mem::take(&mut options.selection));
         Self::with_source(options, sigs, Box::new(walk))
     }
 

@@ -73,8 +73,8 @@ fn walk_is_depth_first_in_byte_order() {
         idx(&["c"]),
     ];
     assert_eq!(found, want);
-    // root: Selecting; every other path: Examining then Selecting
-    assert_eq!(events.len(), 1 + 2 * 5);
+    // root: Selecting; every other path: Examining, no functions, Selecting
+    assert_eq!(events.len(), 1 + 3 * 5);
     assert!(matches!(&events[1], Event::Examining(n) if n.ends_with(b"/a")));
 }
 
@@ -191,6 +191,7 @@ fn scan_reports_new_changed_and_deleted_and_counts_the_rest() {
             copy_links: false,
             numeric_owner: true,
             debug: false,
+            selection: Default::default(),
         },
         vec![sigs],
     );
@@ -213,4 +214,58 @@ fn scan_reports_new_changed_and_deleted_and_counts_the_rest() {
     );
     let u = scan.take_unchanged();
     assert_eq!(u.files, 4, "root, b, b/x and c are unchanged");
+}
+
+#[test]
+fn python_patterns_translate_to_the_same_language() {
+    use select::{compile, fs_text, translate};
+    // duplicity's regexes for `--include /r/**/est/f00*` (re.S | re.U)
+    let m = compile(r"^/r/.*/est/f00[^/]*($|/)", 48).unwrap();
+    assert!(m.is_match("/r/a/b/est/f001"));
+    assert!(m.is_match("/r/a/est/f00x/inner"));
+    assert!(m.is_match("/r/a/est/f00x\n"));
+    assert!(!m.is_match("/r/a/est/f1"));
+    // Python's `$` also matches before a final newline
+    let d = compile(r"^/r/x($)", 48).unwrap();
+    assert!(d.is_match("/r/x") && d.is_match("/r/x\n") && !d.is_match("/r/xy"));
+    // classes: a literal ']' first, ranges, negation, '[' and '&&' literal inside
+    let c = compile(r"^[]a-c[&&]x$", 48).unwrap();
+    for ok in ["]x", "bx", "[x", "&x"] {
+        assert!(c.is_match(ok), "{ok}");
+    }
+    assert!(!c.is_match("dx"));
+    let n = compile(r"^[^/]$", 48).unwrap();
+    assert!(n.is_match(&fs_text(b"\xff")) && !n.is_match("/"));
+    // escaped punctuation is literal; anything Python-specific is refused
+    assert!(compile(r"^a\.b\ c$", 48).unwrap().is_match("a.b c"));
+    for refused in [r"\d", r"(?P<x>a)", r"a{2}", r"\Z"] {
+        assert!(translate(refused, 48).is_none(), "{refused}");
+    }
+    assert!(translate("a", 48 | 2).is_none(), "IGNORECASE stays with duplicity");
+}
+
+#[test]
+fn scanned_directories_come_just_before_what_is_selected_inside() {
+    use select::{compile, Rule, Selection};
+    let (_d, base) = tree();
+    let b = String::from_utf8(base.clone()).unwrap();
+    // --include <base>/b/x --exclude **  (duplicity's regexes for them)
+    let include = Rule::Glob {
+        include: 1,
+        matches: compile(&format!("^{}/b/x($|/)", regex::escape(&b)), 48).unwrap(),
+        exact: None,
+        scan: compile(&format!("^({0}|{0}/b|{0}/b/x)$", regex::escape(&b)), 48).unwrap(),
+    };
+    let selection = Selection {
+        rules: vec![include, Rule::All { include: 0 }],
+    };
+    let mut w = walk::Walker::new(base.clone(), false, false).with_selection(selection);
+    use super::Source as _;
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    while let Some(f) = w.next(&mut events).unwrap() {
+        out.push(f.index);
+    }
+    assert_eq!(out, vec![idx(&[]), idx(&["b"]), idx(&["b", "x"])]);
+    assert!(matches!(&events[..], [Event::SelectingScanned(n)] if n.ends_with(b"/b")));
 }

@@ -1,14 +1,18 @@
-//! The source tree in duplicity's order, as `selection.Select.Iterate` yields it when no
-//! selection function is set: the root, then each directory's entries sorted by their bytes,
-//! depth first; entries `Path.append` cannot make are reported as `error_handler` reports them,
-//! regular files and directories without read access are left out with a warning.
+//! The source tree in duplicity's order, as `selection.Select.Iterate` yields it: the root,
+//! then each directory's entries sorted by their bytes, depth first, each put through the
+//! selection functions ([`super::select`]); a directory the selection only scans is yielded
+//! just before the first path selected inside it. Entries `Path.append` cannot make are
+//! reported as `error_handler` reports them; selected regular files and directories without
+//! read access are left out with a warning.
 
+use std::collections::VecDeque;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
+use super::select::{Candidate, Selection, Trace};
 use super::{Event, Index};
 use crate::restore::error::COMMON_ERRNOS;
 use crate::restore::RestoreError;
@@ -40,7 +44,7 @@ pub enum FileKind {
 }
 
 /// What `lstat` (or `stat` with `--copy-links`) says of a source path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceStat {
     /// Type.
     pub kind: FileKind,
@@ -56,6 +60,10 @@ pub struct SourceStat {
     pub mtime: i64,
     /// `st_mtime <= 0`.
     pub mtime_not_positive: bool,
+    /// `st_mtime` as Python's float.
+    pub mtime_float: f64,
+    /// `st_dev`.
+    pub dev: u64,
 }
 
 /// `int(st_mtime)` and `st_mtime <= 0` from `stat`'s seconds (floor) and nanoseconds.
@@ -90,15 +98,20 @@ enum Read {
     Refused,
 }
 
-/// The walk of `Select.Iterate` without selection functions.
+/// The walk of `Select.Iterate`.
 pub struct Walker {
     base: Vec<u8>,
     copy_links: bool,
     debug: bool,
+    selection: Selection,
     started: bool,
     /// A directory yielded last, opened when the next path is asked for (as the generator does).
     to_open: Option<(Vec<u8>, Index)>,
     stack: Vec<DirScan>,
+    /// Directories only scanned so far (`dirs_deferred`).
+    deferred: Vec<Found>,
+    /// Paths to hand out before walking on, with the line logged as each goes.
+    ready: VecDeque<(Found, Option<Event>)>,
 }
 
 /// `os.path.join(base, *index)` for one more component.
@@ -150,10 +163,19 @@ impl Walker {
             base,
             copy_links,
             debug,
+            selection: Selection::default(),
             started: false,
             to_open: None,
             stack: Vec::new(),
+            deferred: Vec::new(),
+            ready: VecDeque::new(),
         }
+    }
+
+    /// The same walk with duplicity's selection functions.
+    pub fn with_selection(mut self, selection: Selection) -> Self {
+        self.selection = selection;
+        self
     }
 
     /// `Path.setdata` (and `set_from_stat`) of `name`.
@@ -194,6 +216,9 @@ impl Walker {
             size: meta.size(),
             mtime,
             mtime_not_positive,
+            // CPython's st_mtime: sec + nsec * 1e-9 in double precision
+            mtime_float: meta.mtime() as f64 + meta.mtime_nsec() as f64 * 1e-9,
+            dev: meta.dev(),
         }))
     }
 
@@ -277,6 +302,10 @@ impl Walker {
                 stat: Some(stat),
             }));
         }
+        if let Some((found, line)) = self.ready.pop_front() {
+            events.extend(line);
+            return Ok(Some(found));
+        }
         if let Some((name, index)) = self.to_open.take() {
             self.open(name, index, events)?;
         }
@@ -286,6 +315,7 @@ impl Walker {
             };
             let Some(entry) = top.entries.next() else {
                 self.stack.pop();
+                self.deferred.pop();
                 continue;
             };
             let full = join(&top.name, &entry);
@@ -299,29 +329,65 @@ impl Walker {
                     continue;
                 }
             };
-            if self.debug {
-                events.push(Event::Examining(full.clone()));
-            }
-            let is_reg_or_dir = matches!(
-                stat.as_ref().map(|s| &s.kind),
-                Some(FileKind::Reg | FileKind::Dir)
-            );
-            if is_reg_or_dir && !readable(&full) {
+            let verdict = self.select(&full, stat.as_ref(), events);
+            let is_dir = matches!(stat.as_ref().map(|s| &s.kind), Some(FileKind::Dir));
+            let is_reg_or_dir =
+                is_dir || matches!(stat.as_ref().map(|s| &s.kind), Some(FileKind::Reg));
+            if is_reg_or_dir && (verdict == 1 || verdict == 2) && !readable(&full) {
                 events.push(Event::CannotRead(full));
                 continue;
             }
-            if self.debug {
-                events.push(Event::Selecting(full.clone()));
-            }
-            if matches!(stat.as_ref().map(|s| &s.kind), Some(FileKind::Dir)) {
-                self.to_open = Some((full.clone(), index.clone()));
-            }
-            return Ok(Some(Found {
-                index,
-                name: full,
+            let found = Found {
+                index: index.clone(),
+                name: full.clone(),
                 stat,
-            }));
+            };
+            if verdict == 2 && is_dir {
+                // scanned: yielded only if something inside is selected
+                self.deferred.push(found);
+                self.open(full, index, events)?;
+                continue;
+            }
+            if verdict != 1 {
+                continue;
+            }
+            for d in self.deferred.drain(..) {
+                let line = Event::SelectingScanned(d.name.clone());
+                self.ready.push_back((d, Some(line)));
+            }
+            let line = self.debug.then(|| Event::Selecting(full.clone()));
+            self.ready.push_back((found, line));
+            if is_dir {
+                self.to_open = Some((full, index));
+            }
+            if let Some((found, line)) = self.ready.pop_front() {
+                events.extend(line);
+                return Ok(Some(found));
+            }
         }
+    }
+
+    /// `Select.Select`: the verdict on one path, with its debug lines and warnings.
+    fn select(&self, full: &[u8], stat: Option<&SourceStat>, events: &mut Vec<Event>) -> u8 {
+        if self.debug {
+            events.push(Event::Examining(full.to_vec()));
+        }
+        let mut trace = Vec::new();
+        let candidate = Candidate { name: full, stat };
+        let verdict = self.selection.select(&candidate, &mut trace, self.debug);
+        for t in trace {
+            events.push(match t {
+                Trace::Result(n, v) => Event::SelectionResult(n, v),
+                Trace::PresentUnreadable => Event::PresentUnreadable(full.to_vec()),
+            });
+        }
+        if self.debug {
+            events.push(match self.selection.rules.is_empty() {
+                true => Event::NoSelectionFunctions,
+                false => Event::SelectionVerdict(verdict),
+            });
+        }
+        verdict
     }
 }
 

@@ -5,11 +5,12 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::restore::{PyVolume, Slot};
+use crate::backup::select::{compile, Rule, Selection};
 use crate::backup::sigchain::SigEntry;
 use crate::backup::walk::{FileKind, Found, SourceStat};
 use crate::backup::{BackupError, Event, Index, ScanOptions, Scanner, Source};
@@ -72,6 +73,8 @@ fn found_of(path: &Bound<'_, PyAny>) -> PyResult<Found> {
             size: stat.getattr("st_size")?.extract()?,
             mtime: mtime.trunc() as i64,
             mtime_not_positive: mtime <= 0.0,
+            mtime_float: mtime,
+            dev: 0,
         }),
     })
 }
@@ -94,6 +97,79 @@ impl Source for PySource {
     fn logs_itself(&self) -> bool {
         true
     }
+}
+
+/// A Python regex `(pattern, flags)` in the engine, or ValueError when it cannot be taken.
+fn regex_of(pattern: &str, flags: u32) -> PyResult<regex::Regex> {
+    compile(pattern, flags)
+        .ok_or_else(|| PyValueError::new_err(format!("pattern not taken: {pattern}")))
+}
+
+/// `("glob", include, pattern, flags, (exact pattern, flags) or None, scan pattern, flags)`.
+type GlobTuple = (String, u8, String, u32, Option<(String, u32)>, String, u32);
+
+/// The selection functions as `dupcore.backup` describes them (see `select::Rule`).
+fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> {
+    let mut out = Vec::new();
+    for r in rules {
+        let kind: String = r.get_item(0)?.extract()?;
+        out.push(match kind.as_str() {
+            "glob" => {
+                let (_, include, m, mf, exact, scan, sf): GlobTuple = r.extract()?;
+                Rule::Glob {
+                    include,
+                    matches: regex_of(&m, mf)?,
+                    exact: exact.map(|(p, f)| regex_of(&p, f)).transpose()?,
+                    scan: regex_of(&scan, sf)?,
+                }
+            }
+            "all" => Rule::All {
+                include: r.get_item(1)?.extract()?,
+            },
+            "present" => Rule::ExcludeIfPresent {
+                name: r.get_item(1)?.extract()?,
+            },
+            "devices" => Rule::ExcludeDevices,
+            "other_fs" => Rule::OtherFilesystems {
+                include: r.get_item(1)?.extract()?,
+                root_dev: r.get_item(2)?.extract()?,
+            },
+            "older" => Rule::OlderThan {
+                date: r.get_item(1)?.extract()?,
+            },
+            other => return Err(PyValueError::new_err(format!("unknown rule {other}"))),
+        });
+    }
+    Ok(Selection { rules: out })
+}
+
+/// Whether the engine takes these selection functions (for `dupcore.backup` and the tests).
+#[pyfunction]
+fn backup_selection_ok(rules: Vec<Bound<'_, PyTuple>>) -> bool {
+    selection_of(&rules).is_ok()
+}
+
+/// The paths the engine's walk selects under `root` with `rules`: `(index, events)` tuples,
+/// for the differential tests against duplicity's own `Select`.
+#[pyfunction]
+fn backup_walk(
+    py: Python<'_>,
+    root: Vec<u8>,
+    rules: Vec<Bound<'_, PyTuple>>,
+) -> PyResult<Py<PyAny>> {
+    use crate::backup::walk::Walker;
+    use crate::backup::Source as _;
+    let mut walker = Walker::new(root, false, false).with_selection(selection_of(&rules)?);
+    let list = PyList::empty(py);
+    let mut events = Vec::new();
+    loop {
+        let found = walker
+            .next(&mut events)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let Some(found) = found else { break };
+        list.append(index_tuple(py, &found.index)?)?;
+    }
+    Ok(list.into_any().unbind())
 }
 
 /// A backup scan (see `dupcore.backup`).
@@ -166,6 +242,11 @@ fn event_object(py: Python<'_>, event: Event) -> PyResult<Py<PyAny>> {
     match event {
         Event::Examining(n) => named("examining", n),
         Event::Selecting(n) => named("selecting", n),
+        Event::SelectingScanned(n) => named("selecting_scanned", n),
+        Event::PresentUnreadable(n) => named("present_unreadable", n),
+        Event::NoSelectionFunctions => Ok(("no_functions",).into_pyobject(py)?.into_any().unbind()),
+        Event::SelectionResult(f, v) => Ok(("result", f, v).into_pyobject(py)?.into_any().unbind()),
+        Event::SelectionVerdict(v) => Ok(("verdict", v).into_pyobject(py)?.into_any().unbind()),
         Event::SkippingSocket(n) => named("socket", n),
         Event::ErrorInitializing(n) => named("init_error", n),
         Event::CannotStat(n) => named("cannot_stat", n),
@@ -232,7 +313,8 @@ impl PyBackupScan {
     /// A scan of `root` (or of the paths the iterator `paths` yields) against the signature
     /// tars `sigs` (file objects, oldest first).
     #[new]
-    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false, paths=None))]
+    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false, paths=None, rules=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         root: Vec<u8>,
         sigs: Vec<Py<PyAny>>,
@@ -240,7 +322,9 @@ impl PyBackupScan {
         numeric_owner: bool,
         debug: bool,
         paths: Option<Py<PyAny>>,
-    ) -> Self {
+        rules: Vec<Bound<'_, PyTuple>>,
+    ) -> PyResult<Self> {
+        let selection = selection_of(&rules)?;
         let slot: Slot = Arc::new(Mutex::new(None));
         let sources: Vec<Box<dyn Read + Send>> = sigs
             .into_iter()
@@ -256,6 +340,7 @@ impl PyBackupScan {
             copy_links,
             numeric_owner,
             debug,
+            selection,
         };
         let scanner = match paths {
             Some(iter) => {
@@ -267,10 +352,10 @@ impl PyBackupScan {
             }
             None => Scanner::new(options, sources),
         };
-        PyBackupScan {
+        Ok(PyBackupScan {
             scanner: Mutex::new(Some(scanner)),
             slot,
-        }
+        })
     }
 
     /// `(events, unchanged_files, unchanged_size, more, error)`: `error` is None, the source's
@@ -304,5 +389,7 @@ impl PyBackupScan {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(backup_selection_ok, m)?)?;
+    m.add_function(wrap_pyfunction!(backup_walk, m)?)?;
     m.add_class::<PyBackupScan>()
 }
