@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from dupcore import _librsync
+from dupcore import _core, _librsync
 
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
@@ -205,7 +205,7 @@ class SigGenerator:
 
     def __init__(self, blocksize=_librsync.RS_DEFAULT_BLOCK_LEN):
         try:
-            self.sig_maker = _librsync.new_sigmaker(blocksize)
+            self.sig_maker = _core.new_sigjob(blocksize)
         except _librsync.librsyncError as e:
             _raise_as_duplicity(e)
         self.gotsig = None
@@ -228,14 +228,17 @@ class SigGenerator:
             self._pending = []
             self._pending_size = 0
             try:
-                self.sigstring_list.append(self.sig_maker.update(data))
+                self.sig_maker.feed(data)
             except _librsync.librsyncError as e:
                 _raise_as_duplicity(e)
 
     def getsig(self) -> bytes:
         """Returns the signature of all data added."""
         self._flush()
-        self.sigstring_list.append(self.sig_maker.finish())
+        try:
+            self.sigstring_list.append(self.sig_maker.collect())
+        except _librsync.librsyncError as e:
+            _raise_as_duplicity(e)
         return b"".join(self.sigstring_list)
 
 

@@ -241,7 +241,10 @@ fn python_patterns_translate_to_the_same_language() {
     for refused in [r"\d", r"(?P<x>a)", r"a{2}", r"\Z"] {
         assert!(translate(refused, 48).is_none(), "{refused}");
     }
-    assert!(translate("a", 48 | 2).is_none(), "IGNORECASE stays with duplicity");
+    assert!(
+        translate("a", 48 | 2).is_none(),
+        "IGNORECASE stays with duplicity"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use super::errors::librsync_error;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::rsync::{DeltaMaker, LiteralCap, PatchMaker, RsError, SigMaker, Signature};
+use crate::rsync::{DeltaMaker, LiteralCap, PatchMaker, RsError, SigMaker, SigThread, Signature};
 
 /// Input size above which `cycle` releases the GIL while it works.
 const DETACH_MIN: usize = 16 * 1024;
@@ -215,6 +215,83 @@ impl PyPatchMaker {
     }
 }
 
+/// Data a signature job computes inline before it moves to a thread of its own.
+const SIG_THREAD_MIN: usize = 1 << 20;
+
+/// A whole-file signature job whose large inputs are summed on a thread of their own while
+/// the caller goes on (`dupcore.librsync.SigGenerator`).
+#[pyclass(name = "sigjob", module = "dupcore._core")]
+struct PySigJob {
+    maker: Option<SigMaker>,
+    out: Vec<u8>,
+    fed: usize,
+    thread: Option<SigThread>,
+}
+
+#[pymethods]
+impl PySigJob {
+    /// Adds data; from the first MiB on it is summed on the job's thread.
+    fn feed(&mut self, py: Python<'_>, buf: &[u8]) -> PyResult<()> {
+        self.fed += buf.len();
+        if self.thread.is_none() && self.fed <= SIG_THREAD_MIN {
+            let Some(maker) = self.maker.as_mut() else {
+                return Err(librsync_error(
+                    RsError::Finished("sigjob"),
+                    "signature feed",
+                ));
+            };
+            return maker
+                .update(buf, &mut self.out)
+                .map_err(|e| librsync_error(e, "signature feed"));
+        }
+        if self.thread.is_none() {
+            let Some(maker) = self.maker.take() else {
+                return Err(librsync_error(
+                    RsError::Finished("sigjob"),
+                    "signature feed",
+                ));
+            };
+            let out = std::mem::take(&mut self.out);
+            let thread =
+                SigThread::spawn(maker, out).map_err(|e| librsync_error(e, "signature thread"))?;
+            self.thread = Some(thread);
+        }
+        let data = buf.to_vec();
+        if let Some(thread) = self.thread.as_mut() {
+            py.detach(|| thread.feed(data));
+        }
+        Ok(())
+    }
+
+    /// The whole signature (waits for the job's thread).
+    fn collect<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let out = match (self.thread.take(), self.maker.as_mut()) {
+            (Some(thread), _) => py
+                .detach(|| thread.finish())
+                .map_err(|e| librsync_error(e, "signature"))?,
+            (None, Some(maker)) => {
+                maker.finish(&mut self.out);
+                self.maker = None;
+                std::mem::take(&mut self.out)
+            }
+            (None, None) => return Err(librsync_error(RsError::Finished("sigjob"), "signature")),
+        };
+        Ok(PyBytes::new(py, &out))
+    }
+}
+
+/// Starts a whole-file signature job (see `sigjob`), MD4 sums of 8 bytes.
+#[pyfunction]
+fn new_sigjob(blocklen: i64) -> PyResult<PySigJob> {
+    let maker = new_sigmaker(blocklen)?.inner;
+    Ok(PySigJob {
+        maker: Some(maker),
+        out: Vec::new(),
+        fed: 0,
+        thread: None,
+    })
+}
+
 /// Starts a signature job with MD4 sums of 8 bytes (`blocklen` 0 means 2048).
 #[pyfunction]
 fn new_sigmaker(blocklen: i64) -> PyResult<PySigMaker> {
@@ -299,6 +376,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RS_JOB_BLOCKSIZE", crate::rsync::JOB_BLOCKSIZE)?;
     m.add("RS_DEFAULT_BLOCK_LEN", crate::rsync::DEFAULT_BLOCK_LEN)?;
     m.add_class::<PySigMaker>()?;
+    m.add_class::<PySigJob>()?;
+    m.add_function(wrap_pyfunction!(new_sigjob, m)?)?;
     m.add_class::<PyDeltaMaker>()?;
     m.add_class::<PyPatchMaker>()?;
     m.add_function(wrap_pyfunction!(new_sigmaker, m)?)?;

@@ -6,6 +6,7 @@ pub(crate) mod md4_lanes;
 pub(crate) mod netint;
 pub mod patch;
 pub(crate) mod rollsum;
+pub mod sig_thread;
 pub mod sigmaker;
 pub mod signature;
 pub(crate) mod strong;
@@ -13,6 +14,7 @@ pub(crate) mod strong;
 pub use delta::{DeltaMaker, LiteralCap};
 pub use error::RsError;
 pub use patch::{Basis, Command, CommandReader, PatchMaker, COPY_PAST_END};
+pub use sig_thread::SigThread;
 pub use sigmaker::SigMaker;
 pub use signature::Signature;
 
