@@ -10,7 +10,6 @@ import os
 import random
 
 import pytest
-
 from dupcore import _core
 from dupcore import backup as backup_scan
 
@@ -92,8 +91,7 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> list[tuple[str
 
 @pytest.fixture(scope="module")
 def duplicity_modules():
-    from duplicity import cli_util, config, errors, log, path, selection
-    from duplicity import globmatch
+    from duplicity import cli_util, config, errors, globmatch, log, path, selection
 
     log.setup()
     log.setverbosity(log.ERROR)
