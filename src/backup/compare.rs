@@ -2,7 +2,7 @@
 //! decides whether duplicity backs a path up again.
 
 use super::sigchain::{SigEntry, SigType};
-use super::walk::{FileKind, SourceStat};
+use super::source::{FileKind, SourceStat};
 use crate::restore::entry::Kind;
 
 /// Whether duplicity sees the source path as unchanged since the signature was made.

@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod select;
 pub mod sigchain;
+pub mod source;
 pub mod walk;
 
 use std::io::Read;
@@ -299,7 +300,7 @@ impl Scanner {
                 self.unchanged.size += stat.size;
                 continue;
             }
-            let new_is_reg = matches!(stat.kind, walk::FileKind::Reg);
+            let new_is_reg = matches!(stat.kind, source::FileKind::Reg);
             let index = new.map(|n| n.index).unwrap_or_default();
             let sig = match sig {
                 None => None,

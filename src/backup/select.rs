@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use regex::Regex;
 
-use super::walk::{FileKind, SourceStat};
+use super::source::{FileKind, SourceStat};
 
 /// Python's `re.IGNORECASE`.
 const PY_IGNORECASE: u32 = 2;
