@@ -2,12 +2,16 @@
 random selection options: shell globs (``*``, ``**``, ``?``, classes, trailing ``/``, include
 and exclude), ``--exclude-if-present``, ``--exclude-device-files`` and
 ``--exclude-older-than``. For every case the engine must take the selection functions and
-select exactly the paths duplicity's ``Select`` yields, in the same order."""
+select exactly the paths duplicity's ``Select`` yields, in the same order: in this process
+with duplicity 3.2.1, and as a script (``python tests/test_backup_selection.py DIR CASES
+LINE``) in the venvs of duplicity 3.0.7 and 2.2.4."""
 
 from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 from dupcore import _core
@@ -89,32 +93,37 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> list[tuple[str
     return opts
 
 
-@pytest.fixture(scope="module")
-def duplicity_modules():
-    from duplicity import cli_util, config, errors, globmatch, log, path, selection
+def run_cases(work: str, cases: int, line: str) -> int:
+    """Compare the engine with duplicity's ``Select`` on ``cases`` random trees under ``work``;
+    returns how many were compared (an AssertionError names the first that differs)."""
+    from duplicity import config, globmatch, log, path, selection
 
+    try:
+        from duplicity import errors
+        fatal = (errors.FatalError,)
+    except ImportError:
+        fatal = ()
     log.setup()
     log.setverbosity(log.ERROR)
-    return cli_util, config, errors, path, selection, globmatch
-
-
-def test_random_trees_and_rules_select_as_duplicity(tmp_path, duplicity_modules):
-    cli_util, config, errors, path, selection, globmatch = duplicity_modules
     rng = random.Random(20261206)
     compared = 0
-    for case in range(CASES):
-        root = os.fsencode(tmp_path / f"t{case}")
+    for case in range(cases):
+        root = os.fsencode(os.path.join(work, f"t{case}"))
         os.mkdir(root)
         made = _tree(root, rng)
         opts = _options(os.fsdecode(root), made, rng)
         sel = selection.Select(path.Path(root))
         try:
-            cli_util.parse_selection_args(sel, opts, [])
-        except (errors.FatalError, globmatch.GlobbingError):
+            if hasattr(sel, "ParseArgs"):
+                sel.ParseArgs(opts, [])
+            else:
+                from duplicity import cli_util
+                cli_util.parse_selection_args(sel, opts, [])
+        except (*fatal, globmatch.GlobbingError, SystemExit):
             continue  # duplicity refuses these options (e.g. an include last)
         sel.set_iter()
         expected = [p.index for p in sel]
-        rules = backup_scan.engine_rules(sel, config, "3.2.x")
+        rules = backup_scan.engine_rules(sel, config, line)
         if any(isinstance(a, str) and any("\udc80" <= c <= "\udcff" for c in a)
                for _o, a in opts):
             # a glob with an undecodable byte: duplicity's selection feeds the engine instead
@@ -124,4 +133,24 @@ def test_random_trees_and_rules_select_as_duplicity(tmp_path, duplicity_modules)
         got = [tuple(i) for i in _core.backup_walk(root, rules)]
         assert got == expected, f"case {case}: {opts}"
         compared += 1
-    assert compared > CASES // 2
+    return compared
+
+
+def test_random_trees_and_rules_select_as_duplicity(tmp_path):
+    assert run_cases(str(tmp_path), CASES, "3.2.x") > CASES // 2
+
+
+@pytest.mark.versions
+@pytest.mark.parametrize(("version", "line"), [("3.0.7", "3.0.x"), ("2.2.4", "2.2.x")])
+def test_older_lines_select_as_duplicity(tmp_path, version, line):
+    from test_e2e_versions import pypi_venv
+
+    python = pypi_venv(version) / "bin" / "python"
+    proc = subprocess.run([python, __file__, tmp_path, "200", line], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) > 100
+
+
+if __name__ == "__main__":
+    print("compared", run_cases(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

@@ -72,7 +72,7 @@ def _regex(pattern) -> tuple[str, int]:
 
 
 def _rule(sf) -> tuple | None:
-    """The engine's form of one of duplicity's selection functions (3.2.x), or None."""
+    """The engine's form of one of duplicity's selection functions, or None."""
     name = getattr(sf, "name", "")
     if not hasattr(sf, "__code__"):
         return None
@@ -103,8 +103,8 @@ def _rule(sf) -> tuple | None:
 
 def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None:
     """The selection functions of ``path_iter`` in the engine's form when the engine walks the
-    tree itself (duplicity's ``Select`` of a root directory on 3.2.x, every function one the
-    engine knows, no ``--files-from`` or ``--rename``), else None: the engine then takes the
+    tree itself (duplicity's ``Select`` of a root directory, every function one the engine
+    knows, no ``--files-from`` or ``--rename``), else None: the engine then takes the
     paths ``path_iter`` yields (duplicity's own selection, which also logs its lines)."""
     from duplicity import selection
 
@@ -113,7 +113,7 @@ def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None
             and not getattr(config, "rename", None)
             and path_iter.rootpath.index == ()):
         return None
-    if path_iter.selection_functions and line != "3.2.x":
+    if path_iter.selection_functions and line not in ("3.2.x", "3.0.x", "2.2.x"):
         return None
     rules = [_rule(sf) for sf in path_iter.selection_functions]
     if any(r is None for r in rules) or not _core.backup_selection_ok(rules):

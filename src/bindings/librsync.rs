@@ -122,12 +122,18 @@ impl PyDeltaMaker {
 
     /// Feeds new-file bytes without the GIL, returning the delta bytes decided so far.
     ///
-    /// With an empty signature, input is cut into 65536-byte literals as duplicity's reads do.
+    /// With an empty signature, input is cut into 65536-byte literals as duplicity's reads do;
+    /// otherwise it goes to the engine whole (the delta does not depend on how it is cut).
     fn update<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
         let out = py
             .detach(|| {
                 let mut out = Vec::with_capacity(buf.len() / 8);
+                if !inner.is_slack() {
+                    // whole: the blocks ahead of a match are summed in parallel, eight at once
+                    inner.update(buf, &mut out)?;
+                    return Ok(out);
+                }
                 for piece in buf.chunks(crate::rsync::JOB_BLOCKSIZE) {
                     inner.update(piece, &mut out)?;
                 }
