@@ -159,22 +159,25 @@ def _manifests(target):
 SELECTIONS = {
     # the engine walks the tree, with no selection function
     "walk": [],
-    # the engine walks the tree and evaluates duplicity's selection functions
-    "selection": ["--include", "**/est/f00*", "--exclude", "**/est",
-                  "--exclude-if-present", ".nobackup", "--exclude", "**/*.sock",
-                  "--exclude", "**/renamed64k"],
+    # the engine walks the tree and evaluates duplicity's selection functions (options and a
+    # filelist with +/- lines, a comment and a quoted line)
+    "selection": ["--include", "**/est/f00*", "--exclude-if-present", ".nobackup",
+                  "--exclude-filelist", "FILELIST"],
     # a regular expression: duplicity's own selection feeds the engine
     "python-selection": ["--include", "**/est/f00*", "--exclude", "**/est",
                          "--exclude-if-present", ".nobackup", "--exclude-regexp", r".*\.sock$",
                          "--exclude", "**/renamed64k"],
 }
 WALKS = {"walk": True, "selection": True, "python-selection": False}
+FILELIST = b"# what the backup leaves out\n+ **/est/f001\n**/est\n- **/*.sock\n\n'**/renamed64k'\n"
 
 
 @pytest.fixture(scope="module", params=list(SELECTIONS))
 def chains(tmp_path_factory, request):
-    selection = SELECTIONS[request.param]
     work = tmp_path_factory.mktemp(f"backup-engine-{request.param}")
+    (work / "filelist").write_bytes(FILELIST)
+    selection = [str(work / "filelist") if a == "FILELIST" else a
+                 for a in SELECTIONS[request.param]]
     tree = work / "tree"
     odd_entries_tree(tree)
     result = {m: {"records": [], "stats": [], "banner": []} for m in MODES}
