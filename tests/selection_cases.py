@@ -90,9 +90,7 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> list[tuple[str
 def run_cases(work: str, cases: int, line: str) -> int:
     """Compare the engine with duplicity's ``Select`` on ``cases`` random trees under ``work``;
     returns how many were compared (an AssertionError names the first that differs)."""
-    from duplicity import config, globmatch, log, path, selection
-
-    from duplicity import errors
+    from duplicity import config, errors, globmatch, log, path, selection
 
     # duplicity 3.2 raises errors.FatalError; older lines exit through log.FatalError
     fatal = tuple(e for e in (getattr(errors, "FatalError", None),) if e is not None)

@@ -138,22 +138,23 @@ _chains_after_import = _lazy_hook("chains", "install_collections")
 _backup_diffdir_after_import = _lazy_hook("backup", "install_diffdir")
 
 
-def _backup_applies(adapter):
-    missing = _engine_applies("BackupScan", "backup scan")(adapter)
-    if missing:
-        return missing
-    if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
-        return f"the backup scan follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
-    return None
+def _engine_on_lines(attribute, what):
+    """``applies`` check: the engine is in this build and follows the adapter's release line
+    (3.2.x, 3.0.x, 2.2.x)."""
+
+    def applies(adapter):
+        missing = _engine_applies(attribute, what)(adapter)
+        if missing:
+            return missing
+        if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
+            return f"the {what} follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
+        return None
+
+    return applies
 
 
-def _restore_applies(adapter):
-    missing = _engine_applies("RestoreEngine", "restore engine")(adapter)
-    if missing:
-        return missing
-    if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
-        return f"the restore engine follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
-    return None
+_backup_applies = _engine_on_lines("BackupScan", "backup scan")
+_restore_applies = _engine_on_lines("RestoreEngine", "restore engine")
 
 
 def _tar_applies(adapter):

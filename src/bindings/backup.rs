@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::restore::{PyVolume, Slot};
+use super::restore::{index_tuple, PyVolume, Slot};
 use crate::backup::select::{compile, Rule, Selection};
 use crate::backup::sigchain::SigEntry;
 use crate::backup::source::{FileKind, SourceStat};
@@ -178,10 +178,6 @@ fn backup_walk(
 struct PyBackupScan {
     scanner: Mutex<Option<Scanner>>,
     slot: Slot,
-}
-
-fn index_tuple<'py>(py: Python<'py>, index: &[Vec<u8>]) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
 }
 
 fn opt_index(py: Python<'_>, index: Option<Index>) -> PyResult<Py<PyAny>> {

@@ -108,7 +108,11 @@ struct PyRestoreEngine {
     slot: Slot,
 }
 
-fn index_tuple<'py>(py: Python<'py>, index: &[Vec<u8>]) -> PyResult<Bound<'py, PyTuple>> {
+/// A path index as duplicity's tuple of bytes.
+pub(super) fn index_tuple<'py>(
+    py: Python<'py>,
+    index: &[Vec<u8>],
+) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
 }
 
