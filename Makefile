@@ -11,7 +11,7 @@ HAVE_ISAL_TOOLS = $(shell command -v autoreconf >/dev/null 2>&1 && command -v li
 CARGO_FEATURES = $(if $(HAVE_ISAL_TOOLS),--features isal,)
 MATURIN_ARGS = $(if $(HAVE_ISAL_TOOLS),--features python$(,)pyo3/extension-module$(,)isal,)
 
-.PHONY: deps setup build demo test test-fast test-rust test-python test-upstream upstream-baseline lint bench fuzz-build fuzz-smoke clean
+.PHONY: deps setup build demo test test-fast test-rust test-rust-aarch64 test-python test-packaging test-upstream upstream-baseline lint bench fuzz-build fuzz-smoke wheels deb clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -32,16 +32,30 @@ build: $(VPY)
 demo: setup
 	$(VPY) -m dupcore demo
 
-## test: Rust unit tests, the pytest cross-tests against real duplicity, gpg and rdiff,
-## duplicity's own test suite with dupcore active (every stock-passing test must pass), then
-## every fuzz target for 60 s
-test: setup test-rust test-python test-upstream fuzz-smoke
+## test: Rust unit tests (also built for aarch64 and run under qemu), the pytest cross-tests
+## against real duplicity, gpg and rdiff, the release wheels, sdist and .deb as users install
+## them, duplicity's own test suite with dupcore active (every stock-passing test must pass),
+## then every fuzz target for 60 s
+test: setup test-rust test-rust-aarch64 test-python test-packaging test-upstream fuzz-smoke
 
 test-rust:
 	cargo test --release --locked $(CARGO_FEATURES)
 
+## test-rust-aarch64: the Rust unit tests built for aarch64 and run under qemu-user
+test-rust-aarch64:
+	rustup target add aarch64-unknown-linux-gnu
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+	cargo test --release --locked --target aarch64-unknown-linux-gnu $(CARGO_FEATURES)
+
 test-python:
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q -m "not packaging" tests
+
+## test-packaging: builds the wheels and the sdist (scripts/build-wheels) and tests them, the
+## .deb and pipx as users install them (tests/test_packaging.py)
+test-packaging: setup
+	$(VPY) -m pytest -q -m packaging tests/test_packaging.py
 
 ## test-fast: Rust unit tests and the Python unit and differential tests (no duplicity runs,
 ## gpg, other versions or slow cases), a few minutes for everyday work
@@ -73,6 +87,14 @@ fuzz-build:
 ## a longer run: scripts/fuzz-run 3600 [TARGET ...]
 fuzz-smoke:
 	scripts/fuzz-run 60
+
+## wheels: abi3 wheels for manylinux2014 x86_64 and aarch64 (maturin + zig) and the sdist in dist/
+wheels: $(VPY)
+	VPY=$(VPY) bash scripts/build-wheels dist
+
+## deb: python3-dupcore .deb packages for Debian/Ubuntu from the wheels, in dist/
+deb: wheels
+	for w in dist/dupcore-*manylinux*.whl; do bash scripts/build-deb "$$w" dist; done
 
 clean:
 	rm -rf target $(VENV)

@@ -4,6 +4,7 @@
 //! `python`) exposes them to duplicity through pyo3.
 
 pub mod backup;
+pub mod cpu;
 pub mod deflate;
 pub mod hash;
 #[cfg(feature = "openpgp")]

@@ -130,6 +130,13 @@ def collect() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         info["deflate"] = None
         info["problems"].append(f"the deflate setting cannot be read: {exc}")
+    try:
+        from dupcore import _core
+
+        info["cpu"] = list(_core.cpu_paths())
+    except Exception as exc:  # noqa: BLE001
+        info["cpu"] = None
+        info["problems"].append(f"the engine's CPU paths cannot be read: {exc}")
     # cross-check configuration against what really got loaded
     try:
         from dupcore import _librsync as engine
@@ -194,6 +201,8 @@ def format_text(info: dict[str, Any]) -> str:
         add("librsync mode {}".format(info["librsync_mode"]))
     if info.get("deflate"):
         add("deflate    {}".format(info["deflate"]))
+    if info.get("cpu") is not None:
+        add("cpu        {}".format(", ".join(info["cpu"]) or "portable code only (no SIMD path)"))
     for n in info.get("notes", []):
         add(f"note: {n}")
     for w in info.get("warnings", []):

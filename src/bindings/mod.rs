@@ -1,6 +1,7 @@
 //! Python bindings (pyo3): the thin layer between duplicity and the pure Rust engine.
 
 mod backup;
+mod cpu;
 mod deflate;
 mod errors;
 mod librsync;
@@ -18,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     backup::register(m)?;
+    cpu::register(m)?;
     librsync::register(m)?;
     deflate::register(m)?;
     volume::register(m)?;

@@ -19,7 +19,7 @@ pub fn md4_strided(data: &[u8], stride: usize, len: usize, count: usize, out: &m
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     {
-        if count >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+        if count >= 8 && uses_avx2() {
             while i + 8 <= count {
                 let mut group = [[0u8; 16]; 8];
                 // SAFETY: AVX2 is available (checked above) and the eight blocks lie inside
@@ -33,6 +33,18 @@ pub fn md4_strided(data: &[u8], stride: usize, len: usize, count: usize, out: &m
     while i < count {
         out.push(md4(&data[i * stride..i * stride + len]));
         i += 1;
+    }
+}
+
+/// Whether [`md4_strided`] runs eight AVX2 lanes on this CPU (else the portable code).
+pub fn uses_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
