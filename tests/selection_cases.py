@@ -5,14 +5,22 @@ compared (an AssertionError names the first case that differs)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
+import re
 import sys
 
 from dupcore import _core
 from dupcore import backup as backup_scan
 
-NAMES = ["a", "b", "ab", "a.txt", "b.log", "é", "x y", "[c]", "d-e", ".hidden", "nb", "*", "?"]
+NAMES = ["a", "b", "ab", "a.txt", "b.log", "é", "x y", "[c]", "d-e", ".hidden", "nb", "*", "?",
+         "a1", "22", "{x}", "b+c", "(p)", "a\nb", "A"]
+# Regular expression pieces the engine translates, and some it must leave to duplicity
+# (Python's \d, \w, \b, lookarounds and inline flags have no exact counterpart).
+TAKEN = ["[^/]*", ".*", "[ab]+", "(a|b)", "(?:x)?", "a{1,2}", ".", "[^a-c]", "b*?", "(a|)",
+         "\\.", "x{2,}", "[.]", "\\A/", "$", "\\Z"]
+REFUSED = ["\\d", "\\w+", "(?=a)", "(?i)a", "\\b", "(?!x)", "a*+", "\\s"]
 
 
 def _tree(root: bytes, rng: random.Random) -> list[bytes]:
@@ -70,12 +78,69 @@ def _glob(root: str, made: list[bytes], rng: random.Random) -> str:
     return glob
 
 
-def _options(root: str, made: list[bytes], rng: random.Random) -> list[tuple[str, str]]:
-    opts = []
+def _regexp(root: str, made: list[bytes], rng: random.Random) -> tuple[str, bool]:
+    """A regular expression built from a path of the tree, and whether the engine takes it."""
+    parts = os.fsdecode(rng.choice(made)).split("/") if made else ["a"]
+    out, taken = [], True
+    for p in parts:
+        r = rng.random()
+        if r < 0.3:
+            p = rng.choice(TAKEN)
+        elif r < 0.35:
+            p = rng.choice(REFUSED)
+            taken = False
+        else:
+            p = re.escape(p)
+        out.append(p)
+    pattern = "/".join(out)
+    r = rng.random()
+    if r < 0.3:
+        pattern = "^" + re.escape(root) + "/" + pattern
+    elif r < 0.5:
+        pattern = pattern.split("/")[-1]  # searched anywhere in the path
+    if rng.random() < 0.3:
+        pattern += "$"
+    try:
+        re.compile(pattern)
+    except re.error:
+        return re.escape(root), True
+    return pattern, taken
+
+
+def _literal(root: str, made: list[bytes], rng: random.Random) -> str:
+    """A literal path of the tree (or a prefix of one), sometimes with a trailing ``/``."""
+    rel = os.fsdecode(rng.choice(made)) if made else "a"
+    if rng.random() < 0.2:
+        rel = rel[: rng.randint(1, len(rel))]
+    lit = f"{root}/{rel}"
+    return lit + "/" if rng.random() < 0.2 else lit
+
+
+def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bool]:
+    """Random selection options, and whether the engine takes them all."""
+    opts, taken, mode, nocase = [], True, "globbing", False
     for _ in range(rng.randint(1, 6)):
         r = rng.random()
-        if r < 0.7:
-            opts.append((rng.choice(["--include", "--exclude"]), _glob(root, made, rng)))
+        if r < 0.06:
+            mode = rng.choice(["globbing", "literal", "regexp"])
+            opts.append((f"--filter-{mode}", None))
+        elif r < 0.09:
+            nocase = rng.random() < 0.5
+            opts.append(("--filter-ignorecase" if nocase else "--filter-strictcase", None))
+        elif r < 0.55:
+            if mode == "literal":
+                arg = _literal(root, made, rng)
+            elif mode == "regexp":
+                arg, ok = _regexp(root, made, rng)
+                taken = taken and ok
+            else:
+                arg = _glob(root, made, rng)
+            opts.append((rng.choice(["--include", "--exclude"]), arg))
+            taken = taken and not nocase  # case-insensitive patterns stay with duplicity
+        elif r < 0.7:
+            arg, ok = _regexp(root, made, rng)
+            taken = taken and ok and not nocase
+            opts.append((rng.choice(["--include-regexp", "--exclude-regexp"]), arg))
         elif r < 0.8:
             opts.append(("--exclude-if-present", ".nobackup"))
         elif r < 0.9:
@@ -83,8 +148,26 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> list[tuple[str
         else:
             opts.append(("--exclude-older-than", 1_500_000_000))
     if rng.random() < 0.5:
+        if mode != "globbing":
+            opts.append(("--filter-globbing", None))
         opts.append(("--exclude", "**"))
-    return opts
+        taken = taken and not nocase
+    return opts, taken
+
+
+# How many compared cases had a rule of each kind ("glob", "regexp", "literal", …).
+COMPARED_RULES: collections.Counter = collections.Counter()
+
+
+def _literal_mode(opts: list, opt: str, arg) -> bool:
+    """Whether the option ``(opt, arg)`` of ``opts`` is read in literal mode."""
+    mode = "globbing"
+    for o, a in opts:
+        if o.startswith("--filter-") and o != "--filter-ignorecase":
+            mode = o[len("--filter-"):]
+        if (o, a) == (opt, arg):
+            return mode == "literal"
+    return False
 
 
 def run_cases(work: str, cases: int, line: str) -> int:
@@ -102,7 +185,7 @@ def run_cases(work: str, cases: int, line: str) -> int:
         root = os.fsencode(os.path.join(work, f"t{case}"))
         os.mkdir(root)
         made = _tree(root, rng)
-        opts = _options(os.fsdecode(root), made, rng)
+        opts, taken = _options(os.fsdecode(root), made, rng)
         sel = selection.Select(path.Path(root))
         try:
             if hasattr(sel, "ParseArgs"):
@@ -116,17 +199,22 @@ def run_cases(work: str, cases: int, line: str) -> int:
         expected = [p.index for p in sel]
         rules = backup_scan.engine_rules(sel, config, line)
         if any(isinstance(a, str) and any("\udc80" <= c <= "\udcff" for c in a)
-               for _o, a in opts):
-            # a glob with an undecodable byte: duplicity's selection feeds the engine instead
-            assert rules is None, f"case {case}: {opts}"
+               for o, a in opts if o.endswith("regexp") or not _literal_mode(opts, o, a)):
+            # a pattern with an undecodable byte: duplicity's selection feeds the engine instead
+            taken = False
+        if not taken:
+            assert rules is None, f"case {case}: the engine takes {opts}"
             continue
         assert rules is not None, f"case {case}: the engine does not take {opts}"
         got = [tuple(i) for i in _core.backup_walk(root, rules)]
         assert got == expected, f"case {case}: {opts}"
         compared += 1
+        COMPARED_RULES.update({r[0] for r in rules})
     return compared
 
 
 
 if __name__ == "__main__":
-    print("compared", run_cases(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+    n = run_cases(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    print(" ".join(f"{k}={v}" for k, v in sorted(COMPARED_RULES.items())))
+    print("compared", n)

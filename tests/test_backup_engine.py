@@ -4,9 +4,10 @@ owner only, mtime only, type changes file/directory/symlink, retargeted links, r
 deletions of whole directories, non-UTF-8 names, fifos, devices, sockets, negative and zero
 mtimes, growing and shrinking files, nothing at all).
 
-Both with the engine's own walk (no selection options) and with duplicity's selection feeding
-the engine (``--include``/``--exclude`` globs that make directories scanned,
-``--exclude-if-present``, ``--exclude-regexp``). After each step both chains must hold the same tar members and byte-identical signature tars,
+Both with the engine's own walk (no selection options, and with ``--include``/``--exclude``
+globs that make directories scanned, ``--exclude-if-present``, ``--exclude-regexp``, a
+filelist) and with duplicity's selection feeding the engine (an ``ignorecase:`` glob). After
+each step both chains must hold the same tar members and byte-identical signature tars,
 manifests equal but for volume hashes, the same statistics, and the same per-path records in
 the machine-readable log at ``-v9`` (selection, ``Selecting``, ``Comparing``, ``Getting
 delta``, ``A``/``M``/``D``, warnings), in the same order. Stock then restores dupcore's chain at
@@ -159,13 +160,14 @@ def _manifests(target):
 SELECTIONS = {
     # the engine walks the tree, with no selection function
     "walk": [],
-    # the engine walks the tree and evaluates duplicity's selection functions (options and a
-    # filelist with +/- lines, a comment and a quoted line)
+    # the engine walks the tree and evaluates duplicity's selection functions (options, a
+    # regular expression and a filelist with +/- lines, a comment and a quoted line)
     "selection": ["--include", "**/est/f00*", "--exclude-if-present", ".nobackup",
-                  "--exclude-filelist", "FILELIST"],
-    # a regular expression: duplicity's own selection feeds the engine
+                  "--exclude-regexp", r"/(?:far-futur[e]{1,2}|no-such-name)$", "--exclude-filelist",
+                  "FILELIST"],
+    # a case-insensitive glob: duplicity's own selection feeds the engine
     "python-selection": ["--include", "**/est/f00*", "--exclude", "**/est",
-                         "--exclude-if-present", ".nobackup", "--exclude-regexp", r".*\.sock$",
+                         "--exclude-if-present", ".nobackup", "--exclude", "ignorecase:**/*.SOCK",
                          "--exclude", "**/renamed64k"],
 }
 WALKS = {"walk": True, "selection": True, "python-selection": False}

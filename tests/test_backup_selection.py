@@ -1,10 +1,13 @@
-"""The backup scan's file selection against duplicity's own ``Select``, on random trees with
+r"""The backup scan's file selection against duplicity's own ``Select``, on random trees with
 random selection options: shell globs (``*``, ``**``, ``?``, classes, trailing ``/``, include
-and exclude), ``--exclude-if-present``, ``--exclude-device-files`` and
-``--exclude-older-than``. For every case the engine must take the selection functions and
-select exactly the paths duplicity's ``Select`` yields, in the same order: in this process
-with duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of
-duplicity 3.0.7 and 2.2.4."""
+and exclude), regular expressions (``--include-regexp``/``--exclude-regexp`` and
+``--filter-regexp``), literal strings (``--filter-literal``), ``--exclude-if-present``,
+``--exclude-device-files`` and ``--exclude-older-than``. Where the engine takes the selection
+functions it must select exactly the paths duplicity's ``Select`` yields, in the same order;
+options it must leave to duplicity (``--filter-ignorecase``, regular expressions with ``\d``,
+lookarounds and the like, undecodable bytes in a pattern) must be refused. In this process with
+duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of duplicity 3.0.7
+and 2.2.4."""
 
 from __future__ import annotations
 
@@ -12,13 +15,16 @@ import os
 import subprocess
 
 import pytest
-from selection_cases import run_cases
+from selection_cases import COMPARED_RULES, run_cases
 
 CASES = int(os.environ.get("DUPCORE_SELECTION_CASES", "400"))
 
 
 def test_random_trees_and_rules_select_as_duplicity(tmp_path):
+    COMPARED_RULES.clear()
     assert run_cases(str(tmp_path), CASES, "3.2.x") > CASES // 2
+    assert COMPARED_RULES["regexp"] >= CASES // 10, COMPARED_RULES
+    assert COMPARED_RULES["literal"] >= CASES // 40, COMPARED_RULES
 
 
 @pytest.mark.versions
@@ -32,4 +38,6 @@ def test_older_lines_select_as_duplicity(tmp_path, version, line):
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert int(proc.stdout.split()[-1]) > 100
+    kinds = dict(kv.split("=") for kv in proc.stdout.splitlines()[-2].split())
+    assert int(kinds["regexp"]) >= 20 and int(kinds["literal"]) >= 5, kinds
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import re
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,19 @@ def _rule(sf) -> tuple | None:
             return None
         return ("glob", include, *_regex(cells["glob_comp_re"]),
                 _regex(exact) if exact is not None else None, *_regex(cells["scan_comp_re"]))
+    if name.startswith("regular expression ") and " no-case: " not in name:
+        include, regexp = cells.get("include"), cells.get("regexp")
+        if include not in (0, 1) or not isinstance(regexp, re.Pattern):
+            return None
+        return ("regexp", include, *_regex(regexp))
+    if name.startswith("literal string ") and " no-case: " not in name:
+        include, lit = cells.get("include"), cells.get("lit_str")
+        if include not in (0, 1) or not isinstance(lit, str) or cells.get("ignore_case"):
+            return None
+        try:
+            return ("literal", include, os.fsencode(lit))
+        except UnicodeEncodeError:
+            return None
     if name.startswith("Command-line exclude-if-present filename: ") and "filename" in cells:
         return ("present", os.fsencode(cells["filename"]))
     if name == "Exclude device files":

@@ -1,9 +1,11 @@
 //! duplicity's file selection (`selection.Select.Select`) for the selection functions the
 //! engine knows: shell globs (`--include`/`--exclude` and filelist lines in globbing mode,
+//! case-sensitive), regular expressions (`--include-regexp`/`--exclude-regexp`, and patterns
+//! in `--filter-regexp` mode, case-sensitive), literal strings (`--filter-literal` mode,
 //! case-sensitive), `--exclude-if-present`, `--exclude-device-files`,
-//! `--exclude-other-filesystems` and `--exclude-older-than`. Globs are matched with the very
-//! regular expressions duplicity compiled for them, translated from Python's syntax; a pattern
-//! the translation does not take keeps duplicity's own selection in charge.
+//! `--exclude-other-filesystems` and `--exclude-older-than`. Globs and regular expressions are
+//! matched with the very patterns duplicity compiled, translated from Python's syntax; a
+//! pattern the translation does not take keeps duplicity's own selection in charge.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -37,6 +39,20 @@ pub enum Rule {
         exact: Option<Regex>,
         /// `scan_comp_re`.
         scan: Regex,
+    },
+    /// `regexp_get_sf`: the path's name searched for the expression.
+    Regexp {
+        /// 1 include, 0 exclude.
+        include: u8,
+        /// The compiled expression.
+        re: Regex,
+    },
+    /// `select_fn_from_literal`: the name itself, a path below it, or (include) a parent of it.
+    Literal {
+        /// 1 include, 0 exclude.
+        include: u8,
+        /// The literal as the bytes of a file name, without a trailing `/`.
+        name: Vec<u8>,
     },
     /// The glob `**`: every path.
     All {
@@ -116,33 +132,104 @@ pub fn translate(pattern: &str, flags: u32) -> Option<String> {
     }
     let mut out = String::from(if flags & PY_DOTALL != 0 { "(?s)" } else { "" });
     let chars: Vec<char> = pattern.chars().collect();
+    // What the last item was: a quantifier may follow an atom, and only a `?` (lazy) may
+    // follow a quantifier (Python 3.11 reads `*+` as possessive, which the crate lacks).
+    #[derive(PartialEq)]
+    enum Last {
+        Start,
+        Atom,
+        Quantifier,
+        Lazy,
+    }
+    let mut last = Last::Start;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         i += 1;
+        let quantifier = matches!(c, '*' | '+' | '?' | '{');
+        if quantifier {
+            match last {
+                Last::Atom => {}
+                Last::Quantifier if c == '?' => {
+                    out.push('?');
+                    last = Last::Lazy;
+                    continue;
+                }
+                _ => return None,
+            }
+        }
+        last = if quantifier {
+            Last::Quantifier
+        } else {
+            Last::Atom
+        };
         match c {
             '\\' => {
                 let e = *chars.get(i)?;
                 i += 1;
-                if e.is_alphanumeric() || e == '_' {
-                    return None; // \d, \w, \Z, \1 …: not in glob patterns
+                match e {
+                    'A' => out.push_str(r"\A"),
+                    'Z' => out.push_str(r"\z"),
+                    _ if e.is_alphanumeric() || e == '_' => return None, // \d, \w, \b, \1 …
+                    _ => literal(&mut out, e)?,
                 }
-                literal(&mut out, e)?;
             }
             '$' => out.push_str(r"(?:\n?\z)"),
-            '^' | '.' | '*' | '+' | '?' | '|' | ')' => out.push(c),
+            '^' | '.' | '*' | '+' | '?' => out.push(c),
+            '|' => {
+                out.push(c);
+                last = Last::Start;
+            }
+            ')' => out.push(c),
             '(' => {
                 if chars.get(i) == Some(&'?') {
-                    return None;
+                    if chars.get(i + 1) != Some(&':') {
+                        return None; // lookarounds, named groups, inline flags, comments
+                    }
+                    i += 2;
+                    out.push_str("(?:");
+                } else {
+                    out.push('(');
                 }
-                out.push('(');
+                last = Last::Start;
             }
+            '{' => i = repetition(&chars, i, &mut out)?,
             '[' => i = class(&chars, i, &mut out)?,
-            '{' | '}' => return None,
+            '}' => return None,
             _ => literal(&mut out, c)?,
         }
     }
     Some(out)
+}
+
+/// A counted repetition `{m}`, `{m,}` or `{m,n}` starting after its `{` at `i`; returns the
+/// index after its `}`. Anything else (Python reads some of it as literal text) is not taken.
+fn repetition(chars: &[char], i: usize, out: &mut String) -> Option<usize> {
+    let close = i + chars[i..].iter().position(|&c| c == '}')?;
+    let body: String = chars[i..close].iter().collect();
+    let (lo, hi) = match body.split_once(',') {
+        None => (body.as_str(), Some(body.as_str())),
+        Some((lo, "")) => (lo, None),
+        Some((lo, hi)) => (lo, Some(hi)),
+    };
+    let number = |t: &str| -> Option<u32> {
+        if t.is_empty() || t.len() > 4 || !t.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let lo = number(lo)?;
+    match hi {
+        None => out.push_str(&format!("{{{lo},}}")),
+        Some(h) => {
+            let hi = number(h)?;
+            if hi < lo {
+                return None;
+            }
+            out.push_str(&format!("{{{lo},{hi}}}"));
+        }
+    }
+    Some(close + 1)
 }
 
 fn literal(out: &mut String, c: char) -> Option<()> {
@@ -220,9 +307,31 @@ pub fn compile(pattern: &str, flags: u32) -> Option<Regex> {
 }
 
 impl Rule {
+    /// This function's verdict on `path` alone (its trace dropped), for the tests.
+    #[cfg(test)]
+    pub(crate) fn verdict_for_tests(&self, path: &Candidate<'_>) -> Verdict {
+        self.verdict(path, &fs_text(path.name), &mut Vec::new())
+    }
+
     fn verdict(&self, path: &Candidate<'_>, text: &str, trace: &mut Vec<Trace>) -> Verdict {
         match self {
             Rule::All { include } => Some(*include),
+            Rule::Regexp { include, re } => re.is_match(text).then_some(*include),
+            Rule::Literal { include, name } => {
+                let path = path.name;
+                if path == name.as_slice()
+                    || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
+                {
+                    Some(*include)
+                } else if *include == 1
+                    && name.starts_with(path)
+                    && name.get(path.len()) == Some(&b'/')
+                {
+                    Some(2)
+                } else {
+                    None
+                }
+            }
             Rule::Glob {
                 include,
                 matches,

@@ -238,13 +238,55 @@ fn python_patterns_translate_to_the_same_language() {
     assert!(n.is_match(&fs_text(b"\xff")) && !n.is_match("/"));
     // escaped punctuation is literal; anything Python-specific is refused
     assert!(compile(r"^a\.b\ c$", 48).unwrap().is_match("a.b c"));
-    for refused in [r"\d", r"(?P<x>a)", r"a{2}", r"\Z"] {
+    for refused in [
+        r"\d",
+        r"\w",
+        r"\b",
+        r"(?P<x>a)",
+        r"(?=a)",
+        r"(?i)a",
+        r"a*+",
+        r"a{,2}",
+        r"a{2,1}",
+        r"a{x}",
+        r"{1}",
+        r"a}",
+        r"a*??",
+    ] {
         assert!(translate(refused, 48).is_none(), "{refused}");
     }
+    // what user regular expressions use: counted repetitions, non-capturing groups, lazy
+    // quantifiers, \A and \Z (the very end, unlike `$`)
+    let r = compile(r"\A/h/(?:a|b){2,3}x+?\.tmp\Z", 32).unwrap();
+    assert!(r.is_match("/h/abx.tmp") && r.is_match("/h/abbxx.tmp"));
+    assert!(!r.is_match("/h/ax.tmp") && !r.is_match("/h/abx.tmp\n"));
+    assert!(compile(r"a{2}$", 32).unwrap().is_match("zaa\n"));
     assert!(
         translate("a", 48 | 2).is_none(),
         "IGNORECASE stays with duplicity"
     );
+}
+
+#[test]
+fn literal_strings_select_the_path_below_it_and_scan_above_it() {
+    use select::{Candidate, Rule, Selection};
+    let sel = |include: u8| Selection {
+        rules: vec![Rule::Literal {
+            include,
+            name: b"/r/a b/c\xff".to_vec(),
+        }],
+    };
+    let verdict =
+        |s: &Selection, name: &[u8]| s.rules[0].verdict_for_tests(&Candidate { name, stat: None });
+    let inc = sel(1);
+    assert_eq!(verdict(&inc, b"/r/a b/c\xff"), Some(1));
+    assert_eq!(verdict(&inc, b"/r/a b/c\xff/d"), Some(1));
+    assert_eq!(verdict(&inc, b"/r/a b/c\xffd"), None);
+    assert_eq!(verdict(&inc, b"/r/a b"), Some(2));
+    assert_eq!(verdict(&inc, b"/r/a"), None);
+    let exc = sel(0);
+    assert_eq!(verdict(&exc, b"/r/a b"), None);
+    assert_eq!(verdict(&exc, b"/r/a b/c\xff/d"), Some(0));
 }
 
 #[test]

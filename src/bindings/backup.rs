@@ -124,6 +124,17 @@ fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> {
                     scan: regex_of(&scan, sf)?,
                 }
             }
+            "regexp" => {
+                let (_, include, pattern, flags): (String, u8, String, u32) = r.extract()?;
+                Rule::Regexp {
+                    include,
+                    re: regex_of(&pattern, flags)?,
+                }
+            }
+            "literal" => {
+                let (_, include, name): (String, u8, Vec<u8>) = r.extract()?;
+                Rule::Literal { include, name }
+            }
             "all" => Rule::All {
                 include: r.get_item(1)?.extract()?,
             },
