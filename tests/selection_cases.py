@@ -81,14 +81,13 @@ def _glob(root: str, made: list[bytes], rng: random.Random) -> str:
 def _regexp(root: str, made: list[bytes], rng: random.Random) -> tuple[str, bool]:
     """A regular expression built from a path of the tree, and whether the engine takes it."""
     parts = os.fsdecode(rng.choice(made)).split("/") if made else ["a"]
-    out, taken = [], True
+    out = []
     for p in parts:
         r = rng.random()
         if r < 0.3:
             p = rng.choice(TAKEN)
         elif r < 0.35:
             p = rng.choice(REFUSED)
-            taken = False
         else:
             p = re.escape(p)
         out.append(p)
@@ -104,7 +103,7 @@ def _regexp(root: str, made: list[bytes], rng: random.Random) -> tuple[str, bool
         re.compile(pattern)
     except re.error:
         return re.escape(root), True
-    return pattern, taken
+    return pattern, not any(r in pattern for r in REFUSED)
 
 
 def _literal(root: str, made: list[bytes], rng: random.Random) -> str:
