@@ -1,17 +1,17 @@
 //! The CPU-specific code paths the engine takes on this machine.
 //!
 //! Every SIMD path is chosen at run time with a portable fallback: dupcore's own MD4 lanes
-//! (`rsync::md4_lanes`) and, inside the crates, SHA-1 (`sha1`), AES (`aes`, through sequoia)
+//! (`rsync::md4_lanes`) and rollsum steps (`rsync::rollsum`) and, inside the crates, SHA-1 (`sha1`), AES (`aes`, through sequoia)
 //! and CRC-32 (`crc32fast`). This module names the paths the same run-time checks select, so
 //! `python -m dupcore status` can show them and the tests can check that an emulated CPU
 //! without the features takes the fallbacks.
 
-/// The accelerated paths this CPU gets, e.g. `"md4: AVX2, 8 lanes"`; empty where every path
+/// The accelerated paths this CPU gets, e.g. `"md4 and rollsum: AVX2"`; empty where every path
 /// runs its portable code.
 pub fn accelerated_paths() -> Vec<&'static str> {
     let mut paths = Vec::new();
     if crate::rsync::md4_lanes::uses_avx2() {
-        paths.push("md4: AVX2, 8 lanes");
+        paths.push("md4 and rollsum: AVX2");
     }
     #[cfg(target_arch = "x86_64")]
     {
