@@ -98,3 +98,41 @@ def test_streams_512_mib_in_bounded_memory():
     assert r["ok"] and r["total"] == SIZE, r
     for step in ("sig", "delta", "patch"):
         assert r[step] - r["base"] < 96, (step, r)
+
+
+def test_backup_memory_does_not_grow_with_the_chain(tmp_path):
+    """An incremental at the end of a 40-incremental chain reads 41 signature tars at once; its
+    peak RSS stays within 24 MiB of stock's (each incremental's tar is read through a small
+    buffer; a 1 MiB buffer each made it 96 MiB against stock's 41)."""
+    import os
+    import random
+
+    from helpers import DUPLICITY, clean_env, run_duplicity
+
+    src = tmp_path / "src"
+    for i in range(400):
+        d = src / f"d{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(random.Random(i).randbytes(2000))
+    big = src / "big"
+    big.write_bytes(random.Random(7).randbytes(8 << 20))
+    target = f"file://{tmp_path / 'arch'}"
+    args = ["--no-encryption", "--archive-dir", tmp_path / "cache", "--name", "chain", src,
+            target]
+    run_duplicity(["full", *args], clean_env())
+    rng = random.Random(1)
+    for i in range(40):
+        with open(big, "r+b") as f:
+            for _ in range(4):
+                f.seek(rng.randrange(8 << 20))
+                f.write(rng.randbytes(4096))
+        os.utime(big, (1_700_000_000 + i, 1_700_000_000 + i))
+        run_duplicity(["incremental", *args], clean_env())
+    peaks = {}
+    for mode in ("stock", "dupcore"):
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", str(DUPLICITY), "incremental", *[str(a) for a in args]],
+            env=clean_env(mode=mode), capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        peaks[mode] = int(proc.stderr.strip().splitlines()[-1])
+    assert peaks["dupcore"] <= peaks["stock"] + 24 * 1024, peaks

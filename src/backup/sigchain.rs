@@ -128,15 +128,27 @@ pub struct SigChain {
     yielded: Option<Index>,
 }
 
+/// Read buffer of the full backup's signature tar.
+const FULL_SIG_BUFFER: usize = 1 << 20;
+/// Read buffer of each incremental's signature tar.
+const INCREMENTAL_SIG_BUFFER: usize = 64 << 10;
+
 impl SigChain {
     /// The signatures of `sources` (oldest first, as duplicity lists a chain's files);
     /// `numeric_owner` is `--numeric-owner`.
     pub fn new(sources: Vec<Box<dyn Read + Send>>, numeric_owner: bool) -> Self {
+        // The full set's signatures hold every entry and get the large buffer; the
+        // incrementals' hold the changed entries only, and a long chain has many of them.
         let tars = sources
             .into_iter()
+            .enumerate()
             .rev()
-            .map(|s| Tar {
-                members: SetStream::new(0),
+            .map(|(i, s)| Tar {
+                members: SetStream::new(0).with_buffer(if i == 0 {
+                    FULL_SIG_BUFFER
+                } else {
+                    INCREMENTAL_SIG_BUFFER
+                }),
                 host: OneTar {
                     source: Some(s),
                     events: Vec::new(),

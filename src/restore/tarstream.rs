@@ -17,7 +17,7 @@ use super::{Host, SourceFailed};
 use crate::tar::parse::{nts, parse_full, FullHeader, HeaderProblem};
 use crate::tar::BLOCKSIZE;
 
-/// Bytes buffered from a volume.
+/// Bytes buffered from a volume (unless [`SetStream::with_buffer`] says otherwise).
 const CHUNK: usize = 1 << 20;
 
 /// One tar member's header, after PAX and GNU long-name processing.
@@ -109,7 +109,7 @@ fn padded(size: u64) -> u64 {
     size.div_ceil(BLOCKSIZE as u64) * BLOCKSIZE as u64
 }
 
-/// One volume's decoded bytes, read through a buffer of [`CHUNK`] bytes.
+/// One volume's decoded bytes, read through a buffer (of [`CHUNK`] bytes by default).
 struct Volume {
     reader: BufReader<Box<dyn Read + Send>>,
     /// Bytes consumed so far (the `tarfile` offset).
@@ -130,9 +130,9 @@ fn read_error(e: std::io::Error) -> RestoreError {
 }
 
 impl Volume {
-    fn new(reader: Box<dyn Read + Send>) -> Self {
+    fn new(reader: Box<dyn Read + Send>, buffer: usize) -> Self {
         Volume {
-            reader: BufReader::with_capacity(CHUNK, reader),
+            reader: BufReader::with_capacity(buffer, reader),
             offset: 0,
         }
     }
@@ -306,6 +306,8 @@ fn apply(member: &mut Member, ext: &Extension) -> RestoreResult<()> {
 pub struct SetStream {
     set: usize,
     vol: Option<Volume>,
+    /// Read buffer of each volume.
+    buffer: usize,
     /// Members read from the current volume.
     vol_members: u64,
     done: bool,
@@ -319,6 +321,7 @@ impl SetStream {
     pub fn new(set: usize) -> Self {
         SetStream {
             set,
+            buffer: CHUNK,
             vol: None,
             vol_members: 0,
             done: false,
@@ -326,6 +329,13 @@ impl SetStream {
             pad_left: 0,
             global_pax: Vec::new(),
         }
+    }
+
+    /// The same stream reading its volumes through buffers of `bytes` (each is filled, so
+    /// resident, in full).
+    pub fn with_buffer(mut self, bytes: usize) -> Self {
+        self.buffer = bytes.max(crate::tar::BLOCKSIZE);
+        self
     }
 
     /// The next member, the unread data of the current one skipped; None after the last volume.
@@ -342,7 +352,7 @@ impl SetStream {
             if self.vol.is_none() {
                 match host.next_volume(self.set)? {
                     Some(r) => {
-                        self.vol = Some(Volume::new(r));
+                        self.vol = Some(Volume::new(r, self.buffer));
                         self.vol_members = 0;
                         self.global_pax.clear();
                     }
