@@ -1,15 +1,19 @@
-"""Bounded memory: signature, delta and patch of a 512 MiB stream without holding it.
+"""Bounded memory: signature, delta and patch of a 512 MiB stream without holding it, and an
+incremental at the end of a long chain next to stock's.
 
 Each run happens in a fresh interpreter that reports its peak RSS; the data comes from a
 generator-backed file object, so the only way to stay small is to stream.
 """
 
 import json
+import os
+import random
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from helpers import DUPLICITY, clean_env, run_duplicity
 
 pytestmark = pytest.mark.slow
 
@@ -104,11 +108,6 @@ def test_backup_memory_does_not_grow_with_the_chain(tmp_path):
     """An incremental at the end of a 40-incremental chain reads 41 signature tars at once; its
     peak RSS stays within 24 MiB of stock's (each incremental's tar is read through a small
     buffer; a 1 MiB buffer each made it 96 MiB against stock's 41)."""
-    import os
-    import random
-
-    from helpers import DUPLICITY, clean_env, run_duplicity
-
     src = tmp_path / "src"
     for i in range(400):
         d = src / f"d{i % 10}"

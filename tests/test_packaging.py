@@ -70,6 +70,11 @@ def _run(cmd, timeout=1800, **kw):
     return proc
 
 
+def _env(gnupghome, mode="dupcore", **extra):
+    """A duplicity run's environment with the test passphrase."""
+    return clean_env(gnupghome, mode=mode, PASSPHRASE=PASSPHRASE, **extra)
+
+
 def _need(*tools):
     for tool in tools:
         if shutil.which(tool) is None:
@@ -93,9 +98,8 @@ def dist():
 
 
 def _status(python_cmd, env):
-    """``python -m dupcore status`` output; every component listed must be active."""
-    out = _run([*python_cmd, "-m", "dupcore", "status"], env=env).stdout
-    return out
+    """``python -m dupcore status`` output."""
+    return _run([*python_cmd, "-m", "dupcore", "status"], env=env).stdout
 
 
 def _assert_all_active(status, line):
@@ -193,7 +197,7 @@ def test_x86_64_wheel_in_a_fresh_venv(dist, tmp_path, states, gnupghome, version
     """The wheel installs into CPython 3.9 and 3.13 venvs; duplicity there runs on dupcore."""
     venv = tmp_path / "venv"
     _duplicity_venv(_pyenv_python(version), venv, duplicity_version, dist["x86_64"])
-    env = clean_env(gnupghome, PASSPHRASE=PASSPHRASE)
+    env = _env(gnupghome)
     status = _status([venv / "bin" / "python"], env)
     _assert_all_active(status, f"{line} ({duplicity_version})")
     assert "engines built: zlib-rs, isal" in status, status
@@ -206,7 +210,7 @@ def test_x86_64_wheel_in_a_fresh_venv(dist, tmp_path, states, gnupghome, version
                    states[0][1], target], env, duplicity=venv / "bin" / "duplicity")
     out = tmp_path / "restored"
     run_duplicity(["restore", "--archive-dir", tmp_path / "cache2", target, out],
-                  clean_env(gnupghome, mode="stock", PASSPHRASE=PASSPHRASE))
+                  _env(gnupghome, "stock"))
     assert_same_tree(states[1][1], snapshot(out), f"stock restore of the Python {version} chain")
 
 
@@ -254,10 +258,6 @@ def arm64_site(dist, arm64_python, tmp_path_factory):
     return base, site
 
 
-def _emulated_env(gnupghome, **extra):
-    return clean_env(gnupghome, PASSPHRASE=PASSPHRASE, **extra)
-
-
 def _members(target):
     """The archive's files by kind, in time order: {"sig": [bytes...], "difftar": [...]}."""
     out = {"sigtar": [], "difftar": []}
@@ -271,7 +271,7 @@ def _members(target):
 def _native_plain_chain(tmp_path, states, gnupghome):
     """The same full and incremental as the emulated runs make, natively with dupcore."""
     target = tmp_path / "native"
-    env = _emulated_env(gnupghome)
+    env = _env(gnupghome)
     for step, src in zip(("full", "incremental"), states[0][:2]):
         run_duplicity([step, "--no-encryption", "--allow-source-mismatch", "--archive-dir",
                        tmp_path / "ncache", src,
@@ -298,7 +298,7 @@ def _emulated_chains(tmp_path, states, gnupghome, duplicity_cmd, env):
         restored = tmp_path / f"restored-{mode}"
         run_duplicity(["restore", *opts, "--archive-dir", tmp_path / f"rcache-{mode}",
                        f"file://{target}", restored],
-                      clean_env(gnupghome, mode="stock", PASSPHRASE=PASSPHRASE))
+                      _env(gnupghome, "stock"))
         assert_same_tree(states[1][1], snapshot(restored), f"stock restore of the {mode} chain")
     return _members(tmp_path / "plain")
 
@@ -307,7 +307,7 @@ def test_aarch64_wheel_under_qemu(arm64_python, arm64_site, tmp_path, states, gn
     """duplicity 3.2.1 with the aarch64 wheel on Debian's aarch64 Python (emulated): all
     components active, ISA-L built, archives byte for byte the x86_64 engine's, stock restores."""
     base, site = arm64_site
-    env = _emulated_env(gnupghome, PYTHONUSERBASE=base)
+    env = _env(gnupghome, PYTHONUSERBASE=base)
     status = _status(arm64_python, env)
     _assert_all_active(status, f"3.2.x ({DUPLICITY_VERSION})")
     assert "engines built: zlib-rs, isal" in status, status
@@ -324,7 +324,7 @@ def test_simd_fallbacks_on_a_baseline_x86_64_cpu(tmp_path, states, gnupghome):
     _need("qemu-x86_64")
     emulate = ["qemu-x86_64", "-cpu", "qemu64"]
     probe = "from dupcore import _core; print(repr(_core.cpu_paths()))"
-    env = _emulated_env(gnupghome)
+    env = _env(gnupghome)
     assert _run([*emulate, sys.executable, "-c", probe], env=env).stdout.strip() == "[]"
     here = _run([sys.executable, "-c", probe], env=env).stdout.strip()
     with open("/proc/cpuinfo") as f:
@@ -364,7 +364,7 @@ def installed_deb(dist, tmp_path):
 
 
 def _system_env(gnupghome, **extra):
-    env = clean_env(gnupghome, PASSPHRASE=PASSPHRASE, **extra)
+    env = _env(gnupghome, **extra)
     env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's python3, duplicity and duply
     return env
 
@@ -433,13 +433,12 @@ def test_pipx_inject(dist, tmp_path, states, gnupghome):
     _run([pipx, "inject", "duplicity", dist["x86_64"]], env=pipx_env)
     duplicity = tmp_path / "pipx-bin" / "duplicity"
     venv_python = tmp_path / "pipx-home" / "venvs" / "duplicity" / "bin" / "python"
-    env = clean_env(gnupghome, PASSPHRASE=PASSPHRASE)
+    env = _env(gnupghome)
     _assert_all_active(_status([venv_python], env), f"3.2.x ({DUPLICITY_VERSION})")
     target = f"file://{tmp_path / 'arch'}"
     res = run_duplicity(["full", "-v", "info", "--archive-dir", tmp_path / "cache",
                          states[0][0], target], env, duplicity=duplicity)
     assert_active(res, "dupcore")
     run_duplicity(["restore", "--archive-dir", tmp_path / "cache2", target,
-                   tmp_path / "restored"], clean_env(gnupghome, mode="stock",
-                                                     PASSPHRASE=PASSPHRASE))
+                   tmp_path / "restored"], _env(gnupghome, "stock"))
     assert_same_tree(states[1][0], snapshot(tmp_path / "restored"), "restore of pipx's backup")

@@ -133,7 +133,7 @@ def collect() -> dict[str, Any]:
     try:
         from dupcore import _core
 
-        info["cpu"] = list(_core.cpu_paths())
+        info["cpu"] = _core.cpu_paths()
     except Exception as exc:  # noqa: BLE001
         info["cpu"] = None
         info["problems"].append(f"the engine's CPU paths cannot be read: {exc}")

@@ -134,7 +134,6 @@ pub fn translate(pattern: &str, flags: u32) -> Option<String> {
     let chars: Vec<char> = pattern.chars().collect();
     // What the last item was: a quantifier may follow an atom, and only a `?` (lazy) may
     // follow a quantifier (Python 3.11 reads `*+` as possessive, which the crate lacks).
-    #[derive(PartialEq)]
     enum Last {
         Start,
         Atom,
@@ -175,12 +174,11 @@ pub fn translate(pattern: &str, flags: u32) -> Option<String> {
                 }
             }
             '$' => out.push_str(r"(?:\n?\z)"),
-            '^' | '.' | '*' | '+' | '?' => out.push(c),
+            '^' | '.' | '*' | '+' | '?' | ')' => out.push(c),
             '|' => {
                 out.push(c);
                 last = Last::Start;
             }
-            ')' => out.push(c),
             '(' => {
                 if chars.get(i) == Some(&'?') {
                     if chars.get(i + 1) != Some(&':') {
@@ -318,15 +316,13 @@ impl Rule {
             Rule::All { include } => Some(*include),
             Rule::Regexp { include, re } => re.is_match(text).then_some(*include),
             Rule::Literal { include, name } => {
-                let path = path.name;
-                if path == name.as_slice()
-                    || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
-                {
+                // `inner` is `outer` itself or lies below it
+                let within = |inner: &[u8], outer: &[u8]| {
+                    inner.starts_with(outer) && matches!(inner.get(outer.len()), None | Some(&b'/'))
+                };
+                if within(path.name, name) {
                     Some(*include)
-                } else if *include == 1
-                    && name.starts_with(path)
-                    && name.get(path.len()) == Some(&b'/')
-                {
+                } else if *include == 1 && within(name, path.name) {
                     Some(2)
                 } else {
                     None

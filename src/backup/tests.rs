@@ -269,22 +269,19 @@ fn python_patterns_translate_to_the_same_language() {
 
 #[test]
 fn literal_strings_select_the_path_below_it_and_scan_above_it() {
-    use select::{Candidate, Rule, Selection};
-    let sel = |include: u8| Selection {
-        rules: vec![Rule::Literal {
-            include,
-            name: b"/r/a b/c\xff".to_vec(),
-        }],
+    use select::{Candidate, Rule};
+    let rule = |include: u8| Rule::Literal {
+        include,
+        name: b"/r/a b/c\xff".to_vec(),
     };
-    let verdict =
-        |s: &Selection, name: &[u8]| s.rules[0].verdict_for_tests(&Candidate { name, stat: None });
-    let inc = sel(1);
+    let verdict = |r: &Rule, name: &[u8]| r.verdict_for_tests(&Candidate { name, stat: None });
+    let inc = rule(1);
     assert_eq!(verdict(&inc, b"/r/a b/c\xff"), Some(1));
     assert_eq!(verdict(&inc, b"/r/a b/c\xff/d"), Some(1));
     assert_eq!(verdict(&inc, b"/r/a b/c\xffd"), None);
     assert_eq!(verdict(&inc, b"/r/a b"), Some(2));
     assert_eq!(verdict(&inc, b"/r/a"), None);
-    let exc = sel(0);
+    let exc = rule(0);
     assert_eq!(verdict(&exc, b"/r/a b"), None);
     assert_eq!(verdict(&exc, b"/r/a b/c\xff/d"), Some(0));
 }
