@@ -11,7 +11,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 #[cfg(feature = "isal")]
 mod isal;
 #[cfg(feature = "isal")]
-pub use isal::GzDecoder as IsalGzDecoder;
+pub use isal::{GzDecoder as IsalGzDecoder, Inflater as IsalInflater, Wrapper as IsalWrapper};
 
 /// The deflate level of gzip volumes and OpenPGP compressed packets: Python's `gzip` and
 /// gpg's default.

@@ -118,24 +118,73 @@ fn run(
     out
 }
 
-/// Gunzip of a (multi-member) gzip stream by ISA-L, checking each member's CRC-32 and length.
-/// Any problem (damaged or truncated data, a header ISA-L does not take) is one `io::Error`
-/// of kind `InvalidData` or `UnexpectedEof`: callers that must classify damage exactly as
-/// Python's `gzip` does read the stream again with flate2 from there (`volume::reader`).
-pub struct GzDecoder<R> {
-    inner: R,
-    state: Box<ffi::inflate_state>,
+/// The frame around the deflate data an [`Inflater`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrapper {
+    /// gzip members one after another, each with its CRC-32 and length checked.
+    Gzip,
+    /// One zlib stream (RFC 1950), its Adler-32 checked: OpenPGP's ZLIB packets.
+    Zlib,
+    /// One raw deflate stream (RFC 1951): OpenPGP's ZIP packets.
+    Raw,
 }
 
-impl<R: std::io::BufRead> GzDecoder<R> {
+impl Wrapper {
+    fn flag(self) -> u32 {
+        match self {
+            Wrapper::Gzip => ffi::ISAL_GZIP,
+            Wrapper::Zlib => ffi::ISAL_ZLIB,
+            Wrapper::Raw => ffi::ISAL_DEFLATE,
+        }
+    }
+}
+
+/// What an ISA-L inflate return code means, for a person.
+fn inflate_error(rc: i32) -> String {
+    let what = match rc {
+        ffi::ISAL_INVALID_BLOCK => "an invalid deflate block",
+        ffi::ISAL_INVALID_SYMBOL => "an invalid deflate code",
+        ffi::ISAL_INVALID_LOOKBACK => "a back-reference before the start of the data",
+        ffi::ISAL_INVALID_WRAPPER => "an invalid header",
+        ffi::ISAL_INCORRECT_CHECKSUM => "a checksum that does not match",
+        _ => "an inflate error",
+    };
+    format!("damaged compressed data: {what} (ISA-L code {rc})")
+}
+
+/// Inflate by ISA-L of a (multi-member) gzip stream, or of one zlib or raw deflate stream,
+/// checking the wrapper's checksum. A single stream ends at its last block and leaves what
+/// follows it unread in `inner`. Any problem (damaged or truncated data, a header ISA-L does
+/// not take) is one `io::Error` of kind `InvalidData` or `UnexpectedEof`: callers that must
+/// classify damage exactly as Python's `gzip` does read the stream again with flate2 from
+/// there (`volume::reader`).
+pub struct Inflater<R> {
+    inner: R,
+    state: Box<ffi::inflate_state>,
+    wrapper: Wrapper,
+}
+
+/// The gzip reader of volumes.
+pub type GzDecoder<R> = Inflater<R>;
+
+impl<R: std::io::BufRead> Inflater<R> {
     /// A decoder reading gzip members from `inner`.
     pub fn new(inner: R) -> Self {
+        Self::with_wrapper(inner, Wrapper::Gzip)
+    }
+
+    /// A decoder reading `wrapper`-framed deflate data from `inner`.
+    pub fn with_wrapper(inner: R, wrapper: Wrapper) -> Self {
         // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
         let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
         // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
         unsafe { ffi::isal_inflate_init(&mut *state) };
-        state.crc_flag = ffi::ISAL_GZIP;
-        GzDecoder { inner, state }
+        state.crc_flag = wrapper.flag();
+        Inflater {
+            inner,
+            state,
+            wrapper,
+        }
     }
 
     /// The reader given to `new`.
@@ -143,12 +192,17 @@ impl<R: std::io::BufRead> GzDecoder<R> {
         self.inner
     }
 
+    /// The reader given to `new`, borrowed.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     fn member_done(&self) -> bool {
         self.state.block_state == ffi::isal_block_state_ISAL_BLOCK_FINISH
     }
 }
 
-impl<R: std::io::BufRead> std::io::Read for GzDecoder<R> {
+impl<R: std::io::BufRead> std::io::Read for Inflater<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         use std::io::{Error, ErrorKind};
         if out.is_empty() {
@@ -157,8 +211,8 @@ impl<R: std::io::BufRead> std::io::Read for GzDecoder<R> {
         let room = u32::try_from(out.len()).unwrap_or(u32::MAX);
         loop {
             if self.member_done() {
-                // another member follows unless the input ends here
-                if self.inner.fill_buf()?.is_empty() {
+                // a single stream ends here; another gzip member follows unless the input ends
+                if self.wrapper != Wrapper::Gzip || self.inner.fill_buf()?.is_empty() {
                     return Ok(0);
                 }
                 // SAFETY: `state` was initialised by isal_inflate_init.
@@ -181,10 +235,7 @@ impl<R: std::io::BufRead> std::io::Read for GzDecoder<R> {
             self.state.next_out = std::ptr::null_mut();
             self.inner.consume(consumed);
             if rc != ffi::ISAL_DECOMP_OK as i32 {
-                return Err(Error::new(
-                    ErrorKind::InvalidData,
-                    format!("ISA-L inflate error {rc}"),
-                ));
+                return Err(Error::new(ErrorKind::InvalidData, inflate_error(rc)));
             }
             if produced > 0 {
                 return Ok(produced);
@@ -195,7 +246,7 @@ impl<R: std::io::BufRead> std::io::Read for GzDecoder<R> {
             if at_end {
                 return Err(Error::new(
                     ErrorKind::UnexpectedEof,
-                    "gzip stream ended before its end-of-stream marker",
+                    "compressed data ended before its end-of-stream marker",
                 ));
             }
             if consumed == 0 {

@@ -4,6 +4,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod keys;
+pub(crate) mod literal;
 pub(crate) mod packets;
 pub(crate) mod policy;
 pub mod reader;

@@ -2,7 +2,7 @@
 //! and decompresses while the caller consumes plaintext. A file is good only once read to EOF.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -30,6 +30,7 @@ use sequoia_openpgp as openpgp;
 
 use super::agent::{self, AgentConfig, Unlocked};
 use super::keys;
+use super::literal;
 use super::packets::outline;
 use super::s2k;
 use super::seipd;
@@ -371,9 +372,19 @@ struct ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.cur.len() {
             if self.ended {
-                return Ok(0);
+                return Ok(&[]);
             }
             let got = self.rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
             match got {
@@ -386,10 +397,11 @@ impl Read for ChunkReader {
                 Err(_) => return Err(io::Error::other("the decrypting thread stopped")),
             }
         }
-        let n = (self.cur.len() - self.pos).min(buf.len());
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur.len());
     }
 }
 
@@ -516,6 +528,7 @@ fn read_seipd(
     };
     let (ctx, crx) = sync_channel(AHEAD);
     let f2 = Arc::clone(&failure);
+    let noted = Arc::clone(&notes);
     let abandoned = Arc::new(AtomicBool::new(false));
     let a2 = Arc::clone(&abandoned);
     let decrypting = match std::thread::Builder::new()
@@ -534,10 +547,44 @@ fn read_seipd(
         pos: 0,
         ended: false,
     };
-    // On any failure here, let the decrypting thread finish: a failed MDC explains it best.
+    // On any failure here, let the decrypting thread finish: a failed MDC explains it best,
+    // also when only the checksum differed (which alone would be a warning).
     let settle = |decrypting: JoinHandle<()>, own: PgpError| {
         let _ = decrypting.join();
-        take(&failure).unwrap_or(own)
+        let mdc_differs = noted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|n| n == MDC_IGNORED);
+        take(&failure).unwrap_or(if mdc_differs { mdc_error() } else { own })
+    };
+    let inner = match literal::open(inner) {
+        Ok(literal::Opened::Literal(mut lit)) => {
+            // unsigned, as gpg writes it: no verifier needed
+            match pump(&mut lit, &tx) {
+                Ok(true) => {
+                    let _ = decrypting.join();
+                    let _ = tx.send(Message::End(Vec::new()));
+                }
+                Ok(false) => {
+                    abandoned.store(true, Ordering::Relaxed);
+                    drop(lit);
+                    let _ = decrypting.join();
+                }
+                Err(e) => {
+                    drop(lit);
+                    let own = io_classify(e);
+                    let _ = tx.send(Message::Failed(settle(decrypting, own)));
+                }
+            }
+            return;
+        }
+        Ok(literal::Opened::Other(replay)) => replay,
+        Err(e) => {
+            let own = io_classify(e);
+            let _ = tx.send(Message::Failed(settle(decrypting, own)));
+            return;
+        }
     };
     let policy = gpg_policy();
     let built = VerifierBuilder::from_reader(inner)
