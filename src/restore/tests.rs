@@ -524,3 +524,67 @@ fn writer_threads_stop_where_a_one_thread_restore_stops() {
         );
     }
 }
+
+/// A file larger than the writer's hand-over piece, in three volumes.
+fn big_file_volumes(big: &[u8]) -> Vec<Vec<u8>> {
+    let third = big.len() / 3;
+    vec![
+        volume(&[
+            member("snapshot/", b'5', b"", 1000),
+            member("multivol_snapshot/big/1", b'0', &big[..third], 3000),
+        ]),
+        volume(&[member(
+            "multivol_snapshot/big/2",
+            b'0',
+            &big[third..2 * third],
+            3000,
+        )]),
+        volume(&[
+            member("multivol_snapshot/big/3", b'0', &big[2 * third..], 3000),
+            member("snapshot/z", b'0', b"zz", 5000),
+        ]),
+    ]
+}
+
+#[test]
+fn large_files_written_behind_end_as_on_one_thread() {
+    let big: Vec<u8> = (0..3_700_000u32).map(|i| (i % 253) as u8).collect();
+    let (dir, _h, r) = run(vec![big_file_volumes(&big)], vec![]);
+    assert!(r.unwrap());
+    assert_eq!(std::fs::read(dir.path.join("out/big")).unwrap(), big);
+    // the last volume cut short: the file holds what could be read, then the same error
+    let mut cut = big_file_volumes(&big);
+    let last = cut.last_mut().unwrap();
+    last.truncate(700_000);
+    let (one, pooled) = run_both(vec![cut], vec![], |_| {});
+    for (dir, _h, r) in [&one, &pooled] {
+        assert!(r.is_err());
+        let got = std::fs::read(dir.path.join("out/big")).unwrap();
+        assert!(
+            got.len() > 2_400_000 && big.starts_with(&got),
+            "{}",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn a_large_file_that_cannot_be_written_fails_as_on_one_thread() {
+    // the target is a device that refuses every write (as /dev/full does: ENOSPC)
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not run: making a device node needs root");
+        return;
+    }
+    let big: Vec<u8> = vec![5u8; 3_000_000];
+    let (one, pooled) = run_both(vec![big_file_volumes(&big)], vec![], |out| {
+        std::fs::create_dir_all(out).unwrap();
+        let node = std::ffi::CString::new(out.join("big").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; char device 1:7 is /dev/full.
+        let rc = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 7)) };
+        assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
+    });
+    for (_dir, _h, r) in [&one, &pooled] {
+        let e = r.as_ref().unwrap_err().to_string();
+        assert!(e.contains("No space left on device"), "{e}");
+    }
+}
