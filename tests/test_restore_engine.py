@@ -217,22 +217,18 @@ def test_path_to_restore_as_stock(long_chain, path):
     assert_same_tree(trees["stock"], trees["dupcore"], f"--path-to-restore {path}")
 
 
-def _verify(base, url, mode, local, *extra):
+def _verify(base, url, mode, local, *extra, verbosity="info",
+            kept=(b"Difference found", b"Verify complete")):
     env = clean_env(mode=mode, PASSPHRASE=PASSPHRASE)
     res = run_duplicity(["verify", "--no-encryption", *extra, "--archive-dir",
-                         f"{base}/arch-v-{mode}", "-v", "info", url, local], env, check=False)
-    lines = [line for line in res.output.splitlines()
-             if line.startswith((b"Difference found", b"Verify complete"))]
+                         f"{base}/arch-v-{mode}", "-v", verbosity, url, local], env, check=False)
+    lines = [line for line in res.output.splitlines() if line.startswith(kept)]
     return res, lines
 
 
-@pytest.mark.parametrize("compare_data", [True, False])
-def test_verify_reports_as_stock(long_chain, tmp_path, compare_data):
-    """verify (with and without --compare-data) of the latest point against a copy of the
-    source with data-only, mtime, permission, type changes, a missing and a new file: the same
-    differences, counts and exit code as stock."""
-    base, targets, _snaps = long_chain
-    local = tmp_path / "local"
+def _changed_copy(base, local):
+    """A copy of the chain's source with a data-only, an mtime, a permission and a type
+    change, a missing and a new file."""
     shutil.copytree(os.path.join(base, "src"), local, symlinks=True)
     db = local / "big" / "pages.db"
     st = db.stat()
@@ -249,15 +245,69 @@ def test_verify_reports_as_stock(long_chain, tmp_path, compare_data):
     (local / "small" / "extra").write_bytes(b"not in the backup")
     (local / "link").unlink()
     (local / "link").write_bytes(b"a file where a symlink was")
+    return small
+
+
+@pytest.mark.parametrize("walk", ["engine", "select"])
+@pytest.mark.parametrize("compare_data", [True, False])
+def test_verify_reports_as_stock(long_chain, tmp_path, compare_data, walk):
+    """verify (with and without --compare-data) of the latest point against a copy of the
+    source with data-only, mtime, permission, type changes, a missing and a new file: the same
+    differences, counts and exit code as stock; with the local tree walked by the engine, and
+    by duplicity's `Select` (an `ignorecase:` rule, which the engine leaves to it)."""
+    base, targets, _snaps = long_chain
+    local = tmp_path / "local"
+    _changed_copy(base, local)
     extra = ["--compare-data"] if compare_data else []
+    if walk == "select":
+        extra += ["--exclude", f"ignorecase:{local}/SMALL/NO-SUCH-FILE"]
     got = {}
     for mode in ("dupcore", "stock"):
-        res, lines = _verify(base, targets["plain"], mode, local, *extra)
+        res, lines = _verify(base, targets["plain"], mode, local, *extra, verbosity="debug",
+                             kept=(b"Difference found", b"Verify complete"))
         if mode == "dupcore":
             assert "verify" in (res.banner() or ""), res.text()[-2000:]
             assert b"dupcore verify: stock" not in res.output
+            walked = b"dupcore verify: the engine walks and compares the local tree"
+            assert (walked in res.output) == (walk == "engine")
         got[mode] = (res.returncode, lines)
     assert got["dupcore"] == got["stock"]
     assert got["stock"][0] == (1 if compare_data else 0)
     if compare_data:
         assert any(b"Data for file big/pages.db is different" in x for x in got["stock"][1])
+
+
+@pytest.mark.parametrize("compare_data", [True, False])
+def test_verify_walking_the_local_tree_logs_as_stock(long_chain, tmp_path, compare_data):
+    """verify where the engine walks, selects and compares the local tree itself (selection
+    rules it takes): at debug level the selection's lines, the differences, the counts and the
+    exit code are stock's, in stock's order."""
+    base, targets, _snaps = long_chain
+    local = tmp_path / "local"
+    small = _changed_copy(base, local)
+    (local / "small" / "excluded-new").write_bytes(b"excluded")
+    rules = ["--exclude", str(local / "small" / "excluded-*"),
+             "--exclude-regexp", f"{small[1].name}$",
+             "--include", str(local / "small"), "--include", str(local / "big"),
+             "--exclude", "**"]
+    extra = ["--compare-data"] if compare_data else []
+    kept = (b"Difference found", b"Verify complete", b"Selection", b"Selecting")
+    got = {}
+    for mode in ("dupcore", "stock"):
+        res, lines = _verify(base, targets["plain"], mode, local, *rules, *extra,
+                             verbosity="debug", kept=kept)
+        if mode == "dupcore":
+            assert b"dupcore verify: the engine walks and compares the local tree" in res.output
+        got[mode] = (res.returncode, lines)
+    assert got["dupcore"] == got["stock"]
+    assert got["stock"][0] == (1 if compare_data else 0)
+    differences = [x for x in got["stock"][1] if x.startswith(b"Difference found")]
+    if compare_data:
+        assert any(b"Data for file big/pages.db is different" in x for x in differences)
+        # excluded by the regular expression: missing locally, not a permission change
+        name = small[1].name.encode()
+        assert [x for x in differences if name in x] == [
+            b"Difference found: File small/" + name + b" is missing"], differences
+        assert any(b"excluded-new" in x for x in got["stock"][1])  # judged by the selection
+    else:
+        assert not differences

@@ -263,7 +263,7 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
                 else:
                     stats.add_unchanged_file(new_path)
             else:
-                _log_event(event, stats, "Warning" if line == "2.2.x" else "WARNING", names)
+                log_event(event, stats, "Warning" if line == "2.2.x" else "WARNING", names)
         if error is not None:
             _raise(error)
     stats.close()
@@ -273,7 +273,7 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
         f.close()
 
 
-def _log_event(event, stats, warning, names):
+def log_event(event, stats, warning, names):
     """Log a line of the walk or of the signatures with duplicity's words (``warning``: how
     the release line spells the start of two of them)."""
     from duplicity import log, util

@@ -317,8 +317,13 @@ def _spill_into(directory):
     _core.set_restore_spill(os.fsdecode(directory) if mib > 0 else None, mib << 20)
 
 
-def _run(dup_main, config, col_stats, verify=None):
-    """Runs the engine: yields its entries (verify) and returns whether anything was found."""
+#: Events of a verify the caller handles (the rest are the engine's log lines).
+_VERIFY_EVENTS = ("entry", "pair", "same", "local")
+
+
+def _run(dup_main, config, col_stats, verify=None, local=None):
+    """Runs the engine: yields its entries (verify) and returns whether anything was found.
+    With ``local`` (see ``RestoreEngine``) the engine also walks and compares the local tree."""
     from duplicity import log, tempdir, util
 
     index, sets = _setup(config, col_stats)
@@ -328,7 +333,7 @@ def _run(dup_main, config, col_stats, verify=None):
         config.local_path.name, len(sets), list(index),
         os.fsencode(tempdir.default().dir()), bool(config.numeric_owner),
         bool(getattr(config, "restore_ownership", True)), bool(config.ignore_errors),
-        bool(config.force), verify, _env.restore_writers() if verify is None else 0)
+        bool(config.force), verify, _env.restore_writers() if verify is None else 0, local)
     saved_ahead = volume_files.read_ahead_mib
     volume_files.read_ahead_mib = read_ahead_mib(len(sets), ahead)
     stock_check = dup_main.restore_check_hash
@@ -339,7 +344,7 @@ def _run(dup_main, config, col_stats, verify=None):
         while True:
             what, payload, events = engine.next()
             for ev in events:
-                if ev[0] == "entry":
+                if ev[0] in _VERIFY_EVENTS:
                     yield ev
                 else:
                     _log_events((ev,), log, util)
@@ -373,25 +378,72 @@ def _data_result(equal, other):
     return 1 if equal else 0
 
 
-def _ropaths(dup_main, config, col_stats):
-    """``restore_get_patched_rop_iter`` for verify: ROPaths from the engine's entries, their
-    data (with --compare-data) compared in Rust."""
+def _ropath(index, typ, attrs, link, devnums, equal):
+    """The ROPath of one of the engine's entries, its data (with --compare-data) compared in
+    Rust already."""
     from duplicity import path
 
-    for _kind, index, typ, (mode, uid, gid, mtime), link, devnums, equal in _run(
-            dup_main, config, col_stats, verify=bool(config.compare_data)):
-        rp = path.ROPath(index)
-        rp.type, rp.mode = typ, mode
-        stat = path.StatResult()
-        stat.st_uid, stat.st_gid, stat.st_mtime = uid, gid, mtime
-        rp.stat = stat
-        if typ == "sym":
-            rp.symtext = link
-        elif devnums is not None:
-            rp.devnums = devnums
-        elif typ == "reg":
-            rp.compare_data = functools.partial(_data_result, equal)
-        yield rp
+    mode, uid, gid, mtime = attrs
+    rp = path.ROPath(index)
+    rp.type, rp.mode = typ, mode
+    stat = path.StatResult()
+    stat.st_uid, stat.st_gid, stat.st_mtime = uid, gid, mtime
+    rp.stat = stat
+    if typ == "sym":
+        rp.symtext = link
+    elif devnums is not None:
+        rp.devnums = devnums
+    elif typ == "reg":
+        rp.compare_data = functools.partial(_data_result, equal)
+    return rp
+
+
+def _ropaths(dup_main, config, col_stats):
+    """``restore_get_patched_rop_iter`` for verify: ROPaths from the engine's entries."""
+    for _kind, index, *fields in _run(dup_main, config, col_stats,
+                                      verify=bool(config.compare_data)):
+        yield _ropath(index, *fields)
+
+
+class _Errors:
+    """Where the walk's log lines count errors (a backup's statistics; nothing in a verify)."""
+
+    Errors = 0
+
+
+def _verify_walking(dup_main, config, col_stats, rules, line):
+    """``verify`` with the local tree walked, collated and compared by the engine: only the
+    pairs that may differ reach duplicity's ``compare_verbose``, which logs them as it does."""
+    from duplicity import log, path
+
+    from dupcore import backup
+
+    select = config.select
+    root = select.rootpath.base
+    names = [sf.name for sf in select.selection_functions]
+    warning = "Warning" if line == "2.2.x" else "WARNING"
+    local = (root, rules, bool(config.copy_links), log.getverbosity() >= log.DEBUG,
+             config.compare_data is False)
+    errors = _Errors()
+    diff_count = total_count = 0
+    for ev in _run(dup_main, config, col_stats, verify=bool(config.compare_data), local=local):
+        tag = ev[0]
+        if tag == "local":
+            backup.log_event(ev[1], errors, warning, names)
+            continue
+        if tag == "same":
+            total_count += ev[1]
+            continue
+        _tag, index, entry, here = ev
+        backup_ropath = _ropath(index, *entry) if entry is not None else path.ROPath(index)
+        current_path = path.Path(root, index) if here else path.ROPath(index)
+        if not backup_ropath.compare_verbose(current_path, config.compare_data):
+            diff_count += 1
+        total_count += 1
+    log.Notice(_("Verify complete: %s, %s.")
+               % (_("%d file(s) compared") % total_count, _("%d difference(s) found") % diff_count))
+    if diff_count >= 1:
+        dup_main.exit_val = 1
 
 
 def install_dup_main(module: ModuleType, adapter: Adapter) -> str:
@@ -434,21 +486,28 @@ def install_dup_main(module: ModuleType, adapter: Adapter) -> str:
     module.restore = restore
     done = "restore"
     if callable(getattr(module, "verify", None)):
-        module.verify = _engine_verify(module, module.verify)
+        module.verify = _engine_verify(module, module.verify, adapter.line)
         done = "restore, verify"
     return f"{done} (Rust engine: volumes ahead, deltas, files and data comparison in Rust)"
 
 
-def _engine_verify(module, original):
-    """``verify`` with the engine's entries in place of ``restore_get_patched_rop_iter``."""
+def _engine_verify(module, original, line):
+    """``verify`` with the engine's entries in place of ``restore_get_patched_rop_iter``, and
+    where the engine takes the selection, its walk of the local tree in place of the loop."""
 
     def verify(col_stats):
         from duplicity import config, log
+
+        from dupcore import backup
 
         why = unsupported(module, config, verify=True)
         if why:
             log.Info(f"dupcore verify: stock ({why})")
             return original(col_stats)
+        rules = backup.engine_rules(config.select, config, line)
+        if rules is not None:
+            log.Debug("dupcore verify: the engine walks and compares the local tree")
+            return _verify_walking(module, config, col_stats, rules, line)
         stock_iter = module.restore_get_patched_rop_iter
         module.restore_get_patched_rop_iter = functools.partial(_ropaths, module, config)
         try:

@@ -8,6 +8,7 @@
 //! code, so that the archive and the log stay stock's.
 
 pub mod compare;
+pub mod local_tree;
 pub mod select;
 pub mod sigchain;
 pub mod source;

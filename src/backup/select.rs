@@ -26,7 +26,7 @@ const PY_UNICODE: u32 = 32;
 const BYTE_CHARS: u32 = 0x10_FF00;
 
 /// One selection function.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Rule {
     /// `select_fn_from_glob`: the glob's regex, the exact-match regex of a glob ending in `/`,
     /// and the regex of its parent directories (`scan`).
@@ -394,7 +394,7 @@ impl Rule {
 }
 
 /// The selection functions of one backup, in duplicity's order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Selection {
     /// The functions.
     pub rules: Vec<Rule>,

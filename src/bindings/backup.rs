@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::restore::{index_tuple, PyVolume, Slot};
+use super::source::{index_tuple, PyVolume, Slot};
 use crate::backup::select::{compile, Rule, Selection};
 use crate::backup::sigchain::SigEntry;
 use crate::backup::source::{FileKind, SourceStat};
@@ -110,7 +110,7 @@ fn regex_of(pattern: &str, flags: u32) -> PyResult<regex::Regex> {
 type GlobTuple = (String, u8, String, u32, Option<(String, u32)>, String, u32);
 
 /// The selection functions as `dupcore.backup` describes them (see `select::Rule`).
-fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> {
+pub(super) fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> {
     let mut out = Vec::new();
     for r in rules {
         let kind: String = r.get_item(0)?.extract()?;
@@ -240,7 +240,7 @@ fn sig_object(py: Python<'_>, entry: SigEntry, data: Option<Vec<u8>>) -> PyResul
         .unbind())
 }
 
-fn event_object(py: Python<'_>, event: Event) -> PyResult<Py<PyAny>> {
+pub(super) fn event_object(py: Python<'_>, event: Event) -> PyResult<Py<PyAny>> {
     let named = |tag: &str, name: Vec<u8>| -> PyResult<Py<PyAny>> {
         Ok((tag, PyBytes::new(py, &name))
             .into_pyobject(py)?

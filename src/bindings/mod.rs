@@ -8,6 +8,7 @@ mod librsync;
 #[cfg(feature = "openpgp")]
 mod pgp;
 mod restore;
+mod source;
 mod tar;
 mod volume;
 

@@ -2,7 +2,7 @@
 //! Python receives the log events in order, hands over each volume when a backup set needs
 //! its next one, and raises what the engine reports.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -13,17 +13,21 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use super::source::{index_tuple, PyVolume, Slot};
 use super::volume::to_path;
-use crate::restore::entry::Kind;
+use crate::backup::local_tree::LocalTree;
+use crate::restore::entry::{Kind, Meta};
 use crate::restore::writer::WriteOptions;
 use crate::restore::{
-    restore, Event, Host, Mode, RestoreError, RestoreOptions, RestoreResult, SourceFailed,
+    restore, verify_against, Event, Host, LocalSide, Mode, RestoreError, RestoreOptions,
+    RestoreResult,
 };
+
+/// `(root, rules, copy_links, debug, count_only)` of a verify that walks the local tree.
+type LocalArgs<'py> = (Vec<u8>, Vec<Bound<'py, PyTuple>>, bool, bool, bool);
 
 /// Events sent to Python in one message, at most.
 const BATCH: usize = 512;
-
-pub(super) type Slot = Arc<Mutex<Option<PyErr>>>;
 
 enum Message {
     Events(Vec<Event>),
@@ -34,36 +38,6 @@ enum Message {
 enum Reply {
     Volume(Py<PyAny>),
     End,
-}
-
-/// A volume as the Python file object duplicity opened (`read(n)` with the GIL).
-pub(super) struct PyVolume {
-    pub(super) file: Py<PyAny>,
-    pub(super) slot: Slot,
-}
-
-impl Read for PyVolume {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Python::attach(|py| {
-            let got = self
-                .file
-                .bind(py)
-                .call_method1("read", (buf.len(),))
-                .and_then(|b| {
-                    let b = b.cast_into::<PyBytes>().map_err(PyErr::from)?;
-                    let data = b.as_bytes();
-                    if data.len() > buf.len() {
-                        return Err(PyValueError::new_err("read() returned too much data"));
-                    }
-                    buf[..data.len()].copy_from_slice(data);
-                    Ok(data.len())
-                });
-            got.map_err(|e| {
-                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                io::Error::other(SourceFailed)
-            })
-        })
-    }
 }
 
 struct ChannelHost {
@@ -108,14 +82,6 @@ struct PyRestoreEngine {
     slot: Slot,
 }
 
-/// A path index as duplicity's tuple of bytes.
-pub(super) fn index_tuple<'py>(
-    py: Python<'py>,
-    index: &[Vec<u8>],
-) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
-}
-
 /// The exception to raise for an engine error: the original one for source failures, else
 /// `(kind, message, errno, filename, filename2)` for `dupcore.restore` to build.
 fn error_object(py: Python<'_>, e: RestoreError, slot: &Slot) -> PyResult<Py<PyAny>> {
@@ -147,6 +113,30 @@ fn error_object(py: Python<'_>, e: RestoreError, slot: &Slot) -> PyResult<Py<PyA
         } => desc("os", message, errno, filename, filename2),
         RestoreError::Aborted => desc("aborted", "restore stopped".into(), None, None, None),
     }
+}
+
+/// A chain entry's type name, `(mode, uid, gid, mtime)`, link target and device numbers.
+#[allow(clippy::type_complexity)]
+fn entry_fields<'py>(
+    py: Python<'py>,
+    meta: &Meta,
+) -> (
+    &'static str,
+    (i128, i128, i128, i128),
+    Option<Bound<'py, PyBytes>>,
+    Option<(i128, i128)>,
+) {
+    let (link, devnums) = match &meta.kind {
+        Kind::Sym(t) => (Some(PyBytes::new(py, t)), None),
+        Kind::Chr(a, m) | Kind::Blk(a, m) => (None, Some((*a, *m))),
+        _ => (None, None),
+    };
+    (
+        meta.kind.name(),
+        (meta.mode, meta.uid, meta.gid, meta.mtime),
+        link,
+        devnums,
+    )
 }
 
 fn event_object(py: Python<'_>, event: Event, slot: &Slot) -> PyResult<Py<PyAny>> {
@@ -186,16 +176,12 @@ fn event_object(py: Python<'_>, event: Event, slot: &Slot) -> PyResult<Py<PyAny>
             meta,
             data_equal,
         } => {
-            let (link, devnums) = match &meta.kind {
-                Kind::Sym(t) => (Some(b(t)), None),
-                Kind::Chr(a, m) | Kind::Blk(a, m) => (None, Some((*a, *m))),
-                _ => (None, None),
-            };
+            let (kind, attrs, link, devnums) = entry_fields(py, &meta);
             (
                 "entry",
                 index_tuple(py, &index)?,
-                meta.kind.name(),
-                (meta.mode, meta.uid, meta.gid, meta.mtime),
+                kind,
+                attrs,
                 link,
                 devnums,
                 data_equal,
@@ -203,6 +189,36 @@ fn event_object(py: Python<'_>, event: Event, slot: &Slot) -> PyResult<Py<PyAny>
                 .into_pyobject(py)?
                 .into_any()
         }
+        Event::Local(e) => match e.downcast::<crate::backup::Event>() {
+            Ok(e) => ("local", super::backup::event_object(py, *e)?)
+                .into_pyobject(py)?
+                .into_any(),
+            Err(_) => {
+                return Err(PyRuntimeError::new_err(
+                    "a local walk's line of unknown type",
+                ))
+            }
+        },
+        Event::Pair {
+            index,
+            backup,
+            local,
+        } => {
+            let backup = match backup {
+                Some((meta, data_equal)) => {
+                    let (kind, attrs, link, devnums) = entry_fields(py, &meta);
+                    (kind, attrs, link, devnums, data_equal)
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind()
+                }
+                None => py.None(),
+            };
+            ("pair", index_tuple(py, &index)?, backup, local)
+                .into_pyobject(py)?
+                .into_any()
+        }
+        Event::Same(n) => ("same", n).into_pyobject(py)?.into_any(),
     };
     Ok(obj.unbind())
 }
@@ -212,9 +228,12 @@ impl PyRestoreEngine {
     /// Starts restoring `sets` backup sets into `target`; `restrict` is the
     /// `--path-to-restore` index (a list of bytes components). With `verify` (the
     /// `--compare-data` flag) nothing is written: entries come back as `"entry"` events.
-    /// `writers` threads write small regular files (0: all on the engine's thread).
+    /// `writers` threads write small regular files (0: all on the engine's thread). With
+    /// `local`, `(root, rules, copy_links, debug, count_only)`, verify walks the local tree
+    /// itself: `"local"` (a walk's log line), `"pair"` (a pair that may differ) and, at the
+    /// end, `"same"` (the number of equal pairs) events instead of `"entry"` events.
     #[new]
-    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None, writers=0))]
+    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None, writers=0, local=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         target: &Bound<'_, PyAny>,
@@ -227,7 +246,20 @@ impl PyRestoreEngine {
         force: bool,
         verify: Option<bool>,
         writers: usize,
+        local: Option<LocalArgs<'_>>,
     ) -> PyResult<Self> {
+        let local = match local {
+            Some((root, rules, copy_links, debug, count_only)) => Some(LocalSide {
+                walk: Box::new(LocalTree::new(
+                    root,
+                    super::backup::selection_of(&rules)?,
+                    copy_links,
+                    debug,
+                )),
+                count_only,
+            }),
+            None => None,
+        };
         let target = to_path(target)?.into_os_string().into_encoded_bytes();
         let tempdir: PathBuf = to_path(tempdir)?;
         let opts = RestoreOptions {
@@ -259,7 +291,10 @@ impl PyRestoreEngine {
         let thread = std::thread::Builder::new()
             .name("dupcore-restore".into())
             .spawn(move || {
-                let result = restore(&opts, &mut host);
+                let result = match local {
+                    Some(local) => verify_against(&opts, &mut host, local),
+                    None => restore(&opts, &mut host),
+                };
                 let batch = std::mem::take(&mut host.batch);
                 let _ = host.tx.send(Message::Done(result, batch));
             })

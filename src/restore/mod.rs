@@ -25,6 +25,7 @@ use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
 use pool::{AfterWrites, Collector, FileJob, Ordered};
 use verify::Verifier;
+pub use verify::{LocalAttrs, LocalPath, LocalSide, LocalWalk};
 use writer::{relative, Content, TreeWriter, WriteOptions};
 
 /// What the restore needs to know.
@@ -129,6 +130,23 @@ pub enum Event {
         /// Full path.
         path: Vec<u8>,
     },
+    /// A line the walk of the local tree logs (verify with a [`LocalSide`]), in the walk's own
+    /// event type.
+    Local(Box<dyn std::any::Any + Send>),
+    /// A pair of the verify collation that may differ (verify with [`LocalSide`]):
+    /// duplicity's `compare_verbose` judges it. `backup` is the chain's entry and whether its
+    /// data equals the local file's; `local` whether the local tree has the path.
+    Pair {
+        /// Path index.
+        index: Index,
+        /// The chain's entry, if it has this path.
+        backup: Option<(Meta, Option<bool>)>,
+        /// Whether the walk of the local tree selected this path.
+        local: bool,
+    },
+    /// Pairs found equal in every attribute `compare_verbose` checks (verify with
+    /// [`LocalSide`]), counted at the end.
+    Same(u64),
     /// A final entry of the chain (verify mode).
     Entry {
         /// Path index.
@@ -216,12 +234,26 @@ pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool
         Mode::Verify { .. } => 0,
     };
     let mut ordered = Ordered::new(host, writers)?;
-    let result = walk(opts, &mut ordered);
+    let result = walk(opts, &mut ordered, None);
     ordered.finish(result)
 }
 
+/// Verifies the chain (`opts.mode` is [`Mode::Verify`]) against the local tree `local` walks,
+/// collated and compared here; true when any entry was found.
+pub fn verify_against(
+    opts: &RestoreOptions,
+    host: &mut dyn Host,
+    local: LocalSide,
+) -> RestoreResult<bool> {
+    walk(opts, host, Some(local))
+}
+
 /// The restore walk over the chain's entries, in index order.
-fn walk(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
+fn walk(
+    opts: &RestoreOptions,
+    host: &mut dyn Host,
+    local: Option<LocalSide>,
+) -> RestoreResult<bool> {
     let mut owners = Owners::new(opts.numeric_owner);
     let mut streams: Vec<EntryStream> = (0..opts.sets)
         .map(|s| EntryStream::new(s, opts.restrict.clone()))
@@ -231,7 +263,7 @@ fn walk(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
     let mut sink: Box<dyn Sink> = match &opts.mode {
         Mode::Restore(w) => Box::new(TreeWriter::new(opts.target.clone(), w.clone())),
         Mode::Verify { compare_data } => {
-            Box::new(Verifier::new(opts.target.clone(), *compare_data))
+            Box::new(Verifier::new(opts.target.clone(), *compare_data, local))
         }
     };
     let writer = sink.as_mut();

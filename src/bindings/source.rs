@@ -1,0 +1,52 @@
+//! What the restore and backup bindings share: a volume read from the Python file object
+//! duplicity opened, path indexes as tuples of bytes, and the slot keeping a Python error.
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::restore::SourceFailed;
+
+/// Where a Python exception raised while the engine reads waits to be raised again.
+pub(super) type Slot = Arc<Mutex<Option<PyErr>>>;
+
+/// A volume as the Python file object duplicity opened (`read(n)` with the GIL).
+pub(super) struct PyVolume {
+    pub(super) file: Py<PyAny>,
+    pub(super) slot: Slot,
+}
+
+impl Read for PyVolume {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let got = self
+                .file
+                .bind(py)
+                .call_method1("read", (buf.len(),))
+                .and_then(|b| {
+                    let b = b.cast_into::<PyBytes>().map_err(PyErr::from)?;
+                    let data = b.as_bytes();
+                    if data.len() > buf.len() {
+                        return Err(PyValueError::new_err("read() returned too much data"));
+                    }
+                    buf[..data.len()].copy_from_slice(data);
+                    Ok(data.len())
+                });
+            got.map_err(|e| {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                io::Error::other(SourceFailed)
+            })
+        })
+    }
+}
+
+/// A path index as duplicity's tuple of bytes.
+pub(super) fn index_tuple<'py>(
+    py: Python<'py>,
+    index: &[Vec<u8>],
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, index.iter().map(|c| PyBytes::new(py, c)))
+}
