@@ -488,7 +488,8 @@ def install_dup_main(module: ModuleType, adapter: Adapter) -> str:
     if callable(getattr(module, "verify", None)):
         module.verify = _engine_verify(module, module.verify, adapter.line)
         done = "restore, verify"
-    return f"{done} (Rust engine: volumes ahead, deltas, files and data comparison in Rust)"
+    return (f"{done} (Rust engine: volumes ahead, deltas, files, data comparison and verify's "
+            "local walk in Rust)")
 
 
 def _engine_verify(module, original, line):
