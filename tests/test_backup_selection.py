@@ -6,8 +6,8 @@ and exclude), regular expressions (``--include-regexp``/``--exclude-regexp`` and
 functions it must select exactly the paths duplicity's ``Select`` yields, in the same order;
 options it must leave to duplicity (``--filter-ignorecase``, regular expressions with ``\d``,
 lookarounds and the like, undecodable bytes in a pattern) must be refused. In this process with
-duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of duplicity 3.0.7
-and 2.2.4."""
+duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of duplicity 3.0.7,
+2.2.4 and 2.1.5."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_random_trees_and_rules_select_as_duplicity(tmp_path):
 
 
 @pytest.mark.versions
-@pytest.mark.parametrize(("version", "line"), [("3.0.7", "3.0.x"), ("2.2.4", "2.2.x")])
+@pytest.mark.parametrize(("version", "line"), [("3.0.7", "3.0.x"), ("2.2.4", "2.2.x"),
+                                             ("2.1.5", "2.1.x")])
 def test_older_lines_select_as_duplicity(tmp_path, version, line):
     from test_e2e_versions import pypi_venv
 

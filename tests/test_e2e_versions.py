@@ -1,6 +1,6 @@
 """Round trips under other duplicity release lines, each in its own environment with dupcore.
 
-* duplicity 3.0.7 and 2.2.4 from PyPI, each in a venv under the test cache
+* duplicity 3.0.7, 2.2.4 and 2.1.5 from PyPI, each in a venv under the test cache
   (``$DUPCORE_TEST_CACHE``, default ``~/.cache/dupcore-tests``), created once and reused;
 * Debian's duplicity 0.8.22 (``apt-get install duply`` brings it), run by a venv of the system
   Python with ``--system-site-packages`` (best effort adapter);
@@ -39,7 +39,7 @@ from test_e2e import Chain, _cross_restore
 pytestmark = [pytest.mark.e2e, pytest.mark.versions]
 
 CACHE = Path(os.environ.get("DUPCORE_TEST_CACHE", Path.home() / ".cache" / "dupcore-tests"))
-PYPI_VERSIONS = ("3.0.7", "2.2.4")
+PYPI_VERSIONS = ("3.0.7", "2.2.4", "2.1.5")
 DEBIAN_DUPLICITY = Path("/usr/bin/duplicity")
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 SRC_PTH = TESTS.parent / "python" / "dupcore.data" / "purelib" / "dupcore_activate.pth"
@@ -105,6 +105,7 @@ def debian_venv():
 TARGETS = {
     "3.0.7": ("3.0.x (3.0.7)",),
     "2.2.4": ("2.2.x (2.2.4)",),
+    "2.1.5": ("2.1.x (2.1.5)",),
     "0.8.22": ("0.8.22 (0.8.22)",),
 }
 
@@ -164,7 +165,7 @@ def test_round_trip_and_cross_restore(version_chains, states, version):
     for (v, mode, var), (chain, cross) in version_chains.items():
         if v != version:
             continue
-        engine = mode == "dupcore" and v in ("3.0.7", "2.2.4")
+        engine = mode == "dupcore" and v in PYPI_VERSIONS
         for i, snap in enumerate(states[1]):
             assert_same_tree(snap, chain.results[f"restore-{i}"], f"{v} {mode} {var} t{i}")
             assert chain.results[f"restore-{i}-engine"] == engine, (v, mode, var, i)
@@ -218,9 +219,9 @@ def test_damaged_manifests_stop_with_one_line(envs, version, tmp_path):
 
 @pytest.mark.parametrize("version", PYPI_VERSIONS)
 def test_killed_restore_then_rerun_is_exact(envs, version, tmp_path):
-    """3.0.x and 2.2.x: a restore through the engine killed halfway, rerun with ``--force``
-    (3.0.x refuses the non-empty target, so it goes to the emptied one; 2.2.x restores over the
-    partial target) ends exact."""
+    """3.0.x, 2.2.x and 2.1.x: a restore through the engine killed halfway, rerun with
+    ``--force`` (3.0.x refuses the non-empty target, so it goes to the emptied one; 2.2.x and
+    2.1.x restore over the partial target) ends exact."""
     from test_interrupted_backups import kill_restore_halfway, rerun_after_kill, restore_chain
 
     script, python = envs[version]
@@ -231,9 +232,11 @@ def test_killed_restore_then_rerun_is_exact(envs, version, tmp_path):
 
     src = tmp_path / "src"
     common, url = restore_chain(src, tmp_path / "target", tmp_path / "cache", run)
+    at = common.index("--volsize")
+    common = common[:at] + common[at + 2:]  # 2.1.x's restore refuses backup-only options
     out = tmp_path / "restored"
     kill_restore_halfway([script, "restore", *common, url, out], env, out, src)
-    rerun_after_kill(run, common, url, out, snapshot(src), version != "2.2.4",
+    rerun_after_kill(run, common, url, out, snapshot(src), version == "3.0.7",
                      f"{version}: killed restore, rerun")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import PASSPHRASE, assert_same_tree, clean_env, run_duplicity, snapshot
@@ -311,3 +312,39 @@ def test_verify_walking_the_local_tree_logs_as_stock(long_chain, tmp_path, compa
         assert any(b"excluded-new" in x for x in got["stock"][1])  # judged by the selection
     else:
         assert not differences
+
+
+def test_restore_warnings_spelled_as_each_release_line():
+    """Three of the engine's warnings start with "WARNING" on 3.x and "Warning" on 2.2.x and
+    2.1.x, as each line's own sources write them."""
+    from dupcore import backup, restore
+    from duplicity import util
+    from test_e2e_versions import pypi_venv
+
+    class Log:
+        def __init__(self):
+            self.warned = []
+
+        def Warn(self, msg, *_args):
+            self.warned.append(msg)
+
+    events = [("negative_mtime", b"f"), ("old_index", (b"b",), (b"a",))]
+    saved = restore._warning
+    try:
+        for line, version, word in (("3.2.x", None, "WARNING"), ("2.2.x", "2.2.4", "Warning"),
+                                    ("2.1.x", "2.1.5", "Warning")):
+            restore._warning = backup.warning_word(line)
+            log = Log()
+            restore._log_events(events, log, util)
+            assert log.warned == [f"{word}: f has negative mtime, treating as 0.",
+                                  f"{word}: oldindex b >= newindex a"], line
+            if version is None:
+                site = os.path.dirname(util.__file__)
+            else:
+                site = next((pypi_venv(version) / "lib").glob("python3*/site-packages/duplicity"))
+            sources = "".join(Path(site, f).read_text(encoding="utf-8")
+                              for f in ("path.py", "lazy.py", "util.py"))
+            for text in restore._WORDING[word]:
+                assert f'"{text}"' in sources, (version, text)
+    finally:
+        restore._warning = saved

@@ -127,7 +127,7 @@ def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None
             and not getattr(config, "rename", None)
             and path_iter.rootpath.index == ()):
         return None
-    if path_iter.selection_functions and line not in ("3.2.x", "3.0.x", "2.2.x"):
+    if path_iter.selection_functions and line not in ("3.2.x", "3.0.x", "2.2.x", "2.1.x"):
         return None
     rules = [_rule(sf) for sf in path_iter.selection_functions]
     if any(r is None for r in rules) or not _core.backup_selection_ok(rules):
@@ -263,7 +263,7 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
                 else:
                     stats.add_unchanged_file(new_path)
             else:
-                log_event(event, stats, "Warning" if line == "2.2.x" else "WARNING", names)
+                log_event(event, stats, warning_word(line), names)
         if error is not None:
             _raise(error)
     stats.close()
@@ -271,6 +271,11 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
         sig_tar.close()
     for f in sig_files:
         f.close()
+
+
+def warning_word(line: str) -> str:
+    """How the release line spells the start of two of the walk's warnings."""
+    return "Warning" if line in ("2.2.x", "2.1.x") else "WARNING"
 
 
 def log_event(event, stats, warning, names):

@@ -138,16 +138,21 @@ _chains_after_import = _lazy_hook("chains", "install_collections")
 _backup_diffdir_after_import = _lazy_hook("backup", "install_diffdir")
 
 
+#: Release lines whose restore, verify and backup paths the engines follow (2.1.x's differ from
+#: 2.2.x's only in the name of duplicity's tar module, ``duplicity.tarfile``).
+ENGINE_LINES = ("3.2.x", "3.0.x", "2.2.x", "2.1.x")
+
+
 def _engine_on_lines(attribute, what):
     """``applies`` check: the engine is in this build and follows the adapter's release line
-    (3.2.x, 3.0.x, 2.2.x)."""
+    (3.2.x, 3.0.x, 2.2.x, 2.1.x)."""
 
     def applies(adapter):
         missing = _engine_applies(attribute, what)(adapter)
         if missing:
             return missing
-        if adapter.line not in ("3.2.x", "3.0.x", "2.2.x"):
-            return f"the {what} follows duplicity 3.2.x, 3.0.x and 2.2.x, not {adapter.line}"
+        if adapter.line not in ENGINE_LINES:
+            return f"the {what} follows duplicity 3.2.x, 3.0.x, 2.2.x and 2.1.x, not {adapter.line}"
         return None
 
     return applies
@@ -201,7 +206,8 @@ def _register_builtin_components():
         name="tar-read",
         summary="difftar and sigtar headers read in Rust (TarInfo.frombuf)",
         applies=_tar_read_applies,
-        hooks={"duplicity.dup_tarfile": _tar_read_after_import},
+        hooks={"duplicity.dup_tarfile": _tar_read_after_import,
+               "duplicity.tarfile": _tar_read_after_import},
     ))
     register(Component(
         name="openpgp",

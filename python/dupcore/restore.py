@@ -207,6 +207,20 @@ def _exception(desc):
     return OSError(errno_, message, filename, None, filename2)
 
 
+#: How the running release line spells the start of its warnings ("Warning" on 2.2.x and 2.1.x),
+#: set when the engine is installed.
+_warning = "WARNING"
+#: Three of the restore's warnings, as each spelling writes them.
+_WORDING = {
+    "WARNING": ("IGNORED_ERROR: WARNING: ignoring error as requested: %s: %s",
+                "WARNING: %s has negative mtime, treating as 0.",
+                "WARNING: oldindex %s >= newindex %s"),
+    "Warning": ("IGNORED_ERROR: Warning: ignoring error as requested: %s: %s",
+                "Warning: %s has negative mtime, treating as 0.",
+                "Warning: oldindex %s >= newindex %s"),
+}
+
+
 def _log_events(events, log, util):
     for ev in events:
         kind = ev[0]
@@ -230,13 +244,11 @@ def _log_events(events, log, util):
                      log.WarningCode.process_skipped, util.escape(path))
         elif kind == "ignored_error":
             exc = _exception(ev[1])
-            log.Warn(_("IGNORED_ERROR: WARNING: ignoring error as requested: %s: %s")
-                     % (exc.__class__.__name__, util.uexc(exc)))
+            log.Warn(_(_WORDING[_warning][0]) % (exc.__class__.__name__, util.uexc(exc)))
         elif kind == "negative_mtime":
-            log.Warn(_("WARNING: %s has negative mtime, treating as 0.") % os.fsdecode(ev[1]))
+            log.Warn(_(_WORDING[_warning][1]) % os.fsdecode(ev[1]))
         elif kind == "old_index":
-            log.Warn(_("WARNING: oldindex %s >= newindex %s")
-                     % (util.uindex(ev[1]), util.uindex(ev[2])))
+            log.Warn(_(_WORDING[_warning][2]) % (util.uindex(ev[1]), util.uindex(ev[2])))
         elif kind == "making_directory":
             log.Debug(_("Making directory %s") % os.fsdecode(ev[1]))
         elif kind == "deleting_tree":
@@ -421,7 +433,7 @@ def _verify_walking(dup_main, config, col_stats, rules, line):
     select = config.select
     root = select.rootpath.base
     names = [sf.name for sf in select.selection_functions]
-    warning = "Warning" if line == "2.2.x" else "WARNING"
+    warning = backup.warning_word(line)
     local = (root, rules, bool(config.copy_links), log.getverbosity() >= log.DEBUG,
              config.compare_data is False)
     errors = _Errors()
@@ -454,6 +466,10 @@ def install_dup_main(module: ModuleType, adapter: Adapter) -> str:
     missing = [n for n in needed if not callable(getattr(module, n, None))]
     if missing:
         raise Stock("dup_main lacks " + ", ".join(missing))
+    from dupcore import backup
+
+    global _warning
+    _warning = backup.warning_word(adapter.line)
     original = module.restore
     if getattr(original, "__dupcore__", False):
         return "restore (Rust engine)"
