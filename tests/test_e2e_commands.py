@@ -39,3 +39,20 @@ def test_demo_small_tree():
     for word in ("full plain", "incremental plain", "restore plain", "verify plain", "total",
                  "all restored trees match their sources"):
         assert word in res.stdout
+
+
+def test_demo_refuses_a_work_directory_too_small(tmp_path):
+    """A run that would fill its file system stops before it starts, naming the numbers."""
+    res = _dupcore("demo", "--size-mb", "100000000", "--variants", "plain", "--workdir",
+                   str(tmp_path / "work"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "GiB free, this run needs about" in res.stderr
+    assert not (tmp_path / "work" / "src0").exists()
+
+
+def test_demo_stops_a_run_that_takes_too_long(tmp_path):
+    """A duplicity run past --timeout is killed and reported instead of waited for."""
+    res = _dupcore("demo", "--size-mb", "8", "--small", "60", "--variants", "plain",
+                   "--timeout", "0.01", "--workdir", str(tmp_path / "work"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "did not finish within 0 s (killed)" in res.stderr

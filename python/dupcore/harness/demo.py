@@ -186,12 +186,23 @@ def archive_bytes(target: str) -> int:
     return sum(e.stat().st_size for e in os.scandir(target) if e.is_file())
 
 
+#: Seconds one duplicity run may take before the bench gives up on it (``--timeout``).
+RUN_TIMEOUT = 1800.0
+
+
 def timed(cmd: list[str],
           env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[bytes]]:
-    """Run a command; return (wall seconds, CPU seconds incl. children, completed process)."""
+    """Run a command; return (wall seconds, CPU seconds incl. children, completed process).
+    A run that takes longer than :data:`RUN_TIMEOUT` is killed and is a :class:`Failure`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, check=False,
+                              timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        tail = ((exc.stdout or b"") + (exc.stderr or b"")).decode("utf-8", "replace")[-2000:]
+        raise Failure(f"{' '.join(cmd[:2])} did not finish within {RUN_TIMEOUT:.0f} s "
+                      f"(killed):\n{tail}") from None
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -199,7 +210,25 @@ def timed(cmd: list[str],
 
 
 class Failure(Exception):
-    """A duplicity run failed or a restored tree differs."""
+    """A duplicity run failed, took too long, or a restored tree differs."""
+
+
+def space_needed(size_mb: int, variants: int, chain: bool) -> int:
+    """Bytes a run keeps on disk at its peak: the two sample trees, per variant and mode an
+    archive (about 0.55 of the tree) and a restored tree, kept until the end of the round (see
+    ``one_round``), and for the chain its source copy, archives and two restored trees."""
+    tree = size_mb * MiB
+    return int(tree * (2 + variants * 2 * 1.6 + (3.5 if chain else 0)))
+
+
+def check_space(work: str, needed: int) -> None:
+    """A :class:`Failure` naming the numbers when ``work`` has less free space than
+    ``needed``: a file system that fills up mid-run makes duplicity or gpg fail or stall."""
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        raise Failure(f"{work} has {free / 2**30:.1f} GiB free, this run needs about "
+                      f"{needed / 2**30:.1f} GiB: choose another --workdir, or a smaller "
+                      "--size-mb, fewer --variants or --chain 0")
 
 
 def run_step(mode: str, step: str, args: list[str], env: dict[str, str],
@@ -422,6 +451,7 @@ def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: 
 
 def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
     """Entry point of ``demo`` (sample tree, one round) and ``bench`` (bigger, repeated)."""
+    global RUN_TIMEOUT
     ap = argparse.ArgumentParser(prog=f"python -m dupcore {'bench' if bench else 'demo'}",
                                  description=__doc__)
     ap.add_argument("--size-mb", type=int, default=1400 if bench else 240,
@@ -440,7 +470,10 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
                     help="DUPCORE_COMPRESS of the dupcore runs (default: as in the environment)")
     ap.add_argument("--workdir", help="where to put the tree and archives (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--timeout", type=float, default=RUN_TIMEOUT,
+                    help="seconds one duplicity run may take before the bench stops")
     args = ap.parse_args(argv)
+    RUN_TIMEOUT = args.timeout
     variants = [v for v in args.variants.split(",") if v]
     if args.compress:
         os.environ["DUPCORE_COMPRESS"] = args.compress
@@ -460,6 +493,7 @@ def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
     print(f"deflate of the dupcore runs: {info.get('deflate')}")
     trash = []
     try:
+        check_space(work, space_needed(args.size_mb, len(variants), bool(args.chain)))
         src0, src1 = os.path.join(work, "src0"), os.path.join(work, "src1")
         shutil.rmtree(src0, ignore_errors=True)
         shutil.rmtree(src1, ignore_errors=True)
