@@ -6,6 +6,7 @@ compared (an AssertionError names the first case that differs)."""
 from __future__ import annotations
 
 import collections
+import io
 import os
 import random
 import re
@@ -161,6 +162,17 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bo
     return opts, taken
 
 
+def files_from(made: list[bytes], rng: random.Random, chance: float = 0.25) -> str | None:
+    """A random ``--files-from`` list (newline-separated, relative) for ``chance`` of the cases:
+    paths of the tree, parents and children alike, and names that do not exist."""
+    if rng.random() >= chance:
+        return None
+    names = [os.fsdecode(p) for p in made if b"\n" not in p]
+    picked = rng.sample(names, min(len(names), rng.randint(0, 6)))
+    picked += rng.sample(["nope", "a/nope", "x y/zz", "[c]/a.txt"], rng.randint(0, 2))
+    return "\n".join(picked) + ("\n" if rng.random() < 0.5 else "")
+
+
 # How many compared cases had a rule of each kind ("glob", "regexp", "literal", …).
 COMPARED_RULES: collections.Counter = collections.Counter()
 
@@ -181,13 +193,18 @@ def run_cases(work: str, cases: int, line: str) -> int:
         os.mkdir(root)
         made = _tree(root, rng)
         opts, taken = _options(os.fsdecode(root), made, rng)
+        listed = files_from(made, rng)
+        lists = []
+        if listed is not None:
+            opts = [("--files-from", "list"), *opts]
+            lists = [io.StringIO(listed)]
         sel = selection.Select(path.Path(root))
         try:
             if hasattr(sel, "ParseArgs"):
-                sel.ParseArgs(opts, [])
+                sel.ParseArgs(opts, lists)
             else:
                 from duplicity import cli_util
-                cli_util.parse_selection_args(sel, opts, [])
+                cli_util.parse_selection_args(sel, opts, lists)
         except (*fatal, globmatch.GlobbingError, SystemExit):
             continue  # duplicity refuses these options (e.g. an include last)
         sel.set_iter()
@@ -197,10 +214,13 @@ def run_cases(work: str, cases: int, line: str) -> int:
             assert rules is None, f"case {case}: the engine takes {opts}"
             continue
         assert rules is not None, f"case {case}: the engine does not take {opts}"
-        got = [tuple(i) for i in _core.backup_walk(root, rules)]
-        assert got == expected, f"case {case}: {opts}"
+        got = [tuple(i) for i in _core.backup_walk(root, rules,
+                                                   backup_scan.engine_files_from(sel))]
+        assert got == expected, f"case {case}: {opts} {listed!r}"
         compared += 1
         COMPARED_RULES.update({r[0] for r in rules})
+        if listed is not None:
+            COMPARED_RULES["files_from"] += 1
     return compared
 
 

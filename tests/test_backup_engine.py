@@ -304,21 +304,26 @@ def _change(root, made, rng):
 
 
 def test_random_trees_and_rules_give_stock_archives(tmp_path):
-    """Random trees backed up with random selection options (``selection_cases``): a full and
-    an incremental by stock and by dupcore give byte-identical difftars (decompressed) and
-    signature tars, the same manifests (volume hashes aside) and exit codes."""
+    """Random trees backed up with random selection options and ``--files-from`` lists
+    (``selection_cases``): a full and an incremental by stock and by dupcore give
+    byte-identical difftars (decompressed) and signature tars, the same manifests (volume
+    hashes aside) and exit codes."""
     import random
 
-    from selection_cases import _options, _tree
+    from selection_cases import _options, _tree, files_from
 
     rng = random.Random(20261207)
-    walked = compared = 0
-    for case in range(12):
+    walked = compared = listed = 0
+    for case in range(14):
         root = os.fsencode(tmp_path / f"t{case}")
         os.mkdir(root)
         made = _tree(root, rng)
         opts, taken = _options(os.fsdecode(root), made, rng)
         args = _cli(opts)
+        names = files_from(made, rng, chance=0.5)
+        if names is not None:
+            (tmp_path / f"list{case}").write_bytes(os.fsencode(names))
+            args = ["--files-from", str(tmp_path / f"list{case}"), *args]
         codes = {}
         for step in ("full", "incremental"):
             if step == "incremental":
@@ -344,4 +349,5 @@ def test_random_trees_and_rules_give_stock_archives(tmp_path):
         assert _manifests(tmp_path / f"stock-{case}") == _manifests(tmp_path / f"dupcore-{case}")
         compared += 1
         walked += taken
-    assert compared >= 6 and walked >= 4, (compared, walked)
+        listed += names is not None
+    assert compared >= 6 and walked >= 4 and listed >= 2, (compared, walked, listed)

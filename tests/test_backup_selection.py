@@ -4,7 +4,8 @@ and exclude), regular expressions (``--include-regexp``/``--exclude-regexp`` and
 ``--filter-regexp``), literal strings (``--filter-literal``), ``--exclude-if-present``,
 ``--exclude-device-files`` and ``--exclude-older-than``. Where the engine takes the selection
 functions it must select exactly the paths duplicity's ``Select`` yields, in the same order;
-options it must leave to duplicity (``--filter-ignorecase``, regular expressions with ``\d``,
+``--files-from`` lists (paths of the tree, parents and children, names that do not exist) go
+with them. Options it must leave to duplicity (``--filter-ignorecase``, regular expressions with ``\d``,
 lookarounds and the like, undecodable bytes in a pattern) must be refused. In this process with
 duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of duplicity 3.0.7,
 2.2.4 and 2.1.5."""
@@ -25,6 +26,7 @@ def test_random_trees_and_rules_select_as_duplicity(tmp_path):
     assert run_cases(str(tmp_path), CASES, "3.2.x") > CASES // 2
     assert COMPARED_RULES["regexp"] >= CASES // 10, COMPARED_RULES
     assert COMPARED_RULES["literal"] >= CASES // 60, COMPARED_RULES
+    assert COMPARED_RULES["files_from"] >= CASES // 10, COMPARED_RULES
 
 
 @pytest.mark.versions
@@ -41,4 +43,5 @@ def test_older_lines_select_as_duplicity(tmp_path, version, line):
     assert int(proc.stdout.split()[-1]) > 100
     kinds = dict(kv.split("=") for kv in proc.stdout.splitlines()[-2].split())
     assert int(kinds["regexp"]) >= 20 and int(kinds["literal"]) >= 5, kinds
+    assert int(kinds["files_from"]) >= 20, kinds
 

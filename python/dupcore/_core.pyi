@@ -144,14 +144,24 @@ class BackupScan:
     """The scan of a backup: walk, previous signatures, unchanged test (see ``dupcore.backup``)."""
     def __init__(self, root: bytes, sigs: list[object], copy_links: bool = False,
                  numeric_owner: bool = False, debug: bool = False,
-                 paths: object | None = None) -> None: ...
+                 paths: object | None = None, rules: list[tuple] = ...,
+                 files_from: dict[bytes, list[bytes]] | None = None) -> None: ...
     def next_batch(self) -> tuple[list[tuple], int, int, bool, object | None]: ...
+
+def backup_selection_ok(rules: list[tuple]) -> bool:
+    """Whether the engine takes these selection functions."""
+
+def backup_walk(root: bytes, rules: list[tuple],
+                files_from: dict[bytes, list[bytes]] | None = None) -> list[tuple[bytes, ...]]:
+    """The indexes the engine's walk selects under ``root`` (for the differential tests)."""
 
 class RestoreEngine:
     """A restore running on its own thread (see ``dupcore.restore``)."""
     def __init__(self, target: bytes, sets: int, restrict: list[bytes], tempdir: bytes,
                  numeric_owner: bool, restore_ownership: bool, ignore_errors: bool,
-                 force: bool, verify: bool | None = None, writers: int = 0) -> None: ...
+                 force: bool, verify: bool | None = None, writers: int = 0,
+                 local: tuple[bytes, list[tuple], dict[bytes, list[bytes]] | None, bool, bool,
+                              bool] | None = None) -> None: ...
     def next(self) -> tuple[str, object, list[tuple]]: ...
     def give(self, volume: object | None) -> None: ...
     def close(self) -> None: ...

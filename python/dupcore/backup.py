@@ -10,11 +10,13 @@ statistics. Every other pair comes back here and goes through duplicity's own co
 (``get_delta_path``, ``log_delta_path``, the signature tar writer, ``DeltaTarBlockIter``), so
 the volumes, the signature tar, the manifest, the log lines and the statistics stay stock's.
 
-Where duplicity's selection has no selection function (no ``--include``, ``--exclude`` or
-other selection option, no ``--files-from``) and without ``--rename``, the engine also walks the
-tree itself, as ``Select.Iterate`` does. Otherwise duplicity's ``Select`` yields the paths (and
-logs its own lines) and the engine takes each ``Path`` from it; it then hands its pending events
-to Python before it asks for the next path, so the log keeps stock's order.
+Where the engine knows every selection function (globs, regular expressions, literal strings,
+``--exclude-if-present``, ``--exclude-device-files``, ``--exclude-other-filesystems``,
+``--exclude-older-than``; ``--files-from`` too) and without ``--rename``, the engine also walks
+the tree itself, as ``Select.Iterate`` does. Otherwise (``ignorecase:`` patterns, regular
+expressions with Python-only syntax) duplicity's ``Select`` yields the paths (and logs its own
+lines) and the engine takes each ``Path`` from it; it then hands its pending events to Python
+before it asks for the next path, so the log keeps stock's order.
 """
 from __future__ import annotations
 
@@ -118,12 +120,12 @@ def _rule(sf) -> tuple | None:
 def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None:
     """The selection functions of ``path_iter`` in the engine's form when the engine walks the
     tree itself (duplicity's ``Select`` of a root directory, every function one the engine
-    knows, no ``--files-from`` or ``--rename``), else None: the engine then takes the
-    paths ``path_iter`` yields (duplicity's own selection, which also logs its lines)."""
+    knows, no ``--rename``), else None: the engine then takes the paths ``path_iter`` yields
+    (duplicity's own selection, which also logs its lines). ``--files-from`` goes with them:
+    :func:`engine_files_from`."""
     from duplicity import selection
 
     if not (isinstance(path_iter, selection.Select)
-            and getattr(path_iter, "files_from", None) is None
             and not getattr(config, "rename", None)
             and path_iter.rootpath.index == ()):
         return None
@@ -133,6 +135,15 @@ def engine_rules(path_iter, config: ModuleType, line: str) -> list[tuple] | None
     if any(r is None for r in rules) or not _core.backup_selection_ok(rules):
         return None
     return rules
+
+
+def engine_files_from(path_iter) -> dict[bytes, list[bytes]] | None:
+    """``Select.files_from`` (``--files-from``) in the engine's form: each directory's full name
+    as bytes and the names listed in it, sorted; None without the option."""
+    listed = getattr(path_iter, "files_from", None)
+    if listed is None:
+        return None
+    return {os.fsencode(d): list(names) for d, names in listed.items()}
 
 
 class _Feed:
@@ -218,7 +229,8 @@ def _delta_iter(module, path_iter, sig_files, sig_fileobj, line):
         log.Debug("dupcore backup: the engine takes the paths of duplicity's selection")
     scan = _core.BackupScan(root, sig_files, copy_links=bool(config.copy_links),
                             numeric_owner=bool(config.numeric_owner), debug=debug, paths=feed,
-                            rules=rules)
+                            rules=rules,
+                            files_from=engine_files_from(path_iter) if feed is None else None)
     more = True
     while more:
         events, files, size, more, error = scan.next_batch()

@@ -434,8 +434,8 @@ def _verify_walking(dup_main, config, col_stats, rules, line):
     root = select.rootpath.base
     names = [sf.name for sf in select.selection_functions]
     warning = backup.warning_word(line)
-    local = (root, rules, bool(config.copy_links), log.getverbosity() >= log.DEBUG,
-             config.compare_data is False)
+    local = (root, rules, backup.engine_files_from(select), bool(config.copy_links),
+             log.getverbosity() >= log.DEBUG, config.compare_data is False)
     errors = _Errors()
     diff_count = total_count = 0
     for ev in _run(dup_main, config, col_stats, verify=bool(config.compare_data), local=local):

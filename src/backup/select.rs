@@ -398,6 +398,9 @@ impl Rule {
 pub struct Selection {
     /// The functions.
     pub rules: Vec<Rule>,
+    /// `--files-from` (`Select.files_from`): for each directory's full name, the names listed
+    /// in it, sorted; the walk lists these instead of the directories.
+    pub files_from: Option<std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>>,
 }
 
 impl Selection {

@@ -300,6 +300,7 @@ fn scanned_directories_come_just_before_what_is_selected_inside() {
     };
     let selection = Selection {
         rules: vec![include, Rule::All { include: 0 }],
+        files_from: None,
     };
     let mut w = walk::Walker::new(base.clone(), false, false).with_selection(selection);
     use super::Source as _;

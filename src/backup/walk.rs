@@ -189,6 +189,12 @@ impl Walker {
 
     /// `robust.listpath`: the sorted names in a directory, `[]` with a warning on common errors.
     fn list(&self, name: &[u8], events: &mut Vec<Event>) -> Result<Vec<Vec<u8>>, RestoreError> {
+        if let Some(listed) = &self.selection.files_from {
+            // `dir_scanner` with --files-from: the listed names only, nothing for a directory
+            // the list does not name (a listed name that does not exist is yielded without
+            // attributes, as there)
+            return Ok(listed.get(name).cloned().unwrap_or_default());
+        }
         let read = match fs::read_dir(OsStr::from_bytes(name)) {
             Ok(r) => r,
             Err(e) if is_common(&e) => {

@@ -2,6 +2,7 @@
 //! without the GIL and takes it only to read the signature tars through duplicity's file
 //! objects.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -109,8 +110,15 @@ fn regex_of(pattern: &str, flags: u32) -> PyResult<regex::Regex> {
 /// `("glob", include, pattern, flags, (exact pattern, flags) or None, scan pattern, flags)`.
 type GlobTuple = (String, u8, String, u32, Option<(String, u32)>, String, u32);
 
-/// The selection functions as `dupcore.backup` describes them (see `select::Rule`).
-pub(super) fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> {
+/// `--files-from` as `dupcore.backup` hands it over: each directory's full name and its names.
+pub(super) type FilesFrom = Option<HashMap<Vec<u8>, Vec<Vec<u8>>>>;
+
+/// The selection functions as `dupcore.backup` describes them (see `select::Rule`), and the
+/// `--files-from` list.
+pub(super) fn selection_of(
+    rules: &[Bound<'_, PyTuple>],
+    files_from: FilesFrom,
+) -> PyResult<Selection> {
     let mut out = Vec::new();
     for r in rules {
         let kind: String = r.get_item(0)?.extract()?;
@@ -152,26 +160,32 @@ pub(super) fn selection_of(rules: &[Bound<'_, PyTuple>]) -> PyResult<Selection> 
             other => return Err(PyValueError::new_err(format!("unknown rule {other}"))),
         });
     }
-    Ok(Selection { rules: out })
+    Ok(Selection {
+        rules: out,
+        files_from,
+    })
 }
 
 /// Whether the engine takes these selection functions (for `dupcore.backup` and the tests).
 #[pyfunction]
 fn backup_selection_ok(rules: Vec<Bound<'_, PyTuple>>) -> bool {
-    selection_of(&rules).is_ok()
+    selection_of(&rules, None).is_ok()
 }
 
-/// The paths the engine's walk selects under `root` with `rules`: `(index, events)` tuples,
-/// for the differential tests against duplicity's own `Select`.
+/// The indexes of the paths the engine's walk selects under `root` with `rules` (and
+/// `files_from`), for the differential tests against duplicity's own `Select`.
 #[pyfunction]
+#[pyo3(signature = (root, rules, files_from=None))]
 fn backup_walk(
     py: Python<'_>,
     root: Vec<u8>,
     rules: Vec<Bound<'_, PyTuple>>,
+    files_from: FilesFrom,
 ) -> PyResult<Py<PyAny>> {
     use crate::backup::walk::Walker;
     use crate::backup::Source as _;
-    let mut walker = Walker::new(root, false, false).with_selection(selection_of(&rules)?);
+    let mut walker =
+        Walker::new(root, false, false).with_selection(selection_of(&rules, files_from)?);
     let list = PyList::empty(py);
     let mut events = Vec::new();
     loop {
@@ -319,9 +333,9 @@ fn error_object(py: Python<'_>, e: BackupError, slot: &Slot) -> PyResult<Py<PyAn
 #[pymethods]
 impl PyBackupScan {
     /// A scan of `root` (or of the paths the iterator `paths` yields) against the signature
-    /// tars `sigs` (file objects, oldest first).
+    /// tars `sigs` (file objects, oldest first), with the selection `rules` and `files_from`.
     #[new]
-    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false, paths=None, rules=Vec::new()))]
+    #[pyo3(signature = (root, sigs, copy_links=false, numeric_owner=false, debug=false, paths=None, rules=Vec::new(), files_from=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         root: Vec<u8>,
@@ -331,8 +345,9 @@ impl PyBackupScan {
         debug: bool,
         paths: Option<Py<PyAny>>,
         rules: Vec<Bound<'_, PyTuple>>,
+        files_from: FilesFrom,
     ) -> PyResult<Self> {
-        let selection = selection_of(&rules)?;
+        let selection = selection_of(&rules, files_from)?;
         let slot: Slot = Arc::new(Mutex::new(None));
         let sources: Vec<Box<dyn Read + Send>> = sigs
             .into_iter()

@@ -23,8 +23,16 @@ use crate::restore::{
     RestoreResult,
 };
 
-/// `(root, rules, copy_links, debug, count_only)` of a verify that walks the local tree.
-type LocalArgs<'py> = (Vec<u8>, Vec<Bound<'py, PyTuple>>, bool, bool, bool);
+/// `(root, rules, files_from, copy_links, debug, count_only)` of a verify that walks the
+/// local tree.
+type LocalArgs<'py> = (
+    Vec<u8>,
+    Vec<Bound<'py, PyTuple>>,
+    super::backup::FilesFrom,
+    bool,
+    bool,
+    bool,
+);
 
 /// Events sent to Python in one message, at most.
 const BATCH: usize = 512;
@@ -229,7 +237,7 @@ impl PyRestoreEngine {
     /// `--path-to-restore` index (a list of bytes components). With `verify` (the
     /// `--compare-data` flag) nothing is written: entries come back as `"entry"` events.
     /// `writers` threads write small regular files (0: all on the engine's thread). With
-    /// `local`, `(root, rules, copy_links, debug, count_only)`, verify walks the local tree
+    /// `local`, `(root, rules, files_from, copy_links, debug, count_only)`, verify walks the local tree
     /// itself: `"local"` (a walk's log line), `"pair"` (a pair that may differ) and, at the
     /// end, `"same"` (the number of equal pairs) events instead of `"entry"` events.
     #[new]
@@ -249,10 +257,10 @@ impl PyRestoreEngine {
         local: Option<LocalArgs<'_>>,
     ) -> PyResult<Self> {
         let local = match local {
-            Some((root, rules, copy_links, debug, count_only)) => Some(LocalSide {
+            Some((root, rules, files_from, copy_links, debug, count_only)) => Some(LocalSide {
                 walk: Box::new(LocalTree::new(
                     root,
-                    super::backup::selection_of(&rules)?,
+                    super::backup::selection_of(&rules, files_from)?,
                     copy_links,
                     debug,
                 )),

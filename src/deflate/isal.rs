@@ -123,8 +123,6 @@ fn run(
 pub enum Wrapper {
     /// gzip members one after another, each with its CRC-32 and length checked.
     Gzip,
-    /// One zlib stream (RFC 1950), its Adler-32 checked: OpenPGP's ZLIB packets.
-    Zlib,
     /// One raw deflate stream (RFC 1951): OpenPGP's ZIP packets.
     Raw,
 }
@@ -133,7 +131,6 @@ impl Wrapper {
     fn flag(self) -> u32 {
         match self {
             Wrapper::Gzip => ffi::ISAL_GZIP,
-            Wrapper::Zlib => ffi::ISAL_ZLIB,
             Wrapper::Raw => ffi::ISAL_DEFLATE,
         }
     }
@@ -152,8 +149,9 @@ fn inflate_error(rc: i32) -> String {
     format!("damaged compressed data: {what} (ISA-L code {rc})")
 }
 
-/// Inflate by ISA-L of a (multi-member) gzip stream, or of one zlib or raw deflate stream,
-/// checking the wrapper's checksum. A single stream ends at its last block and leaves what
+/// Inflate by ISA-L of a (multi-member) gzip stream, checking each member's CRC-32 and length,
+/// or of one raw deflate stream. (Not zlib streams: ISA-L's Adler-32 check refused valid
+/// streams on aarch64.) A single stream ends at its last block and leaves what
 /// follows it unread in `inner`. Any problem (damaged or truncated data, a header ISA-L does
 /// not take) is one `io::Error` of kind `InvalidData` or `UnexpectedEof`: callers that must
 /// classify damage exactly as Python's `gzip` does read the stream again with flate2 from
