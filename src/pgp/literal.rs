@@ -48,13 +48,18 @@ impl<R: BufRead> Recorder<R> {
     }
 }
 
+/// `Read::read` of a `BufRead`: a copy out of its buffer.
+pub(super) fn read_buffered(r: &mut (impl BufRead + ?Sized), out: &mut [u8]) -> io::Result<usize> {
+    let avail = r.fill_buf()?;
+    let n = avail.len().min(out.len());
+    out[..n].copy_from_slice(&avail[..n]);
+    r.consume(n);
+    Ok(n)
+}
+
 impl<R: BufRead> Read for Recorder<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, out)
     }
 }
 
@@ -105,14 +110,18 @@ enum Length {
     ToEnd,
 }
 
-/// Reads a new-format body length after the tag (RFC 4880 §4.2.2).
-fn new_length(r: &mut (impl BufRead + ?Sized)) -> io::Result<Length> {
+/// Reads a new-format body length after the tag (RFC 4880 §4.2.2): the piece's length, and
+/// whether it is a partial piece (another length follows it).
+fn new_length(r: &mut (impl BufRead + ?Sized)) -> io::Result<(u64, bool)> {
     let b = need_byte(r)?;
     Ok(match b {
-        0..=191 => Length::Fixed(u64::from(b)),
-        192..=223 => Length::Fixed(((u64::from(b) - 192) << 8) + u64::from(need_byte(r)?) + 192),
-        255 => Length::Fixed(be(r, 4)?),
-        _ => Length::Partial(1 << (b & 0x1f)),
+        0..=191 => (u64::from(b), false),
+        192..=223 => (
+            ((u64::from(b) - 192) << 8) + u64::from(need_byte(r)?) + 192,
+            false,
+        ),
+        255 => (be(r, 4)?, false),
+        _ => (1 << (b & 0x1f), true),
     })
 }
 
@@ -125,7 +134,11 @@ fn header(r: &mut (impl BufRead + ?Sized)) -> io::Result<Option<(u8, Length)>> {
         return Err(corrupt("malformed OpenPGP message: invalid packet header"));
     }
     if b & 0x40 != 0 {
-        return Ok(Some((b & 0x3f, new_length(r)?)));
+        let len = match new_length(r)? {
+            (n, true) => Length::Partial(n),
+            (n, false) => Length::Fixed(n),
+        };
+        return Ok(Some((b & 0x3f, len)));
     }
     let len = match b & 3 {
         0 => Length::Fixed(be(r, 1)?),
@@ -165,11 +178,7 @@ impl<R: BufRead> Body<R> {
 
 impl<R: BufRead> Read for Body<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, out)
     }
 }
 
@@ -179,14 +188,7 @@ impl<R: BufRead> BufRead for Body<R> {
             return self.inner.fill_buf();
         }
         while self.left == 0 && self.partial {
-            match new_length(&mut self.inner)? {
-                Length::Partial(n) => self.left = n,
-                Length::Fixed(n) => {
-                    self.left = n;
-                    self.partial = false;
-                }
-                Length::ToEnd => unreachable!("new-format lengths are never open-ended"),
-            }
+            (self.left, self.partial) = new_length(&mut self.inner)?;
         }
         if self.left == 0 {
             return Ok(&[]);
@@ -432,14 +434,7 @@ impl<R: BufRead> Read for LiteralReader<R> {
                     self.finish()?;
                     return Ok(0);
                 }
-                match new_length(self.container.source())? {
-                    Length::Partial(n) => self.left = n,
-                    Length::Fixed(n) => {
-                        self.left = n;
-                        self.partial = false;
-                    }
-                    Length::ToEnd => unreachable!("new-format lengths are never open-ended"),
-                }
+                (self.left, self.partial) = new_length(self.container.source())?;
                 continue;
             }
             let src = self.container.source();

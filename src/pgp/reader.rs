@@ -372,11 +372,7 @@ struct ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        literal::read_buffered(self, buf)
     }
 }
 
@@ -559,25 +555,14 @@ fn read_seipd(
         take(&failure).unwrap_or(if mdc_differs { mdc_error() } else { own })
     };
     let inner = match literal::open(inner) {
-        Ok(literal::Opened::Literal(mut lit)) => {
+        Ok(literal::Opened::Literal(lit)) => {
             // unsigned, as gpg writes it: no verifier needed
-            match pump(&mut lit, &tx) {
-                Ok(true) => {
-                    let _ = decrypting.join();
-                    let _ = tx.send(Message::End(Vec::new()));
-                }
-                Ok(false) => {
-                    abandoned.store(true, Ordering::Relaxed);
-                    drop(lit);
-                    let _ = decrypting.join();
-                }
-                Err(e) => {
-                    drop(lit);
-                    let own = io_classify(e);
-                    let _ = tx.send(Message::Failed(settle(decrypting, own)));
-                }
-            }
-            return;
+            let ending = Ending {
+                tx: &tx,
+                decrypting,
+                abandoned: &abandoned,
+            };
+            return ending.deliver(lit, |_| Vec::new(), settle);
         }
         Ok(literal::Opened::Other(replay)) => replay,
         Err(e) => {
@@ -590,7 +575,7 @@ fn read_seipd(
     let built = VerifierBuilder::from_reader(inner)
         .map(|b| b.buffer_size(1 << 20))
         .and_then(|b| b.with_policy(&policy, None, helper));
-    let mut ver = match built {
+    let ver = match built {
         Ok(v) => v,
         Err(e) => {
             let own = classify(&e, None);
@@ -598,22 +583,48 @@ fn read_seipd(
             return;
         }
     };
-    match pump(&mut ver, &tx) {
-        Ok(true) => {
-            let signers = ver.into_helper().signers;
-            let _ = decrypting.join();
-            let _ = tx.send(Message::End(signers));
-        }
-        Ok(false) => {
-            // The caller closed the file early: stop decrypting.
-            abandoned.store(true, Ordering::Relaxed);
-            drop(ver);
-            let _ = decrypting.join();
-        }
-        Err(e) => {
-            drop(ver);
-            let own = io_classify(e);
-            let _ = tx.send(Message::Failed(settle(decrypting, own)));
+    let ending = Ending {
+        tx: &tx,
+        decrypting,
+        abandoned: &abandoned,
+    };
+    ending.deliver(ver, |v| v.into_helper().signers, settle);
+}
+
+/// How a SEIPD file's plaintext reader ends: the caller, the decrypting thread, and the flag
+/// that stops it.
+struct Ending<'a> {
+    tx: &'a StepSender,
+    decrypting: JoinHandle<()>,
+    abandoned: &'a AtomicBool,
+}
+
+impl Ending<'_> {
+    /// Sends `reader`'s data to the caller; then the end with the signers `signers` takes from
+    /// it, or the error `settle` picks once the decrypting thread is done, or (the caller
+    /// closed the file early) stops the decrypting thread.
+    fn deliver<Rd: Read>(
+        self,
+        mut reader: Rd,
+        signers: impl FnOnce(Rd) -> Vec<String>,
+        settle: impl FnOnce(JoinHandle<()>, PgpError) -> PgpError,
+    ) {
+        match pump(&mut reader, self.tx) {
+            Ok(true) => {
+                let signers = signers(reader);
+                let _ = self.decrypting.join();
+                let _ = self.tx.send(Message::End(signers));
+            }
+            Ok(false) => {
+                self.abandoned.store(true, Ordering::Relaxed);
+                drop(reader);
+                let _ = self.decrypting.join();
+            }
+            Err(e) => {
+                drop(reader);
+                let own = io_classify(e);
+                let _ = self.tx.send(Message::Failed(settle(self.decrypting, own)));
+            }
         }
     }
 }
