@@ -301,17 +301,35 @@ impl<R: BufRead> Container<R> {
             Container::Compressed(r) => r,
         }
     }
+
+    /// The plaintext stream under the container, to stop recording it or to read it on.
+    fn plaintext(&mut self) -> &mut R {
+        match self {
+            Container::Plain(r) => r,
+            Container::Compressed(r) => &mut r.get_mut().body().inner,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Container<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        read_buffered(self, out)
+    }
+}
+
+impl<R: BufRead> BufRead for Container<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.source().fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.source().consume(n)
+    }
 }
 
 /// The body of the literal data packet of a message shaped as gpg writes it unsigned.
 pub(super) struct LiteralReader<R: BufRead> {
-    container: Container<Recorder<R>>,
-    /// Bytes left in the current piece of the literal body.
-    left: u64,
-    /// Whether another length header follows the current piece.
-    partial: bool,
-    /// Whether the body runs to the end of its container (old-format length type 3).
-    to_end: bool,
+    body: Body<Container<Recorder<R>>>,
     done: bool,
 }
 
@@ -331,38 +349,38 @@ fn give_back<R: BufRead>(mut rec: Recorder<R>) -> Opened<R> {
 /// Looks at the start of the decrypted plaintext `inner` and decides who reads it.
 pub(super) fn open<R: BufRead>(inner: R) -> io::Result<Opened<R>> {
     let mut rec = Recorder::new(inner);
-    let container = match header(&mut rec)? {
-        Some((TAG_LITERAL, len)) => {
-            let lit = literal_header(&mut rec, len)?;
-            return Ok(Opened::Literal(start(Container::Plain(rec), lit)));
-        }
+    let mut container = match header(&mut rec)? {
+        Some((TAG_LITERAL, len)) => return literal(Container::Plain(rec), len),
         Some((TAG_COMPRESSED, len)) => {
             let mut body = Body::new(rec, len);
             let algo = match read_byte(&mut body)? {
                 Some(a @ (UNCOMPRESSED | ZIP | ZLIB)) => a,
                 _ => return Ok(give_back(body.inner)),
             };
-            io::BufReader::with_capacity(INFLATED_BUFFER, Decompressed::new(body, algo))
+            Container::Compressed(io::BufReader::with_capacity(
+                INFLATED_BUFFER,
+                Decompressed::new(body, algo),
+            ))
         }
         _ => return Ok(give_back(rec)),
     };
-    let mut container = container;
     match header(&mut container)? {
-        Some((TAG_LITERAL, len)) => {
-            let lit = literal_header(&mut container, len)?;
-            Ok(Opened::Literal(start(
-                Container::Compressed(container),
-                lit,
-            )))
-        }
-        _ => Ok(give_back(container.into_inner().into_body().inner)),
+        Some((TAG_LITERAL, len)) => literal(container, len),
+        _ => match container {
+            Container::Compressed(r) => Ok(give_back(r.into_inner().into_body().inner)),
+            Container::Plain(rec) => Ok(give_back(rec)),
+        },
     }
 }
 
-/// Skips a literal packet's header fields (format, file name, date); returns the framing of
-/// what is left of its body.
-fn literal_header(r: &mut dyn BufRead, len: Length) -> io::Result<Length> {
-    let mut body = Body::new(r, len);
+/// The reader of a literal packet found in `container`: its header fields (format, file
+/// name, date) skipped, the recording of the plaintext stopped.
+fn literal<R: BufRead>(
+    mut container: Container<Recorder<R>>,
+    len: Length,
+) -> io::Result<Opened<R>> {
+    container.plaintext().stop();
+    let mut body = Body::new(container, len);
     let _format = need_byte(&mut body)?;
     let name_len = need_byte(&mut body)?;
     let mut skip = vec![0u8; usize::from(name_len) + 4];
@@ -373,32 +391,7 @@ fn literal_header(r: &mut dyn BufRead, len: Length) -> io::Result<Length> {
             e
         }
     })?;
-    Ok(if body.to_end {
-        Length::ToEnd
-    } else if body.partial {
-        Length::Partial(body.left)
-    } else {
-        Length::Fixed(body.left)
-    })
-}
-
-fn start<R: BufRead>(mut container: Container<Recorder<R>>, lit: Length) -> LiteralReader<R> {
-    match &mut container {
-        Container::Plain(rec) => rec.stop(),
-        Container::Compressed(r) => r.get_mut().body().inner.stop(),
-    }
-    let (left, partial, to_end) = match lit {
-        Length::Fixed(n) => (n, false, false),
-        Length::Partial(n) => (n, true, false),
-        Length::ToEnd => (0, false, true),
-    };
-    LiteralReader {
-        container,
-        left,
-        partial,
-        to_end,
-        done: false,
-    }
+    Ok(Opened::Literal(LiteralReader { body, done: false }))
 }
 
 impl<R: BufRead> LiteralReader<R> {
@@ -407,18 +400,14 @@ impl<R: BufRead> LiteralReader<R> {
     /// deflate stream inside the compressed packet are skipped, as gpg skips them.
     fn finish(&mut self) -> io::Result<()> {
         let trailing = || corrupt("malformed OpenPGP message: data after the literal packet");
-        let rec = match &mut self.container {
-            Container::Plain(rec) => rec,
-            Container::Compressed(r) => {
-                if !r.fill_buf()?.is_empty() {
-                    return Err(trailing());
-                }
-                let body = r.get_mut().body();
-                io::copy(body, &mut io::sink())?;
-                &mut body.inner
-            }
-        };
-        if !rec.fill_buf()?.is_empty() {
+        let container = &mut self.body.inner;
+        if !container.fill_buf()?.is_empty() {
+            return Err(trailing());
+        }
+        if let Container::Compressed(r) = container {
+            io::copy(r.get_mut().body(), &mut io::sink())?;
+        }
+        if !container.plaintext().fill_buf()?.is_empty() {
             return Err(trailing());
         }
         Ok(())
@@ -430,35 +419,12 @@ impl<R: BufRead> Read for LiteralReader<R> {
         if self.done || out.is_empty() {
             return Ok(0);
         }
-        loop {
-            if self.left == 0 && !self.to_end {
-                if !self.partial {
-                    self.done = true;
-                    self.finish()?;
-                    return Ok(0);
-                }
-                (self.left, self.partial) = new_length(self.container.source())?;
-                continue;
-            }
-            let src = self.container.source();
-            let avail = src.fill_buf()?;
-            if avail.is_empty() {
-                if self.to_end {
-                    self.done = true;
-                    self.finish()?;
-                    return Ok(0);
-                }
-                return Err(truncated());
-            }
-            let mut n = avail.len().min(out.len());
-            if !self.to_end {
-                n = n.min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                self.left -= n as u64;
-            }
-            out[..n].copy_from_slice(&avail[..n]);
-            src.consume(n);
-            return Ok(n);
+        let n = self.body.read(out)?;
+        if n == 0 {
+            self.done = true;
+            self.finish()?;
         }
+        Ok(n)
     }
 }
 
