@@ -11,7 +11,6 @@
 //! state cut into more than [`MAX_PIECES`] pieces is written out once and starts anew.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -82,16 +81,48 @@ impl SpoolWriter {
                 .open(&path)
                 .map_err(os)?;
             std::fs::remove_file(&path).map_err(os)?;
-            f.write_all(v).map_err(os)?;
+            write_sparse(&f, 0, v).map_err(os)?;
             self.spool = Spool::Disk(f);
         }
         if let Spool::Disk(f) = &mut self.spool {
-            f.write_all(piece)
+            write_sparse(f, self.len, piece)
                 .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
         }
         self.len += piece.len() as u64;
         Ok(())
     }
+}
+
+/// Blocks of zeros this large (aligned in the file) are left as holes in a temporary file.
+const HOLE_BLOCK: u64 = 64 << 10;
+
+/// Whether `bytes` are all zero.
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// Writes `piece` at `offset` of the file (which ends at `offset`), leaving aligned blocks of
+/// zeros as holes: a 16 GiB disk image of zeros costs no disk in the spool.
+fn write_sparse(f: &File, offset: u64, piece: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let end = offset + piece.len() as u64;
+    let bytes = |from: u64, to: u64| &piece[(from - offset) as usize..(to - offset) as usize];
+    let (mut at, mut run) = (offset, offset);
+    while at < end {
+        let block_end = ((at / HOLE_BLOCK + 1) * HOLE_BLOCK).min(end);
+        if block_end - at == HOLE_BLOCK && is_zero(bytes(at, block_end)) {
+            f.write_all_at(bytes(run, at), run)?;
+            run = block_end;
+        }
+        at = block_end;
+    }
+    f.write_all_at(bytes(run, end), run)?;
+    if run == end && end > offset {
+        f.set_len(end)?;
+    }
+    Ok(())
 }
 
 impl Basis for Spool {

@@ -206,3 +206,32 @@ fn large_states_spill_to_disk_and_stay_in_few_pieces() {
         stepwise(&basis, &deltas)
     );
 }
+
+#[test]
+fn zeros_spooled_to_disk_are_holes_and_read_back_as_zeros() {
+    use std::os::unix::fs::MetadataExt;
+    let mut data = vec![0u8; 3 << 20];
+    data[100] = 1; // a block with data, then whole blocks of zeros
+    data[(1 << 20) + 5..(1 << 20) + 70_000].fill(7); // data across a block boundary
+    let tail = vec![0u8; 200_000]; // ends inside a hole
+    let mut w = SpoolWriter::new(&std::env::temp_dir(), 1000);
+    for piece in data.chunks(333_333).chain(tail.chunks(70_001)) {
+        w.write(piece).unwrap();
+    }
+    data.extend_from_slice(&tail);
+    assert_eq!(w.len, data.len() as u64);
+    let Spool::Disk(f) = &w.spool else {
+        panic!("3 MiB should have left memory")
+    };
+    let meta = f.metadata().unwrap();
+    assert_eq!(meta.len(), data.len() as u64);
+    assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+    let mut back = vec![0u8; data.len()];
+    let mut pos = 0;
+    while pos < back.len() {
+        let n = w.spool.read_at(pos as u64, &mut back[pos..]).unwrap();
+        assert!(n > 0);
+        pos += n;
+    }
+    assert!(back == data, "the spool reads back other bytes");
+}
