@@ -93,7 +93,8 @@ impl SpoolWriter {
     }
 }
 
-/// Blocks of zeros this large (aligned in the file) are left as holes in a temporary file.
+/// Zeros are looked for in blocks this large (aligned in the file) and not written: a file
+/// reads zeros where nothing was written, and blocks never written take no disk.
 const HOLE_BLOCK: u64 = 64 << 10;
 
 /// Whether `bytes` are all zero.
@@ -103,8 +104,9 @@ fn is_zero(bytes: &[u8]) -> bool {
         .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-/// Writes `piece` at `offset` of the file (which ends at `offset`), leaving aligned blocks of
-/// zeros as holes: a 16 GiB disk image of zeros costs no disk in the spool.
+/// Writes `piece` at `offset` of the file (which ends at `offset`), skipping its blocks of
+/// zeros, whole or cut by the piece's ends: a 16 GiB disk image of zeros costs no disk in the
+/// spool.
 fn write_sparse(f: &File, offset: u64, piece: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let end = offset + piece.len() as u64;
@@ -112,7 +114,7 @@ fn write_sparse(f: &File, offset: u64, piece: &[u8]) -> std::io::Result<()> {
     let (mut at, mut run) = (offset, offset);
     while at < end {
         let block_end = ((at / HOLE_BLOCK + 1) * HOLE_BLOCK).min(end);
-        if block_end - at == HOLE_BLOCK && is_zero(bytes(at, block_end)) {
+        if is_zero(bytes(at, block_end)) {
             f.write_all_at(bytes(run, at), run)?;
             run = block_end;
         }
