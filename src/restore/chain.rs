@@ -74,7 +74,7 @@ impl SpoolWriter {
                 SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed)
             ));
             let os = |e: std::io::Error| RestoreError::os(&e, path.as_os_str().as_encoded_bytes());
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
