@@ -16,12 +16,15 @@ from dupcore import _core
 from dupcore import backup as backup_scan
 
 NAMES = ["a", "b", "ab", "a.txt", "b.log", "é", "x y", "[c]", "d-e", ".hidden", "nb", "*", "?",
-         "a1", "22", "{x}", "b+c", "(p)", "a\nb", "A"]
+         "a1", "22", "{x}", "b+c", "(p)", "a\nb", "A",
+         # names where Python's case-insensitive matching has its own rules: the Kelvin sign
+         # lowercases to k, ſ and s are equivalent, İ lowercases to i, ß has a capital ẞ
+         "K.TXT", "\u212a", "ſ", "S", "İ", "ı", "I", "ß", "ẞ", "É", "µ", "Μ"]
 # Regular expression pieces the engine translates, and some it must leave to duplicity
 # (Python's \d, \w, \b, lookarounds and inline flags have no exact counterpart).
 TAKEN = ["[^/]*", ".*", "[ab]+", "(a|b)", "(?:x)?", "a{1,2}", ".", "[^a-c]", "b*?", "(a|)",
          "\\.", "x{2,}", "[.]", "\\A/", "$", "\\Z"]
-REFUSED = ["\\d", "\\w+", "(?=a)", "(?i)a", "\\b", "(?!x)", "a*+", "\\s"]
+REFUSED = ["\\d", "\\w+", "(?=a)", "(?-i:a)", "\\b", "(?!x)", "a*+", "\\s"]
 
 
 def _tree(root: bytes, rng: random.Random) -> list[bytes]:
@@ -71,11 +74,15 @@ def _glob(root: str, made: list[bytes], rng: random.Random) -> str:
             p = "[" + p[0] + "z]" + p[1:]
         elif r < 0.5 and p:
             p = "[!q]" + p[1:]
+        if rng.random() < 0.2:
+            p = p.swapcase()  # matters where the case is ignored
         out.append(p)
     glob = "/".join(out)
     glob = f"**/{glob}" if rng.random() < 0.3 else f"{root}/{glob}"
     if rng.random() < 0.2:
         glob += "/"
+    if rng.random() < 0.15:
+        glob = "ignorecase:" + glob
     return glob
 
 
@@ -90,7 +97,7 @@ def _regexp(root: str, made: list[bytes], rng: random.Random) -> tuple[str, bool
         elif r < 0.35:
             p = rng.choice(REFUSED)
         else:
-            p = re.escape(p)
+            p = re.escape(p.swapcase() if rng.random() < 0.2 else p)
         out.append(p)
     pattern = "/".join(out)
     r = rng.random()
@@ -143,10 +150,11 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bo
                 arg = _glob(root, made, rng)
                 taken = taken and not _undecodable(arg)
             opts.append((rng.choice(["--include", "--exclude"]), arg))
-            taken = taken and not nocase  # case-insensitive patterns stay with duplicity
+            # case-insensitive literal strings (compared casefolded) stay with duplicity
+            taken = taken and not (nocase and mode == "literal")
         elif r < 0.7:
             arg, ok = _regexp(root, made, rng)
-            taken = taken and ok and not nocase and not _undecodable(arg)
+            taken = taken and ok and not _undecodable(arg)
             opts.append((rng.choice(["--include-regexp", "--exclude-regexp"]), arg))
         elif r < 0.8:
             opts.append(("--exclude-if-present", ".nobackup"))
@@ -158,7 +166,6 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bo
         if mode != "globbing":
             opts.append(("--filter-globbing", None))
         opts.append(("--exclude", "**"))
-        taken = taken and not nocase
     return opts, taken
 
 
@@ -219,6 +226,9 @@ def run_cases(work: str, cases: int, line: str) -> int:
         assert got == expected, f"case {case}: {opts} {listed!r}"
         compared += 1
         COMPARED_RULES.update({r[0] for r in rules})
+        if any(o == "--filter-ignorecase" for o, _ in opts) or any(
+                isinstance(a, str) and a.lower().startswith("ignorecase:") for _, a in opts):
+            COMPARED_RULES["ignorecase"] += 1
         if listed is not None:
             COMPARED_RULES["files_from"] += 1
     return compared

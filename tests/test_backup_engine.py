@@ -1,4 +1,4 @@
-"""The backup scan: stock duplicity and duplicity on dupcore back up the same tree through a full
+r"""The backup scan: stock duplicity and duplicity on dupcore back up the same tree through a full
 backup and 10 incrementals; every step changes the tree in another way (permissions only,
 owner only, mtime only, type changes file/directory/symlink, retargeted links, renames,
 deletions of whole directories, non-UTF-8 names, fifos, devices, sockets, negative and zero
@@ -6,8 +6,8 @@ mtimes, growing and shrinking files, nothing at all).
 
 Both with the engine's own walk (no selection options, and with ``--include``/``--exclude``
 globs that make directories scanned, ``--exclude-if-present``, ``--exclude-regexp``, a
-filelist) and with duplicity's selection feeding the engine (an ``ignorecase:`` glob). After
-each step both chains must hold the same tar members and byte-identical signature tars,
+filelist) and with duplicity's selection feeding the engine (a regular expression with
+``\d``). After each step both chains must hold the same tar members and byte-identical signature tars,
 manifests equal but for volume hashes, the same statistics, and the same per-path records in
 the machine-readable log at ``-v9`` (selection, ``Selecting``, ``Comparing``, ``Getting
 delta``, ``A``/``M``/``D``, warnings), in the same order. Stock then restores dupcore's chain at
@@ -162,13 +162,15 @@ SELECTIONS = {
     # the engine walks the tree, with no selection function
     "walk": [],
     # the engine walks the tree and evaluates duplicity's selection functions (options, a
-    # regular expression and a filelist with +/- lines, a comment and a quoted line)
+    # regular expression, a case-insensitive glob and a filelist with +/- lines, a comment and
+    # a quoted line)
     "selection": ["--include", "**/est/f00*", "--exclude-if-present", ".nobackup",
-                  "--exclude-regexp", r"/(?:far-futur[e]{1,2}|no-such-name)$", "--exclude-filelist",
-                  "FILELIST"],
-    # a case-insensitive glob: duplicity's own selection feeds the engine
+                  "--exclude-regexp", r"/(?:far-futur[e]{1,2}|no-such-name)$",
+                  "--exclude", "ignorecase:**/*.SOCK", "--exclude-filelist", "FILELIST"],
+    # a regular expression with Python-only syntax (\d): duplicity's own selection feeds the
+    # engine
     "python-selection": ["--include", "**/est/f00*", "--exclude", "**/est",
-                         "--exclude-if-present", ".nobackup", "--exclude", "ignorecase:**/*.SOCK",
+                         "--exclude-if-present", ".nobackup", "--exclude-regexp", r"\.sock\d*$",
                          "--exclude", "**/renamed64k"],
 }
 WALKS = {"walk": True, "selection": True, "python-selection": False}

@@ -2,11 +2,14 @@ r"""The backup scan's file selection against duplicity's own ``Select``, on rand
 random selection options: shell globs (``*``, ``**``, ``?``, classes, trailing ``/``, include
 and exclude), regular expressions (``--include-regexp``/``--exclude-regexp`` and
 ``--filter-regexp``), literal strings (``--filter-literal``), ``--exclude-if-present``,
-``--exclude-device-files`` and ``--exclude-older-than``. Where the engine takes the selection
+``--exclude-device-files`` and ``--exclude-older-than``, each also case-insensitive
+(``ignorecase:`` globs, ``--filter-ignorecase``; names where Python's case rules differ from
+plain ASCII: K and the Kelvin sign, s and ſ, İ and ı, ß and ẞ). Where the engine takes the selection
 functions it must select exactly the paths duplicity's ``Select`` yields, in the same order;
 ``--files-from`` lists (paths of the tree, parents and children, names that do not exist) go
-with them. Options it must leave to duplicity (``--filter-ignorecase``, regular expressions with ``\d``,
-lookarounds and the like, undecodable bytes in a pattern) must be refused. In this process with
+with them. Options it must leave to duplicity (case-insensitive literal strings, regular expressions
+with ``\d``, lookarounds, scoped inline flags and the like, undecodable bytes in a pattern)
+must be refused. In this process with
 duplicity 3.2.1, and as a script (``tests/selection_cases.py``) in the venvs of duplicity 3.0.7,
 2.2.4 and 2.1.5."""
 
@@ -27,6 +30,7 @@ def test_random_trees_and_rules_select_as_duplicity(tmp_path):
     assert COMPARED_RULES["regexp"] >= CASES // 10, COMPARED_RULES
     assert COMPARED_RULES["literal"] >= CASES // 60, COMPARED_RULES
     assert COMPARED_RULES["files_from"] >= CASES // 10, COMPARED_RULES
+    assert COMPARED_RULES["ignorecase"] >= CASES // 20, COMPARED_RULES
 
 
 @pytest.mark.versions
@@ -37,11 +41,11 @@ def test_older_lines_select_as_duplicity(tmp_path, version, line):
 
     python = pypi_venv(version) / "bin" / "python"
     script = os.path.join(os.path.dirname(__file__), "selection_cases.py")
-    proc = subprocess.run([python, script, tmp_path, "200", line], capture_output=True,
+    proc = subprocess.run([python, script, tmp_path, "300", line], capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert int(proc.stdout.split()[-1]) > 100
+    assert int(proc.stdout.split()[-1]) > 150
     kinds = dict(kv.split("=") for kv in proc.stdout.splitlines()[-2].split())
     assert int(kinds["regexp"]) >= 20 and int(kinds["literal"]) >= 5, kinds
-    assert int(kinds["files_from"]) >= 20, kinds
+    assert int(kinds["files_from"]) >= 20 and int(kinds["ignorecase"]) >= 10, kinds
 

@@ -10,11 +10,12 @@ statistics. Every other pair comes back here and goes through duplicity's own co
 (``get_delta_path``, ``log_delta_path``, the signature tar writer, ``DeltaTarBlockIter``), so
 the volumes, the signature tar, the manifest, the log lines and the statistics stay stock's.
 
-Where the engine knows every selection function (globs, regular expressions, literal strings,
-``--exclude-if-present``, ``--exclude-device-files``, ``--exclude-other-filesystems``,
-``--exclude-older-than``; ``--files-from`` too) and without ``--rename``, the engine also walks
-the tree itself, as ``Select.Iterate`` does. Otherwise (``ignorecase:`` patterns, regular
-expressions with Python-only syntax) duplicity's ``Select`` yields the paths (and logs its own
+Where the engine knows every selection function (globs and regular expressions, also
+case-insensitive ones through :mod:`dupcore.nocase`, literal strings, ``--exclude-if-present``,
+``--exclude-device-files``, ``--exclude-other-filesystems``, ``--exclude-older-than``;
+``--files-from`` too) and without ``--rename``, the engine also walks the tree itself, as
+``Select.Iterate`` does. Otherwise (case-insensitive literal strings, regular expressions with
+Python-only syntax) duplicity's ``Select`` yields the paths (and logs its own
 lines) and the engine takes each ``Path`` from it; it then hands its pending events to Python
 before it asks for the next path, so the log keeps stock's order.
 """
@@ -27,7 +28,7 @@ import re
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from dupcore import _core
+from dupcore import _core, nocase
 
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
@@ -71,20 +72,34 @@ def _cells(fn) -> dict:
 
 
 def _regex(pattern) -> tuple[str, int]:
-    return pattern.pattern, pattern.flags
+    """A compiled pattern as (pattern, flags); an IGNORECASE one rewritten case-sensitive
+    (:mod:`dupcore.nocase`), raising LookupError where the rewrite does not cover it."""
+    if not pattern.flags & re.IGNORECASE:
+        return pattern.pattern, pattern.flags
+    rewritten = nocase.case_sensitive(pattern.pattern, pattern.flags)
+    if rewritten is None:
+        raise LookupError(pattern.pattern)
+    return rewritten
 
 
 def _rule(sf) -> tuple | None:
     """The engine's form of one of duplicity's selection functions, or None."""
+    try:
+        return _known_rule(sf)
+    except LookupError:  # a case-insensitive pattern the rewrite does not cover
+        return None
+
+
+def _known_rule(sf) -> tuple | None:
     name = getattr(sf, "name", "")
     if not hasattr(sf, "__code__"):
         return None
     cells = _cells(sf)
-    if name.startswith("shell glob ") and " no-case: " not in name:
+    if name.startswith("shell glob "):
         include = cells.get("include")
         if include not in (0, 1):
             return None
-        if set(cells) == {"include"} and name.endswith(" case: **"):
+        if set(cells) == {"include"} and name.endswith((" case: **", " no-case: **")):
             return ("all", include)
         if sf.__code__.co_name != "test_fn" or "glob_comp_re" not in cells:
             return None
@@ -93,7 +108,7 @@ def _rule(sf) -> tuple | None:
             return None
         return ("glob", include, *_regex(cells["glob_comp_re"]),
                 _regex(exact) if exact is not None else None, *_regex(cells["scan_comp_re"]))
-    if name.startswith("regular expression ") and " no-case: " not in name:
+    if name.startswith("regular expression "):
         include, regexp = cells.get("include"), cells.get("regexp")
         if include not in (0, 1) or not isinstance(regexp, re.Pattern):
             return None
