@@ -119,6 +119,8 @@ def _literal(root: str, made: list[bytes], rng: random.Random) -> str:
     rel = os.fsdecode(rng.choice(made)) if made else "a"
     if rng.random() < 0.2:
         rel = rel[: rng.randint(1, len(rel))]
+    if rng.random() < 0.2:
+        rel = rel.swapcase()  # matters where the case is ignored
     lit = f"{root}/{rel}"
     return lit + "/" if rng.random() < 0.2 else lit
 
@@ -134,15 +136,19 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bo
     opts, taken, mode, nocase = [], True, "globbing", False
     for _ in range(rng.randint(1, 6)):
         r = rng.random()
-        if r < 0.06:
+        if r < 0.08:
             mode = rng.choice(["globbing", "literal", "regexp"])
             opts.append((f"--filter-{mode}", None))
-        elif r < 0.09:
+        elif r < 0.11:
             nocase = rng.random() < 0.5
             opts.append(("--filter-ignorecase" if nocase else "--filter-strictcase", None))
         elif r < 0.55:
             if mode == "literal":
+                if not nocase and rng.random() < 0.25:
+                    nocase = True
+                    opts.append(("--filter-ignorecase", None))
                 arg = _literal(root, made, rng)  # compared as bytes, whatever they are
+                taken = taken and not (nocase and _undecodable(arg))  # unless casefolded
             elif mode == "regexp":
                 arg, ok = _regexp(root, made, rng)
                 taken = taken and ok and not _undecodable(arg)
@@ -150,8 +156,6 @@ def _options(root: str, made: list[bytes], rng: random.Random) -> tuple[list, bo
                 arg = _glob(root, made, rng)
                 taken = taken and not _undecodable(arg)
             opts.append((rng.choice(["--include", "--exclude"]), arg))
-            # case-insensitive literal strings (compared casefolded) stay with duplicity
-            taken = taken and not (nocase and mode == "literal")
         elif r < 0.7:
             arg, ok = _regexp(root, made, rng)
             taken = taken and ok and not _undecodable(arg)
@@ -178,6 +182,20 @@ def files_from(made: list[bytes], rng: random.Random, chance: float = 0.25) -> s
     picked = rng.sample(names, min(len(names), rng.randint(0, 6)))
     picked += rng.sample(["nope", "a/nope", "x y/zz", "[c]/a.txt"], rng.randint(0, 2))
     return "\n".join(picked) + ("\n" if rng.random() < 0.5 else "")
+
+
+def _casefolded_literals(opts: list) -> int:
+    """How many of the options are literal strings compared case-insensitively (the
+    ``--filter-*`` switches apply to the options after them)."""
+    mode, nocase, count = "globbing", False, 0
+    for opt, _arg in opts:
+        if opt in ("--filter-globbing", "--filter-literal", "--filter-regexp"):
+            mode = opt.removeprefix("--filter-")
+        elif opt in ("--filter-ignorecase", "--filter-strictcase"):
+            nocase = opt == "--filter-ignorecase"
+        elif opt in ("--include", "--exclude") and mode == "literal" and nocase:
+            count += 1
+    return count
 
 
 # How many compared cases had a rule of each kind ("glob", "regexp", "literal", …).
@@ -229,6 +247,8 @@ def run_cases(work: str, cases: int, line: str) -> int:
         if any(o == "--filter-ignorecase" for o, _ in opts) or any(
                 isinstance(a, str) and a.lower().startswith("ignorecase:") for _, a in opts):
             COMPARED_RULES["ignorecase"] += 1
+        if _casefolded_literals(opts):
+            COMPARED_RULES["ignorecase_literal"] += 1
         if listed is not None:
             COMPARED_RULES["files_from"] += 1
     return compared

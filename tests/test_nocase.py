@@ -62,3 +62,65 @@ def test_what_the_rewrite_cannot_take_is_refused(pattern):
 def test_case_sensitive_or_other_flags_are_not_rewritten():
     assert nocase.case_sensitive("a", re.DOTALL | re.UNICODE | re.IGNORECASE | re.MULTILINE) is None
     assert nocase.case_sensitive("a", re.IGNORECASE | re.ASCII) is None
+
+
+def _duplicity_literal(lit, name, include):
+    """``select_fn_from_literal``'s function with ``ignore_case``, as duplicity writes it."""
+    if lit != "/" and lit[-1] == "/":
+        lit = lit[:-1]
+    lit = lit.casefold()
+    name = name.casefold()
+    if name == lit:
+        return include
+    if name.startswith(lit) and name[len(lit)] == "/":
+        return include
+    if lit.startswith(name) and lit[len(name)] == "/" and include == 1:
+        return 2
+    return None
+
+
+def _engine_literal(patterns, name, include):
+    """The engine's glob rule (no trailing-slash form) over the rewritten expressions."""
+    matches, scan = (re.compile(p, re.DOTALL) for p in patterns)
+    if matches.match(name):
+        return include
+    if include == 1 and scan.match(name):
+        return 2
+    return None
+
+
+def test_case_insensitive_literal_strings_select_as_duplicity():
+    """Random literals and names over characters whose casefold is special (ß → ss, ﬅ → st,
+    İ → i̇, the Kelvin sign → k, ſ → s): the rewritten glob rule decides as duplicity's
+    casefolded comparison, for include and exclude."""
+    import random
+
+    rng = random.Random(1206)
+    alphabet = ["s", "S", "ß", "ẞ", "ſ", "t", "ﬅ", "ﬆ", "k", "K", "\u212a", "i", "I", "İ", "ı",
+                "\u0307", "a", "/", "/", "."]
+    compared = decided = 0
+    for _ in range(400):
+        lit = "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        if rng.random() < 0.2:
+            lit += "/"
+        held = lit[:-1] if lit != "/" and lit.endswith("/") else lit
+        patterns = nocase.literal_patterns(held.casefold())
+        assert patterns is not None, lit
+        for _ in range(40):
+            # names: the literal itself with letters swapped or refolded, or random
+            if rng.random() < 0.5:
+                name = "".join(rng.choice([c, c.swapcase(), c.casefold()]) for c in held)
+                name += rng.choice(["", "", "/x", "/ß", "x"])
+            else:
+                name = "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 7)))
+            name = name.rstrip("/") or "/"
+            for include in (0, 1):
+                want = _duplicity_literal(lit, name, include)
+                assert _engine_literal(patterns, name, include) == want, (lit, name, include)
+                compared += 1
+                decided += want is not None
+    assert decided > compared // 10, (decided, compared)
+
+
+def test_case_insensitive_literal_with_undecodable_bytes_is_refused():
+    assert nocase.literal_patterns("/a/b\udcff".casefold()) is None

@@ -10,14 +10,14 @@ statistics. Every other pair comes back here and goes through duplicity's own co
 (``get_delta_path``, ``log_delta_path``, the signature tar writer, ``DeltaTarBlockIter``), so
 the volumes, the signature tar, the manifest, the log lines and the statistics stay stock's.
 
-Where the engine knows every selection function (globs and regular expressions, also
-case-insensitive ones through :mod:`dupcore.nocase`, literal strings, ``--exclude-if-present``,
+Where the engine knows every selection function (globs, regular expressions and literal
+strings, case-insensitive ones too through :mod:`dupcore.nocase`, ``--exclude-if-present``,
 ``--exclude-device-files``, ``--exclude-other-filesystems``, ``--exclude-older-than``;
 ``--files-from`` too) and without ``--rename``, the engine also walks the tree itself, as
-``Select.Iterate`` does. Otherwise (case-insensitive literal strings, regular expressions with
-Python-only syntax) duplicity's ``Select`` yields the paths (and logs its own
-lines) and the engine takes each ``Path`` from it; it then hands its pending events to Python
-before it asks for the next path, so the log keeps stock's order.
+``Select.Iterate`` does. Otherwise (regular expressions with Python-only syntax, undecodable
+bytes in a pattern) duplicity's ``Select`` yields the paths (and logs its own lines) and the
+engine takes each ``Path`` from it; it then hands its pending events to Python before it asks
+for the next path, so the log keeps stock's order.
 """
 from __future__ import annotations
 
@@ -113,10 +113,16 @@ def _known_rule(sf) -> tuple | None:
         if include not in (0, 1) or not isinstance(regexp, re.Pattern):
             return None
         return ("regexp", include, *_regex(regexp))
-    if name.startswith("literal string ") and " no-case: " not in name:
+    if name.startswith("literal string "):
         include, lit = cells.get("include"), cells.get("lit_str")
-        if include not in (0, 1) or not isinstance(lit, str) or cells.get("ignore_case"):
+        if include not in (0, 1) or not isinstance(lit, str):
             return None
+        if cells.get("ignore_case"):  # compared casefolded: a glob rule of two expressions
+            patterns = nocase.literal_patterns(lit)
+            if patterns is None:
+                return None
+            flags = re.DOTALL | re.UNICODE
+            return ("glob", include, patterns[0], flags, None, patterns[1], flags)
         try:
             return ("literal", include, os.fsencode(lit))
         except UnicodeEncodeError:

@@ -10,6 +10,12 @@ becomes the class of exactly the characters Python would take for it, computed w
 own tables, and every class the same; the result is handed to the engine without the flag.
 A pattern this does not cover (categories like ``\\w``, non-BMP characters in classes,
 lookarounds, inline flags) returns None and duplicity's own selection keeps running.
+
+Case-insensitive literal strings (``--filter-literal`` with ``--filter-ignorecase``) are
+compared by duplicity after ``str.casefold()`` of both sides, a per-character full case folding
+that may change the length (``ß`` → ``ss``). :func:`literal_patterns` writes them as the two
+expressions of a glob rule: the names whose casefold is the literal or lies below it, and the
+names whose casefold is one of its parent directories.
 """
 
 from __future__ import annotations
@@ -74,9 +80,9 @@ def _escape(cp: int) -> str:
     return "\\" + ch if ch in _SPECIAL else ch
 
 
-def _class(points: set[int], negate: bool) -> str | None:
-    """A class of ``points`` in Python's syntax, as ranges."""
-    if any(p in _SURROGATES or p > 0xFFFF for p in points) or not points:
+def _class(points: set[int], negate: bool, astral: bool = False) -> str | None:
+    """A class of ``points`` in Python's syntax, as ranges (beyond the BMP with ``astral``)."""
+    if any(p in _SURROGATES or (p > 0xFFFF and not astral) for p in points) or not points:
         return None
     ordered = sorted(points)
     parts, start, prev = [], ordered[0], ordered[0]
@@ -190,3 +196,77 @@ def case_sensitive(pattern: str, flags: int) -> tuple[str, int] | None:
     if out is None:
         return None
     return out, flags & ~re.IGNORECASE
+
+
+# The longest expression written for a case-insensitive literal string; a longer one (many
+# overlapping multi-character folds) is left to duplicity.
+_MAX_LITERAL_PATTERN = 50_000
+
+
+@functools.lru_cache(maxsize=1)
+def _folded_from() -> dict[str, tuple[int, ...]]:
+    """For each casefold F of some other character, the characters whose casefold is F."""
+    out: dict[str, list[int]] = {}
+    for block in range(0, 0x110000, 256):
+        points = [cp for cp in range(block, block + 256) if cp not in _SURROGATES]
+        text = "".join(map(chr, points))
+        if text.casefold() == text:
+            continue  # most blocks: nothing folds
+        for cp in points:
+            f = chr(cp).casefold()
+            if f != chr(cp):
+                out.setdefault(f, []).append(cp)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _chars_folding_to(text: str) -> tuple[int, ...]:
+    """The characters whose casefold is ``text``."""
+    others = _folded_from().get(text, ())
+    if len(text) == 1 and ord(text) not in _SURROGATES and text.casefold() == text:
+        return (ord(text), *others)
+    return others
+
+
+def _folding_to(text: str) -> str | None:
+    """The expression of the names whose casefold is ``text``, or None (none, or too long)."""
+    longest = max(len(k) for k in _folded_from())
+    memo: dict[int, str | None] = {}
+
+    def rest(i: int) -> str | None:
+        if i == len(text):
+            return ""
+        if i in memo:
+            return memo[i]
+        options = []
+        for k in range(1, longest + 1):
+            chars = _chars_folding_to(text[i:i + k]) if i + k <= len(text) else None
+            tail = rest(i + k) if chars else None
+            if chars and tail is not None:
+                cls = _class(set(chars), False, astral=True)
+                if cls is None:
+                    return None
+                options.append(cls + tail)
+        out = (None if not options else options[0] if len(options) == 1
+               else "(?:" + "|".join(options) + ")")
+        if out is not None and len(out) > _MAX_LITERAL_PATTERN:
+            out = None
+        memo[i] = out
+        return out
+
+    return rest(0)
+
+
+def literal_patterns(lit: str) -> tuple[str, str] | None:
+    """A case-insensitive literal string as ``select_fn_from_literal``'s function holds it
+    (its trailing ``/`` cut, casefolded) as the (matches, scan) expressions of a glob rule: a
+    name whose casefold is the literal or lies below it, and a name whose casefold is a parent
+    directory of it. None where the rewrite does not cover it."""
+    if not isinstance(lit, str) or not lit:
+        return None
+    if any(0xD800 <= ord(c) < 0xE000 for c in lit):
+        return None  # undecodable bytes
+    whole = _folding_to(lit)
+    parents = [_folding_to(lit[:j]) for j, c in enumerate(lit) if c == "/"]
+    if whole is None or None in parents or not parents:
+        return None
+    return "^" + whole + "(?:\\Z|/)", "^(?:" + "|".join(parents) + ")\\Z"
