@@ -193,7 +193,10 @@ RUN_TIMEOUT = 1800.0
 def timed(cmd: list[str],
           env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[bytes]]:
     """Run a command; return (wall seconds, CPU seconds incl. children, completed process).
-    A run that takes longer than :data:`RUN_TIMEOUT` is killed and is a :class:`Failure`."""
+    A run that takes longer than :data:`RUN_TIMEOUT` is killed and is a :class:`Failure`.
+    Dirty pages of earlier runs are written out first (not timed), so that no run pays for
+    the write-back of the one before it."""
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
@@ -341,7 +344,9 @@ def make_many(work: str, files: int, gnupghome: str) -> tuple[str, str, str]:
 
 
 def timed_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, int, bytes]:
-    """Run a command; (wall s, CPU s, peak RSS bytes, exit code, output)."""
+    """Run a command; (wall s, CPU s, peak RSS bytes, exit code, output). As :func:`timed`,
+    earlier runs' dirty pages are written out first."""
+    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read() if proc.stdout else b""
