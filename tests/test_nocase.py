@@ -124,3 +124,21 @@ def test_case_insensitive_literal_strings_select_as_duplicity():
 
 def test_case_insensitive_literal_with_undecodable_bytes_is_refused():
     assert nocase.literal_patterns("/a/b\udcff".casefold()) is None
+
+
+def test_long_literals_stay_small_or_are_refused():
+    """A literal of 64 directories gives expressions linear in its length, which the engine
+    compiles; deeper ones (the parents nest one group each), or one whose many ``ss`` could
+    each be ``ß`` (an exponential expression), are left to duplicity."""
+    from dupcore import _core
+
+    deep = nocase.literal_patterns("/" + "abc/" * 63 + "x")
+    assert deep is not None and max(map(len, deep)) < 10_000
+    name = "/" + "ABC/" * 63 + "X"
+    assert re.match(deep[0], name) and not re.match(deep[1], name)
+    assert re.match(deep[1], "/" + "AbC/" * 62 + "abc")
+    assert not re.match(deep[1], "/" + "AbC/" * 62 + "abd")
+    flags = re.DOTALL | re.UNICODE
+    assert _core.backup_selection_ok([("glob", 1, deep[0], flags, None, deep[1], flags)])
+    assert nocase.literal_patterns("/" + "abc/" * 64 + "x") is None
+    assert nocase.literal_patterns("/" + "ss" * 40) is None

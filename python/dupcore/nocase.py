@@ -201,6 +201,10 @@ def case_sensitive(pattern: str, flags: int) -> tuple[str, int] | None:
 # The longest expression written for a case-insensitive literal string; a longer one (many
 # overlapping multi-character folds) is left to duplicity.
 _MAX_LITERAL_PATTERN = 50_000
+# The most slashes of a case-insensitive literal string the rewrite takes: its parents nest
+# one group each, and the regex crate refuses expressions nested 250 deep (the engine's
+# translation adds levels: about 85 slashes are its limit).
+_MAX_LITERAL_DEPTH = 64
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,45 +232,47 @@ def _chars_folding_to(text: str) -> tuple[int, ...]:
 
 
 def _folding_to(text: str) -> str | None:
-    """The expression of the names whose casefold is ``text``, or None (none, or too long)."""
+    """The expression of the names whose casefold is ``text``, or None (no name has it, or the
+    expression would be too long). Built from the end: ``rest[i]`` matches the names whose
+    casefold is ``text[i:]`` (None: no name)."""
     longest = max(len(k) for k in _folded_from())
-    memo: dict[int, str | None] = {}
-
-    def rest(i: int) -> str | None:
-        if i == len(text):
-            return ""
-        if i in memo:
-            return memo[i]
+    rest: list[str | None] = [None] * len(text) + [""]
+    for i in range(len(text) - 1, -1, -1):
         options = []
-        for k in range(1, longest + 1):
-            chars = _chars_folding_to(text[i:i + k]) if i + k <= len(text) else None
-            tail = rest(i + k) if chars else None
-            if chars and tail is not None:
+        for k in range(1, min(longest, len(text) - i) + 1):
+            chars = _chars_folding_to(text[i:i + k]) if rest[i + k] is not None else ()
+            if chars:
                 cls = _class(set(chars), False, astral=True)
                 if cls is None:
                     return None
-                options.append(cls + tail)
-        out = (None if not options else options[0] if len(options) == 1
-               else "(?:" + "|".join(options) + ")")
-        if out is not None and len(out) > _MAX_LITERAL_PATTERN:
-            out = None
-        memo[i] = out
-        return out
-
-    return rest(0)
+                options.append(cls + rest[i + k])
+        if len(options) > 1:
+            rest[i] = "(?:" + "|".join(options) + ")"
+        elif options:
+            rest[i] = options[0]
+        if rest[i] is not None and len(rest[i]) > _MAX_LITERAL_PATTERN:
+            return None
+    return rest[0]
 
 
 def literal_patterns(lit: str) -> tuple[str, str] | None:
     """A case-insensitive literal string as ``select_fn_from_literal``'s function holds it
     (its trailing ``/`` cut, casefolded) as the (matches, scan) expressions of a glob rule: a
     name whose casefold is the literal or lies below it, and a name whose casefold is a parent
-    directory of it. None where the rewrite does not cover it."""
-    if not isinstance(lit, str) or not lit:
+    directory of it. None where the rewrite does not cover it.
+
+    Only ``/`` folds to ``/``, and no casefold holds one, so the literal is matched part by
+    part between its slashes, and its parents nest: ``^P0(?:/P1(?:/P2)?)?\\Z``."""
+    if not isinstance(lit, str) or "/" not in lit:
         return None
     if any(0xD800 <= ord(c) < 0xE000 for c in lit):
         return None  # undecodable bytes
-    whole = _folding_to(lit)
-    parents = [_folding_to(lit[:j]) for j, c in enumerate(lit) if c == "/"]
-    if whole is None or None in parents or not parents:
+    if lit.count("/") > _MAX_LITERAL_DEPTH:
         return None
-    return "^" + whole + "(?:\\Z|/)", "^(?:" + "|".join(parents) + ")\\Z"
+    parts = [_folding_to(p) for p in lit.split("/")]
+    if None in parts or sum(map(len, parts)) > _MAX_LITERAL_PATTERN:
+        return None
+    parents = ""
+    for part in reversed(parts[1:-1]):
+        parents = "(?:/" + part + parents + ")?"
+    return "^" + "/".join(parts) + "(?:\\Z|/)", "^" + parts[0] + parents + "\\Z"
