@@ -190,7 +190,7 @@ def case_sensitive(pattern: str, flags: int) -> tuple[str, int] | None:
         parsed = _p.parse(pattern, flags)
     except (re.error, RecursionError):
         return None
-    if parsed.state.flags & ~_FLAGS or any(0xD800 <= ord(c) < 0xE000 for c in pattern):
+    if parsed.state.flags & ~_FLAGS or any(ord(c) in _SURROGATES for c in pattern):
         return None
     out = _sequence(parsed)
     if out is None:
@@ -223,6 +223,12 @@ def _folded_from() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+@functools.lru_cache(maxsize=1)
+def _longest_fold() -> int:
+    """The length of the longest casefold of one character."""
+    return max(len(k) for k in _folded_from())
+
+
 def _chars_folding_to(text: str) -> tuple[int, ...]:
     """The characters whose casefold is ``text``."""
     others = _folded_from().get(text, ())
@@ -235,7 +241,7 @@ def _folding_to(text: str) -> str | None:
     """The expression of the names whose casefold is ``text``, or None (no name has it, or the
     expression would be too long). Built from the end: ``rest[i]`` matches the names whose
     casefold is ``text[i:]`` (None: no name)."""
-    longest = max(len(k) for k in _folded_from())
+    longest = _longest_fold()
     rest: list[str | None] = [None] * len(text) + [""]
     for i in range(len(text) - 1, -1, -1):
         options = []
@@ -259,14 +265,13 @@ def literal_patterns(lit: str) -> tuple[str, str] | None:
     """A case-insensitive literal string as ``select_fn_from_literal``'s function holds it
     (its trailing ``/`` cut, casefolded) as the (matches, scan) expressions of a glob rule: a
     name whose casefold is the literal or lies below it, and a name whose casefold is a parent
-    directory of it. None where the rewrite does not cover it.
+    directory of it. None where the rewrite does not cover it (undecodable bytes too: no
+    character folds to a lone surrogate).
 
     Only ``/`` folds to ``/``, and no casefold holds one, so the literal is matched part by
     part between its slashes, and its parents nest: ``^P0(?:/P1(?:/P2)?)?\\Z``."""
     if not isinstance(lit, str) or "/" not in lit:
         return None
-    if any(0xD800 <= ord(c) < 0xE000 for c in lit):
-        return None  # undecodable bytes
     if lit.count("/") > _MAX_LITERAL_DEPTH:
         return None
     parts = [_folding_to(p) for p in lit.split("/")]
