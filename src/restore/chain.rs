@@ -46,19 +46,38 @@ static SPOOL_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A [`Spool`] being appended to.
 struct SpoolWriter {
     tempdir: PathBuf,
+    /// A directory on the restore target's file system, where a spool leaving memory is
+    /// made as an unnamed file (`O_TMPFILE`) that can become the restored file itself.
+    near: Option<PathBuf>,
     spool: Spool,
     len: u64,
     in_memory: usize,
+    /// The spool is an unnamed file in `near`.
+    unnamed_near: bool,
 }
 
 impl SpoolWriter {
     fn new(tempdir: &Path, in_memory: usize) -> Self {
         SpoolWriter {
             tempdir: tempdir.to_path_buf(),
+            near: None,
             spool: Spool::Memory(Vec::new()),
             len: 0,
             in_memory,
+            unnamed_near: false,
         }
+    }
+
+    /// An unnamed read-write file in `near`, if the file system there has them.
+    fn unnamed_in(near: &Path) -> Option<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o666)
+            .custom_flags(libc::O_TMPFILE)
+            .open(near)
+            .ok()
     }
 
     fn write(&mut self, piece: &[u8]) -> RestoreResult<()> {
@@ -74,13 +93,22 @@ impl SpoolWriter {
                 SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed)
             ));
             let os = |e: std::io::Error| RestoreError::os(&e, path.as_os_str().as_encoded_bytes());
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(os)?;
-            std::fs::remove_file(&path).map_err(os)?;
+            let f = match self.near.as_deref().and_then(Self::unnamed_in) {
+                Some(f) => {
+                    self.unnamed_near = true;
+                    f
+                }
+                None => {
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map_err(os)?;
+                    std::fs::remove_file(&path).map_err(os)?;
+                    f
+                }
+            };
             write_sparse(&f, 0, v).map_err(os)?;
             self.spool = Spool::Disk(f);
         }
@@ -164,9 +192,12 @@ struct Piece {
 /// A file state as pieces of the snapshot and of the deltas' literal data.
 pub struct Composed {
     base: Spool,
+    /// `base` is an unnamed file on the restore target's file system.
+    base_near: bool,
     literals: SpoolWriter,
     pieces: Vec<Piece>,
     tempdir: PathBuf,
+    near: Option<PathBuf>,
     limits: Limits,
 }
 
@@ -186,24 +217,34 @@ impl Composed {
     /// The state of a snapshot whose data `fill` gives to the writer it is called with.
     fn from_snapshot(
         tempdir: &Path,
+        near: Option<&Path>,
         limits: Limits,
         fill: impl FnOnce(&mut SpoolWriter) -> RestoreResult<()>,
     ) -> RestoreResult<Self> {
         let mut w = SpoolWriter::new(tempdir, limits.in_memory);
+        w.near = near.map(Path::to_path_buf);
         fill(&mut w)?;
         let mut state = Composed {
             base: w.spool,
+            base_near: w.unnamed_near,
             literals: SpoolWriter::new(tempdir, limits.in_memory),
             pieces: Vec::new(),
             tempdir: tempdir.to_path_buf(),
+            near: near.map(Path::to_path_buf),
             limits,
         };
         push(&mut state.pieces, &mut 0, w.len, Source::Base(0));
         Ok(state)
     }
 
-    fn len(&self) -> u64 {
+    /// The state's length in bytes.
+    pub fn len(&self) -> u64 {
         self.pieces.last().map_or(0, |p| p.end)
+    }
+
+    /// Whether the state has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn start_of(&self, i: usize) -> u64 {
@@ -296,6 +337,7 @@ impl Composed {
     fn write_out(&mut self) -> RestoreResult<()> {
         let len = self.len();
         let mut w = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
+        w.near.clone_from(&self.near);
         let mut buf = vec![0u8; DELTA_CHUNK];
         let mut pos = 0u64;
         while pos < len {
@@ -309,10 +351,250 @@ impl Composed {
             pos += n as u64;
         }
         self.base = w.spool;
+        self.base_near = w.unnamed_near;
         self.literals = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
         self.pieces.clear();
         push(&mut self.pieces, &mut 0, len, Source::Base(0));
         Ok(())
+    }
+}
+
+impl Composed {
+    /// Applies a delta held in memory to this state; on an error the state stays as it was.
+    pub fn compose_bytes(&mut self, delta: &[u8]) -> RestoreResult<()> {
+        let mut at = 0;
+        self.compose(&mut |buf: &mut [u8]| {
+            let n = buf.len().min(delta.len() - at);
+            buf[..n].copy_from_slice(&delta[at..at + n]);
+            at += n;
+            Ok(n)
+        })
+    }
+
+    /// Gives the state's bytes to `sink`, in order.
+    pub fn pipe(&mut self, sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>) -> RestoreResult<()> {
+        let len = self.len();
+        let mut buf = vec![0u8; DELTA_CHUNK];
+        let mut pos = 0u64;
+        while pos < len {
+            let n = self.read_at(pos, &mut buf).map_err(temporary)?;
+            if n == 0 {
+                return Err(temporary(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            sink(&buf[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes the state the content of the unnamed file its snapshot was spooled to, writing
+    /// only what differs from the snapshot there (and the zeros the spool left out, so that
+    /// the file is dense as a written one): the file, of [`Composed::len`] bytes. The state
+    /// itself back when its snapshot is elsewhere, or when a byte would be needed after it
+    /// was overwritten.
+    pub fn place(self) -> RestoreResult<Result<File, Composed>> {
+        let (Spool::Disk(file), true) = (&self.base, self.base_near) else {
+            return Ok(Err(self));
+        };
+        let Some(plan) = self.in_place_plan() else {
+            return Ok(Err(self));
+        };
+        use std::os::unix::fs::FileExt;
+        let mut literals = self.literals.spool;
+        let mut buf = vec![0u8; DELTA_CHUNK];
+        for (source, to, len) in plan {
+            let mut done = 0u64;
+            while done < len {
+                let want = usize::try_from(len - done).map_or(buf.len(), |n| n.min(buf.len()));
+                let got = match source {
+                    Source::Base(from) => file.read_at(&mut buf[..want], from + done),
+                    Source::Literal(from) => literals.read_at(from + done, &mut buf[..want]),
+                }
+                .map_err(temporary)?;
+                if got == 0 {
+                    return Err(temporary(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                file.write_all_at(&buf[..got], to + done)
+                    .map_err(temporary)?;
+                done += got as u64;
+            }
+        }
+        let len = self.pieces.last().map_or(0, |p| p.end);
+        file.set_len(len).map_err(temporary)?;
+        fill_holes(file, len).map_err(temporary)?;
+        let Spool::Disk(file) = self.base else {
+            return Err(RestoreError::Aborted);
+        };
+        Ok(Ok(file))
+    }
+
+    /// The writes that turn the snapshot into this state in place, as (source, offset in
+    /// the state, length), in order; None when a piece reads bytes of the snapshot that an
+    /// earlier write has replaced.
+    fn in_place_plan(&self) -> Option<Vec<(Source, u64, u64)>> {
+        let mut plan = Vec::new();
+        // the ranges written so far, increasing and apart
+        let mut written: Vec<(u64, u64)> = Vec::new();
+        let mut at = 0u64;
+        for piece in &self.pieces {
+            let len = piece.end - at;
+            match piece.source {
+                Source::Base(from) if from == at => {}
+                Source::Base(from) => {
+                    let end = from + len;
+                    let first = written.partition_point(|w| w.1 <= from);
+                    let clobbered = written.get(first).is_some_and(|w| w.0 < end);
+                    if clobbered || (from < at && end > at) {
+                        return None;
+                    }
+                    plan.push((piece.source, at, len));
+                }
+                Source::Literal(_) => plan.push((piece.source, at, len)),
+            }
+            if plan.last().is_some_and(|p| p.1 == at) {
+                match written.last_mut() {
+                    Some(w) if w.1 == at => w.1 = piece.end,
+                    _ => written.push((at, piece.end)),
+                }
+            }
+            at = piece.end;
+        }
+        Some(plan)
+    }
+}
+
+fn temporary(e: std::io::Error) -> RestoreError {
+    RestoreError::os(&e, b"<temporary file>")
+}
+
+/// Writes zeros into the holes of the first `len` bytes of `f`.
+fn fill_holes(f: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let seek = |pos: u64, whence: libc::c_int| -> std::io::Result<Option<u64>> {
+        let pos = libc::off_t::try_from(pos).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: lseek on a descriptor this function borrows.
+        let r = unsafe { libc::lseek(f.as_raw_fd(), pos, whence) };
+        match u64::try_from(r) {
+            Ok(at) => Ok(Some(at)),
+            Err(_) => match std::io::Error::last_os_error() {
+                // no data after pos; or a file system without holes
+                e if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::EINVAL)) => Ok(None),
+                e => Err(e),
+            },
+        }
+    };
+    let zeros = vec![0u8; DELTA_CHUNK];
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(hole) = seek(pos, libc::SEEK_HOLE)? else {
+            return Ok(());
+        };
+        if hole >= len {
+            return Ok(());
+        }
+        let end = seek(hole, libc::SEEK_DATA)?.map_or(len, |d| d.min(len));
+        let mut at = hole;
+        while at < end {
+            let n = usize::try_from(end - at).map_or(zeros.len(), |n| n.min(zeros.len()));
+            f.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        pos = end.max(hole + 1);
+    }
+    Ok(())
+}
+
+/// The start of an entry's data, read before the entry is written, as [`apply_delta`]
+/// reads it; given back by [`DeltaRead::read`], the patcher sees the same reads.
+pub struct DeltaRead {
+    /// The bytes read.
+    pub data: Vec<u8>,
+    /// What each read gave.
+    reads: Vec<usize>,
+    /// How the reading ended.
+    pub end: ReadEnd,
+    /// Reads given back so far, and their bytes.
+    given: (usize, usize),
+}
+
+/// Where [`DeltaRead::ahead`] stopped.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// At the end of the data.
+    Complete,
+    /// At this error.
+    Failed(RestoreError),
+    /// Before the data goes on in a volume not fetched yet, or at the size limit.
+    More,
+}
+
+impl DeltaRead {
+    /// Reads the current entry of `stream`, up to about `max` bytes, without asking the host
+    /// for a volume.
+    pub fn ahead(stream: &mut EntryStream, host: &mut dyn Host, max: usize) -> DeltaRead {
+        let mut data = Vec::new();
+        let mut reads = Vec::new();
+        let mut chunk = FIRST_CHUNK;
+        let end = loop {
+            if data.len() >= max {
+                break ReadEnd::More;
+            }
+            let at = data.len();
+            data.resize(at + chunk, 0);
+            match stream.read_data_here(host, &mut data[at..]) {
+                Ok(Some(n)) => {
+                    data.truncate(at + n);
+                    reads.push(n);
+                    if n == 0 {
+                        break ReadEnd::Complete;
+                    }
+                    if n == chunk && chunk < DELTA_CHUNK {
+                        chunk *= 2;
+                    }
+                }
+                Ok(None) => {
+                    data.truncate(at);
+                    break ReadEnd::More;
+                }
+                Err(e) => {
+                    data.truncate(at);
+                    break ReadEnd::Failed(e);
+                }
+            }
+        };
+        DeltaRead {
+            data,
+            reads,
+            end,
+            given: (0, 0),
+        }
+    }
+
+    /// The next read: what the read ahead gave, then its error, or more from `stream`.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        stream: &mut EntryStream,
+        host: &mut dyn Host,
+    ) -> RestoreResult<usize> {
+        let (k, at) = self.given;
+        if let Some(n) = self.reads.get_mut(k) {
+            // the same request sizes come back, so a read is given back whole
+            let give = (*n).min(buf.len());
+            buf[..give].copy_from_slice(&self.data[at..at + give]);
+            *n -= give;
+            self.given = (if *n == 0 { k + 1 } else { k }, at + give);
+            return Ok(give);
+        }
+        match std::mem::replace(&mut self.end, ReadEnd::Complete) {
+            ReadEnd::Complete => Ok(0),
+            ReadEnd::Failed(e) => Err(e),
+            ReadEnd::More => {
+                self.end = ReadEnd::More;
+                stream.read_data(host, buf)
+            }
+        }
     }
 }
 
@@ -371,11 +653,11 @@ fn librsync(e: RsError) -> RestoreError {
     ))
 }
 
-/// Applies the delta read from `stream` to `basis`, giving the result to `sink`.
+/// Applies the delta that `read` gives (0 at its end) to `basis`, giving the result to
+/// `sink`.
 pub fn apply_delta(
     basis: &mut dyn Basis,
-    stream: &mut EntryStream,
-    host: &mut dyn Host,
+    read: &mut dyn FnMut(&mut [u8]) -> RestoreResult<usize>,
     sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
 ) -> RestoreResult<()> {
     let mut maker = PatchMaker::new(basis);
@@ -389,7 +671,7 @@ pub fn apply_delta(
             input.copy_within(start..end, 0);
             end -= start;
             start = 0;
-            let n = stream.read_data(host, &mut input[end..end + chunk])?;
+            let n = read(&mut input[end..end + chunk])?;
             if n == 0 {
                 eof = true;
             }
@@ -421,14 +703,17 @@ impl Basis for &mut dyn Basis {
 
 /// The state of a regular file before its last delta (`patch_seq2ropath` up to the final
 /// `PatchedFile`): the snapshot of `seq[0]` with the deltas of `seq[1..len - 1]` composed.
+/// A snapshot leaving memory is spooled to an unnamed file in `near` when it is given and
+/// its file system has them, else in `tempdir`.
 pub fn before_last(
     seq: &[(usize, Entry)],
     streams: &mut [EntryStream],
     host: &mut dyn Host,
     tempdir: &Path,
+    near: Option<&Path>,
 ) -> RestoreResult<Composed> {
     let (first, _) = &seq[0];
-    let mut state = Composed::from_snapshot(tempdir, LIMITS, |w| {
+    let mut state = Composed::from_snapshot(tempdir, near, LIMITS, |w| {
         streams[*first].pipe_data(host, &mut |piece| w.write(piece))
     })?;
     for (set, _) in &seq[1..seq.len() - 1] {

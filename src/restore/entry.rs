@@ -375,6 +375,27 @@ impl EntryStream {
         }
     }
 
+    /// As [`EntryStream::read_data`], but None (nothing read) where the data goes on in a
+    /// volume the host has not given yet.
+    pub fn read_data_here(
+        &mut self,
+        host: &mut dyn Host,
+        out: &mut [u8],
+    ) -> RestoreResult<Option<usize>> {
+        loop {
+            let n = self.members.read_data(out)?;
+            if n > 0 || out.is_empty() || self.multivol.is_none() {
+                return Ok(Some(n));
+            }
+            if !self.members.member_here() {
+                return Ok(None);
+            }
+            if !self.advance_multivol(host)? {
+                return Ok(Some(0));
+            }
+        }
+    }
+
     /// Hands all data of the current entry to `sink`, piece by piece.
     pub fn pipe_data(
         &mut self,

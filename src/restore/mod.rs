@@ -17,16 +17,22 @@ pub mod tarstream;
 pub mod verify;
 pub mod writer;
 
+use std::ffi::OsStr;
 use std::io::Read;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use chain::{apply_delta, before_last};
+use chain::{apply_delta, before_last, DeltaRead, ReadEnd};
 use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
 use pool::{AfterWrites, Collector, FileJob, Ordered};
 use verify::Verifier;
 pub use verify::{LocalAttrs, LocalPath, LocalSide, LocalWalk};
 use writer::{relative, Content, TreeWriter, WriteOptions};
+
+/// A file's last delta is read before the file is written (so that its final state is
+/// known first) when it is in one volume and no larger than this.
+pub const LAST_DELTA_IN_MEMORY: u64 = 16 << 20;
 
 /// What the restore needs to know.
 #[derive(Debug, Clone)]
@@ -70,6 +76,24 @@ pub trait Sink {
         size: Option<u64>,
         host: &mut dyn Host,
     ) -> RestoreResult<()>;
+    /// One final regular file whose data is all of `file`, `len` bytes, an unnamed file on
+    /// the target's file system (see [`chain::Composed::place`]).
+    fn add_file(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        file: std::fs::File,
+        len: u64,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add(
+            index,
+            meta,
+            Some(&mut |_h, sink| writer::pipe_file(&file, len, sink)),
+            Some(len),
+            host,
+        )
+    }
     /// After the last entry; true when there was any.
     fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool>;
 }
@@ -325,7 +349,12 @@ fn walk(
             )?;
             continue;
         }
-        let mut basis = match before_last(seq, &mut streams, host, &opts.tempdir) {
+        // a snapshot too large for memory goes where the restored file will be
+        let near = match &opts.mode {
+            Mode::Restore(_) => Some(Path::new(OsStr::from_bytes(&opts.target))),
+            Mode::Verify { .. } => None,
+        };
+        let mut basis = match before_last(seq, &mut streams, host, &opts.tempdir, near) {
             Ok(b) => b,
             Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
             Err(e) => {
@@ -334,13 +363,47 @@ fn walk(
             }
         };
         let stream = &mut streams[seq[seq.len() - 1].0];
-        writer.add(
-            least,
-            &meta,
-            Some(&mut |h, sink| apply_delta(&mut basis, stream, h, sink)),
-            None,
-            host,
-        )?;
+        // the last delta read first, as far as it is in the volume at hand: when it is all
+        // there and applies, the file's final state is known before it is written
+        let mut ahead = if last.multivol || last.size <= LAST_DELTA_IN_MEMORY {
+            DeltaRead::ahead(stream, host, LAST_DELTA_IN_MEMORY as usize)
+        } else {
+            DeltaRead::ahead(stream, host, 0)
+        };
+        if !matches!(ahead.end, ReadEnd::Complete) || basis.compose_bytes(&ahead.data).is_err() {
+            // as the step-by-step patch goes: the output up to any damage, then the error
+            writer.add(
+                least,
+                &meta,
+                Some(&mut |h, sink| {
+                    apply_delta(&mut basis, &mut |b| ahead.read(b, stream, h), sink)
+                }),
+                None,
+                host,
+            )?;
+            continue;
+        }
+        let len = basis.len();
+        match basis.place() {
+            Ok(Ok(file)) => writer.add_file(least, &meta, file, len, host)?,
+            Ok(Err(mut state)) => writer.add(
+                least,
+                &meta,
+                Some(&mut |_h, sink| state.pipe(sink)),
+                Some(len),
+                host,
+            )?,
+            Err(e) => {
+                let mut failed = Some(e);
+                writer.add(
+                    least,
+                    &meta,
+                    Some(&mut |_h, _sink| Err(failed.take().unwrap_or(RestoreError::Aborted))),
+                    None,
+                    host,
+                )?;
+            }
+        }
     }
     writer.finish(host)
 }

@@ -314,6 +314,8 @@ pub struct SetStream {
     data_left: u64,
     pad_left: u64,
     global_pax: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The next member (or the error reading it), read ahead by [`SetStream::member_here`].
+    peeked: Option<RestoreResult<Member>>,
 }
 
 impl SetStream {
@@ -328,6 +330,7 @@ impl SetStream {
             data_left: 0,
             pad_left: 0,
             global_pax: Vec::new(),
+            peeked: None,
         }
     }
 
@@ -340,6 +343,9 @@ impl SetStream {
 
     /// The next member, the unread data of the current one skipped; None after the last volume.
     pub fn next_member(&mut self, host: &mut dyn Host) -> RestoreResult<Option<Member>> {
+        if let Some(peeked) = self.peeked.take() {
+            return peeked.map(Some);
+        }
         if let Some(v) = self.vol.as_mut() {
             v.skip(self.data_left + self.pad_left)?;
         }
@@ -385,6 +391,47 @@ impl SetStream {
                 }
                 Ok(None) => self.vol = None,
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether [`SetStream::next_member`] can give the next member without a volume from the
+    /// host: the member is read ahead (the unread data of the current one skipped), and so
+    /// is an error reading it, which `next_member` then returns.
+    pub fn member_here(&mut self) -> bool {
+        if self.peeked.is_some() || self.done {
+            return true;
+        }
+        let Some(vol) = self.vol.as_mut() else {
+            return false;
+        };
+        let skip = vol.skip(self.data_left + self.pad_left);
+        self.data_left = 0;
+        self.pad_left = 0;
+        let read = skip.and_then(|_| read_member(vol, &mut self.global_pax));
+        match read {
+            Ok(Some(m)) => {
+                self.vol_members += 1;
+                if m.has_data() {
+                    self.data_left = m.size;
+                    self.pad_left = padded(m.size) - m.size;
+                }
+                self.peeked = Some(Ok(m));
+                true
+            }
+            // as in next_member: the end of the set
+            Ok(None) | Err(RestoreError::TarRead(_)) if self.vol_members == 0 => {
+                self.vol = None;
+                self.done = true;
+                true
+            }
+            Ok(None) => {
+                self.vol = None;
+                false
+            }
+            Err(e) => {
+                self.peeked = Some(Err(e));
+                false
             }
         }
     }

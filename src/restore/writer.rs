@@ -524,6 +524,97 @@ fn maybe_ignore(
     }
 }
 
+/// A regular file's data as the walk hands it to the writer.
+enum Data<'a> {
+    /// Produced piece by piece, of this size when known.
+    Content(Option<Content<'a>>, Option<u64>),
+    /// All of an unnamed file on the target's file system, of this length.
+    File(fs::File, u64),
+}
+
+/// Gives the first `len` bytes of `file` to `sink`.
+pub fn pipe_file(
+    file: &fs::File,
+    len: u64,
+    sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
+) -> RestoreResult<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; WRITE_PIECE];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = usize::try_from(len - pos).map_or(buf.len(), |n| n.min(buf.len()));
+        let n = file
+            .read_at(&mut buf[..want], pos)
+            .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
+        if n == 0 {
+            let e = io::Error::from(io::ErrorKind::UnexpectedEof);
+            return Err(RestoreError::os(&e, b"<temporary file>"));
+        }
+        sink(&buf[..n])?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Gives the unnamed file `file` the name `target`.
+fn link_unnamed(file: &fs::File, target: &[u8]) -> RestoreResult<()> {
+    use std::os::fd::AsRawFd;
+    let name = cstr(target)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: a valid descriptor, an empty and a NUL-terminated path.
+    let direct = unsafe {
+        libc::linkat(
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if direct == 0 {
+        return Ok(());
+    }
+    // without CAP_DAC_READ_SEARCH: through /proc
+    let by_proc = cstr(format!("/proc/self/fd/{fd}").as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            by_proc.as_ptr(),
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(last_os_error(target)),
+    }
+}
+
+/// `ROPath.copy` of a regular file whose data is all of the unnamed file `file`: the file
+/// becomes `target` when nothing has that name (the result is the file `copy` would have
+/// written), else its data is copied into `target`.
+fn place(
+    opts: &WriteOptions,
+    target: &[u8],
+    meta: &Meta,
+    file: fs::File,
+    len: u64,
+    host: &mut dyn Host,
+) -> RestoreResult<()> {
+    if !exists(target) && link_unnamed(&file, target).is_ok() {
+        return copy_attribs(opts, target, meta, host);
+    }
+    copy(
+        opts,
+        target,
+        meta,
+        Some(&mut |_h, sink| pipe_file(&file, len, sink)),
+        host,
+    )
+}
+
 impl Sink for TreeWriter {
     /// One final entry, in index order (`IterTreeReducer.__call__`).
     fn add(
@@ -532,6 +623,38 @@ impl Sink for TreeWriter {
         meta: &Meta,
         content: Option<Content<'_>>,
         size: Option<u64>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add_data(index, meta, Data::Content(content, size), host)
+    }
+
+    fn add_file(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        file: fs::File,
+        len: u64,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add_data(index, meta, Data::File(file, len), host)
+    }
+
+    /// Ends every open directory (`IterTreeReducer.Finish`).
+    fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool> {
+        while let Some(b) = self.branches.pop() {
+            self.end_branch(b, host)?;
+        }
+        Ok(self.wrote)
+    }
+}
+
+impl TreeWriter {
+    /// [`Sink::add`] and [`Sink::add_file`].
+    fn add_data(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        data: Data<'_>,
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         self.wrote = true;
@@ -545,7 +668,17 @@ impl Sink for TreeWriter {
                 start_ok: false,
                 dir: None,
             };
-            self.start_branch(&mut root, &index, meta, content, host)?;
+            match data {
+                Data::Content(content, _) => {
+                    self.start_branch(&mut root, &index, meta, content, host)?
+                }
+                Data::File(file, len) => {
+                    let mut piped = |_h: &mut dyn Host, sink: &mut dyn FnMut(&[u8]) -> _| {
+                        pipe_file(&file, len, sink)
+                    };
+                    self.start_branch(&mut root, &index, meta, Some(&mut piped), host)?
+                }
+            }
             self.branches.push(root);
             self.last = Some(index);
             return Ok(());
@@ -579,19 +712,30 @@ impl Sink for TreeWriter {
                     start_ok: false,
                     dir: None,
                 };
+                let content = match data {
+                    Data::Content(content, _) => content,
+                    Data::File(..) => None,
+                };
                 self.start_branch(&mut b, &index, meta, content, host)?;
                 self.branches.push(b);
             } else if meta.kind != Kind::Missing {
                 let target = join(&self.base, &index);
-                let pooled = self.opts.writers > 0
-                    && meta.kind == Kind::Reg
-                    && size.is_some_and(|n| n <= POOLED_FILE_MAX);
-                let done = self.check_inside(&index).and_then(|()| match content {
-                    Some(content) if pooled => {
+                let writers = self.opts.writers;
+                let pooled = |size: Option<u64>| {
+                    writers > 0
+                        && meta.kind == Kind::Reg
+                        && size.is_some_and(|n| n <= POOLED_FILE_MAX)
+                };
+                let done = self.check_inside(&index).and_then(|()| match data {
+                    Data::File(file, len) if meta.kind == Kind::Reg => {
+                        place(&self.opts, &target, meta, file, len, host)
+                    }
+                    Data::File(..) => copy(&self.opts, &target, meta, None, host),
+                    Data::Content(Some(content), size) if pooled(size) => {
                         self.pooled = Some(index.clone());
                         self.write_pooled(&index, target, meta, content, host)
                     }
-                    content => copy(&self.opts, &target, meta, content, host),
+                    Data::Content(content, _) => copy(&self.opts, &target, meta, content, host),
                 });
                 common(done, &index, host)?;
             }
@@ -602,14 +746,6 @@ impl Sink for TreeWriter {
         }
         self.last = Some(index);
         Ok(())
-    }
-
-    /// Ends every open directory (`IterTreeReducer.Finish`).
-    fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool> {
-        while let Some(b) = self.branches.pop() {
-            self.end_branch(b, host)?;
-        }
-        Ok(self.wrote)
     }
 }
 

@@ -46,7 +46,7 @@ fn composed(
     chunk: usize,
 ) -> Result<(Vec<u8>, Option<String>), String> {
     let dir = std::env::temp_dir();
-    let mut state = Composed::from_snapshot(&dir, limits, |w| {
+    let mut state = Composed::from_snapshot(&dir, None, limits, |w| {
         basis.chunks(chunk.max(1)).try_for_each(|c| w.write(c))
     })
     .map_err(|e| e.to_string())?;
@@ -63,6 +63,65 @@ fn composed(
         assert!(state.pieces.len() <= limits.max_pieces.max(1));
     }
     Ok(last_step(&mut state, &deltas[deltas.len() - 1]))
+}
+
+/// The engine's way when the last delta is read first: every delta composed, and the final
+/// state placed into the snapshot's unnamed file in `near` (else read from the state); when
+/// the last delta does not compose, the patcher applies it as in [`composed`].
+fn placed(
+    basis: &[u8],
+    deltas: &[Vec<u8>],
+    limits: Limits,
+    near: &Path,
+) -> Result<(Vec<u8>, Option<String>, bool), String> {
+    let dir = std::env::temp_dir();
+    let mut state = Composed::from_snapshot(&dir, Some(near), limits, |w| {
+        basis.chunks(1000).try_for_each(|c| w.write(c))
+    })
+    .map_err(|e| e.to_string())?;
+    let (last, before) = deltas.split_last().expect("a delta");
+    for d in before {
+        state.compose_bytes(d).map_err(|e| e.to_string())?;
+    }
+    if state.compose_bytes(last).is_err() {
+        let (out, err) = last_step(&mut state, last);
+        return Ok((out, err, false));
+    }
+    let len = state.len();
+    match state.place().map_err(|e| e.to_string())? {
+        Ok(file) => {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file.metadata().map_err(|e| e.to_string())?;
+            assert_eq!(meta.len(), len);
+            // dense, as a file written from start to end
+            assert!(
+                meta.blocks() * 512 >= len,
+                "{} blocks for {len} bytes",
+                meta.blocks()
+            );
+            let mut out = Vec::new();
+            writer_pipe(&file, len, &mut out)?;
+            Ok((out, None, true))
+        }
+        Err(mut state) => {
+            let mut out = Vec::new();
+            state
+                .pipe(&mut |piece| {
+                    out.extend_from_slice(piece);
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            Ok((out, None, false))
+        }
+    }
+}
+
+fn writer_pipe(file: &File, len: u64, out: &mut Vec<u8>) -> Result<(), String> {
+    crate::restore::writer::pipe_file(file, len, &mut |piece| {
+        out.extend_from_slice(piece);
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// A random edit of `prev`: pages rewritten, bytes inserted, cut, appended or truncated.
@@ -161,6 +220,59 @@ proptest! {
         };
         prop_assert_eq!(composed(&basis, &deltas, limits, chunk), stepwise(&basis, &deltas));
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn final_states_placed_in_the_snapshot_file_are_the_patched_files(
+        basis in proptest::collection::vec(any::<u8>(), 0..6000),
+        zeros in 0usize..3,
+        edits in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..24), 1..6),
+        crafted_seed in proptest::option::of((0usize..6, proptest::collection::vec(any::<u8>(), 1..30))),
+        small in any::<bool>(),
+    ) {
+        // runs of zeros, which the spool leaves out as holes when they fill a block
+        let mut basis = basis;
+        for k in 0..zeros {
+            let at = basis.len() * k / 3;
+            basis.splice(at..at, std::iter::repeat_n(0u8, 70_000 * (k + 1)));
+        }
+        let deltas = chain(&basis, &edits, crafted_seed);
+        let limits = if small {
+            Limits { in_memory: 100, max_pieces: 3 }
+        } else {
+            Limits { in_memory: 1000, max_pieces: MAX_PIECES }
+        };
+        let near = std::env::temp_dir();
+        let want = stepwise(&basis, &deltas);
+        let got = placed(&basis, &deltas, limits, &near);
+        prop_assert_eq!(got.map(|(out, err, _)| (out, err)), want);
+    }
+}
+
+#[test]
+fn unchanged_and_rewritten_pages_are_placed_in_place() {
+    // a database-like file: pages rewritten here and there, the size kept
+    let basis: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut next = basis.clone();
+    for page in [3usize, 40, 41, 77] {
+        next[page * 4096..page * 4096 + 4096].fill(page as u8);
+    }
+    let sig = signature_of(&basis, 2048, 8).unwrap();
+    let delta = delta_of(&sig, &next, LiteralCap::V234).unwrap();
+    let near = std::env::temp_dir();
+    let limits = Limits {
+        in_memory: 1000,
+        max_pieces: MAX_PIECES,
+    };
+    let (out, err, in_place) = placed(&basis, &[delta], limits, &near).unwrap();
+    assert_eq!(err, None);
+    assert!(out == next, "other bytes");
+    assert!(in_place, "the state was not placed in the snapshot's file");
 }
 
 #[test]
