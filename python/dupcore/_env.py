@@ -15,6 +15,9 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
   in duplicity's temporary directory, so that the volumes fetched ahead are decoded in parallel
   with the one being read (default: 2048, at most a quarter of the free space and an eighth of
   the RAM; 0: decode ahead in memory only, a few MiB per volume);
+* ``DUPCORE_RESTORE_SPOOL_MEMORY_MIB=N``: MiB of a file's snapshot a restore keeps in memory
+  while it applies the file's deltas (default 16); a larger one goes to a spool file, made on
+  the restored file's own file system when it can become that file;
 * ``DUPCORE_COMPRESS=default|fast|small``: the deflate engine and level of gzip volumes and
   OpenPGP compressed packets (default zlib-rs 6, archives the size of stock's; ``fast`` ISA-L 3;
   ``small`` zlib-rs 7). gpg's ``--compress-level``/``-z`` in ``--gpg-options`` still wins.
@@ -25,7 +28,8 @@ import os
 
 #: The variables above, for ``python -m dupcore status``.
 VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC", "DUPCORE_RESTORE_AHEAD",
-             "DUPCORE_RESTORE_WRITERS", "DUPCORE_RESTORE_SPILL_MIB", "DUPCORE_COMPRESS")
+             "DUPCORE_RESTORE_WRITERS", "DUPCORE_RESTORE_SPILL_MIB",
+             "DUPCORE_RESTORE_SPOOL_MEMORY_MIB", "DUPCORE_COMPRESS")
 _OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
 
@@ -60,6 +64,16 @@ def restore_writers() -> int:
     if raw.isdigit():
         return min(int(raw), 64)
     return max(2, min(8, os.cpu_count() or 2))
+
+
+def restore_spool_memory_mib() -> int:
+    """MiB of a file's snapshot kept in memory while its deltas are applied during a restore
+    (``DUPCORE_RESTORE_SPOOL_MEMORY_MIB``; default 16); a larger snapshot is spooled to disk,
+    next to the restored file when its file system allows."""
+    raw = os.environ.get("DUPCORE_RESTORE_SPOOL_MEMORY_MIB", "").strip()
+    if raw.isdigit():
+        return min(int(raw), 4096)
+    return 16
 
 
 def restore_spill_mib(free_mib: int, ram_mib: int) -> int:

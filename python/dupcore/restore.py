@@ -11,7 +11,8 @@ The engine reads each backup set's volumes as duplicity's ``tarfile`` reads them
 delta of the chain in Rust and writes files, links, fifos, devices and directories with
 duplicity's attribute rules. Volumes still come from duplicity's own
 ``restore_get_enc_fileobj`` (its backend, hash check, decryption and signature check), on
-worker threads ahead of the engine (``DUPCORE_RESTORE_AHEAD``), and small files are written by
+worker threads ahead of the engine; a volume of a ``file://`` backend whose hash is the
+manifest's is opened where it lies instead of copied to a temporary file first (``DUPCORE_RESTORE_AHEAD``), and small files are written by
 a pool of threads (``DUPCORE_RESTORE_WRITERS``). Every line duplicity would log
 (``Writing …``, warnings, progress) is logged here with duplicity's words, in its order.
 
@@ -85,6 +86,32 @@ def unsupported(dup_main: ModuleType, config: ModuleType, verify: bool = False) 
     return None
 
 
+def _local_volume(backend, filename, volume_info):
+    """A volume of a ``file://`` backend opened where it lies, when its hash is the manifest's:
+    what ``restore_get_enc_fileobj`` returns, without its copy of the volume to a temporary
+    file. None where that function must run (another backend, no hash in the manifest, a
+    signature to check, a hash that differs, any error): it then logs and raises as stock."""
+    from duplicity import config, file_naming, gpg, path
+    from duplicity.backends.localbackend import LocalBackend
+
+    inner = getattr(backend, "backend", None)
+    if type(inner) is not LocalBackend:
+        return None
+    try:
+        parsed = file_naming.parse(filename)
+        hash_pair = volume_info.get_best_hash()
+        if parsed is None or not hash_pair:
+            return None
+        if parsed.encrypted and getattr(config.gpg_profile, "sign_key", None):
+            return None
+        source = inner.remote_pathdir.append(filename)
+        if not source.isreg() or gpg.get_hash(hash_pair[0], source) != hash_pair[1]:
+            return None
+        return path.DupPath(source.name, parseresults=parsed).filtered_open("rb")
+    except Exception:  # noqa: BLE001 - the stock function meets the same problem and reports it
+        return None
+
+
 class _Volumes:
     """Each backup set's volumes, fetched by duplicity's ``restore_get_enc_fileobj`` (ahead, on
     worker threads), handed to the engine in order, closed when the engine is done with them."""
@@ -105,11 +132,12 @@ class _Volumes:
             if ahead else None
 
     def _fetch(self, backup_set, manifest, vol_num):
-        return self.dm.restore_get_enc_fileobj(
-            backup_set.backend,
-            backup_set.volume_name_dict[vol_num],
-            manifest.volume_info_dict[vol_num],
-        )
+        name = backup_set.volume_name_dict[vol_num]
+        info = manifest.volume_info_dict[vol_num]
+        in_place = _local_volume(backup_set.backend, name, info)
+        if in_place is not None:
+            return in_place
+        return self.dm.restore_get_enc_fileobj(backup_set.backend, name, info)
 
     def _top_up(self):
         """Starts fetches while fewer than ``ahead`` volumes are waiting, nearest sets first."""
@@ -345,7 +373,8 @@ def _run(dup_main, config, col_stats, verify=None, local=None):
         config.local_path.name, len(sets), list(index),
         os.fsencode(tempdir.default().dir()), bool(config.numeric_owner),
         bool(getattr(config, "restore_ownership", True)), bool(config.ignore_errors),
-        bool(config.force), verify, _env.restore_writers() if verify is None else 0, local)
+        bool(config.force), verify, _env.restore_writers() if verify is None else 0, local,
+        _env.restore_spool_memory_mib() << 20)
     saved_ahead = volume_files.read_ahead_mib
     volume_files.read_ahead_mib = read_ahead_mib(len(sets), ahead)
     stock_check = dup_main.restore_check_hash

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyTuple};
 use super::source::{index_tuple, PyVolume, Slot};
 use super::volume::to_path;
 use crate::backup::local_tree::LocalTree;
+use crate::restore::chain::SPOOL_IN_MEMORY;
 use crate::restore::entry::{Kind, Meta};
 use crate::restore::writer::WriteOptions;
 use crate::restore::{
@@ -241,7 +242,8 @@ impl PyRestoreEngine {
     /// itself: `"local"` (a walk's log line), `"pair"` (a pair that may differ) and, at the
     /// end, `"same"` (the number of equal pairs) events instead of `"entry"` events.
     #[new]
-    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None, writers=0, local=None))]
+    /// `spool_memory` bytes of a file's snapshot stay in memory while its deltas are applied.
+    #[pyo3(signature = (target, sets, restrict, tempdir, numeric_owner, restore_ownership, ignore_errors, force, verify=None, writers=0, local=None, spool_memory=SPOOL_IN_MEMORY))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         target: &Bound<'_, PyAny>,
@@ -255,6 +257,7 @@ impl PyRestoreEngine {
         verify: Option<bool>,
         writers: usize,
         local: Option<LocalArgs<'_>>,
+        spool_memory: usize,
     ) -> PyResult<Self> {
         let local = match local {
             Some((root, rules, files_from, copy_links, debug, count_only)) => Some(LocalSide {
@@ -276,6 +279,7 @@ impl PyRestoreEngine {
             restrict,
             tempdir,
             numeric_owner,
+            spool_in_memory: spool_memory,
             mode: match verify {
                 None => Mode::Restore(WriteOptions {
                     restore_ownership,

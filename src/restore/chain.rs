@@ -199,6 +199,8 @@ pub struct Composed {
     tempdir: PathBuf,
     near: Option<PathBuf>,
     limits: Limits,
+    /// The snapshot is not read yet (a [`Plan`]): `base` is empty and its length unknown.
+    unread: bool,
 }
 
 /// Memory bounds of a composed state.
@@ -232,6 +234,7 @@ impl Composed {
             tempdir: tempdir.to_path_buf(),
             near: near.map(Path::to_path_buf),
             limits,
+            unread: false,
         };
         push(&mut state.pieces, &mut 0, w.len, Source::Base(0));
         Ok(state)
@@ -327,7 +330,7 @@ impl Composed {
             }
         }
         self.pieces = next;
-        if self.pieces.len() > self.limits.max_pieces {
+        if self.pieces.len() > self.limits.max_pieces && !self.unread {
             self.write_out()?;
         }
         Ok(())
@@ -571,6 +574,16 @@ impl DeltaRead {
         }
     }
 
+    /// Nothing read ahead: every read goes to the stream.
+    pub fn none() -> DeltaRead {
+        DeltaRead {
+            data: Vec::new(),
+            reads: Vec::new(),
+            end: ReadEnd::More,
+            given: (0, 0),
+        }
+    }
+
     /// The next read: what the read ahead gave, then its error, or more from `stream`.
     pub fn read(
         &mut self,
@@ -702,25 +715,182 @@ impl Basis for &mut dyn Basis {
 }
 
 /// The state of a regular file before its last delta (`patch_seq2ropath` up to the final
-/// `PatchedFile`): the snapshot of `seq[0]` with the deltas of `seq[1..len - 1]` composed.
+/// `PatchedFile`): the snapshot of `seq[0]` with the deltas of `seq[1..len - 1]` composed,
+/// each read through its [`DeltaRead`] in `reads`.
 /// A snapshot leaving memory is spooled to an unnamed file in `near` when it is given and
 /// its file system has them, else in `tempdir`.
+#[allow(clippy::too_many_arguments)]
 pub fn before_last(
     seq: &[(usize, Entry)],
     streams: &mut [EntryStream],
+    reads: &mut [DeltaRead],
     host: &mut dyn Host,
     tempdir: &Path,
     near: Option<&Path>,
+    in_memory: usize,
 ) -> RestoreResult<Composed> {
     let (first, _) = &seq[0];
-    let mut state = Composed::from_snapshot(tempdir, near, LIMITS, |w| {
+    let limits = Limits {
+        in_memory,
+        ..LIMITS
+    };
+    let mut state = Composed::from_snapshot(tempdir, near, limits, |w| {
         streams[*first].pipe_data(host, &mut |piece| w.write(piece))
     })?;
-    for (set, _) in &seq[1..seq.len() - 1] {
+    for ((set, _), ahead) in seq[1..seq.len() - 1].iter().zip(reads.iter_mut()) {
         let stream = &mut streams[*set];
-        state.compose(&mut |buf| stream.read_data(host, buf))?;
+        state.compose(&mut |buf| ahead.read(buf, stream, host))?;
     }
     Ok(state)
+}
+
+/// Length taken for a snapshot not read yet: larger than any file, far from overflowing.
+const UNKNOWN_LEN: u64 = u64::MAX / 4;
+
+/// A regular file's final state planned before its snapshot is read: every delta composed
+/// over the snapshot's bytes, which are then only read once, in order ([`Plan::compare`]).
+pub struct Plan {
+    state: Composed,
+    /// The snapshot bytes the first delta copies: the snapshot must be this long.
+    reach: u64,
+}
+
+/// What [`Plan::compare`] found.
+#[derive(Debug)]
+pub enum Compared {
+    /// Whether the local file has the final state's bytes, or the error reading it.
+    Data(std::io::Result<bool>),
+    /// Reading the snapshot failed (as `patch_seq2ropath` fails).
+    SnapshotFailed(RestoreError),
+    /// The snapshot is shorter than the first delta needs (as its patch fails).
+    PatchFailed(RestoreError),
+}
+
+impl Plan {
+    /// The final state of the deltas `deltas` (each read in full) applied in turn to a
+    /// snapshot not read yet; None when one of them does not apply to a snapshot of any
+    /// length, or the state would need more than [`MAX_PIECES`] pieces.
+    pub fn new(tempdir: &Path, deltas: &[&[u8]], in_memory: usize) -> Option<Plan> {
+        let limits = Limits {
+            in_memory,
+            ..LIMITS
+        };
+        let mut state = Composed::from_snapshot(tempdir, None, limits, |_| Ok(())).ok()?;
+        state.pieces.clear();
+        push(&mut state.pieces, &mut 0, UNKNOWN_LEN, Source::Base(0));
+        state.unread = true;
+        let mut reach = 0;
+        for (k, delta) in deltas.iter().enumerate() {
+            state.compose_bytes(delta).ok()?;
+            if state.pieces.len() > state.limits.max_pieces {
+                return None;
+            }
+            if k == 0 {
+                reach = state.base_reach();
+            }
+        }
+        Some(Plan { state, reach })
+    }
+
+    /// Compares the final state with the local file `local` while `snapshot` gives the
+    /// snapshot's bytes, in order, to the sink it is called with (without a local file, the
+    /// snapshot is only read).
+    pub fn compare(
+        mut self,
+        snapshot: impl FnOnce(&mut dyn FnMut(&[u8]) -> RestoreResult<()>) -> RestoreResult<()>,
+        local: Option<&File>,
+    ) -> Compared {
+        use std::os::unix::fs::FileExt;
+        let len = self.state.len();
+        let mut local_error = None;
+        let mut equal = match local.map(File::metadata) {
+            Some(Ok(m)) => m.len() == len,
+            Some(Err(e)) => {
+                local_error = Some(e);
+                false
+            }
+            None => false,
+        };
+        // (offset in the snapshot, offset in the file, length), by snapshot offset
+        let mut from_base: Vec<(u64, u64, u64)> = Vec::new();
+        let mut at = 0;
+        for piece in &self.state.pieces {
+            if let Source::Base(from) = piece.source {
+                from_base.push((from, at, piece.end - at));
+            }
+            at = piece.end;
+        }
+        from_base.sort_unstable();
+        let (mut next, mut active) = (0usize, Vec::new());
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        let mut check = |want: &[u8], at: u64, equal: &mut bool, error: &mut Option<_>| {
+            let Some(local) = local else {
+                *equal = false;
+                return;
+            };
+            buf.resize(want.len(), 0);
+            match local.read_exact_at(&mut buf, at) {
+                Ok(()) => *equal = buf == want,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => *equal = false,
+                Err(e) => {
+                    *error = Some(e);
+                    *equal = false;
+                }
+            }
+        };
+        let read = snapshot(&mut |chunk: &[u8]| {
+            let end = pos + chunk.len() as u64;
+            while next < from_base.len() && from_base[next].0 < end {
+                active.push(from_base[next]);
+                next += 1;
+            }
+            active.retain(|&(from, to, n)| {
+                let (a, b) = (from.max(pos), (from + n).min(end));
+                if a < b && equal {
+                    let want = &chunk[(a - pos) as usize..(b - pos) as usize];
+                    check(want, to + (a - from), &mut equal, &mut local_error);
+                }
+                from + n > end
+            });
+            pos = end;
+            Ok(())
+        });
+        if let Err(e) = read {
+            return Compared::SnapshotFailed(e);
+        }
+        if pos < self.reach {
+            return Compared::PatchFailed(librsync(RsError::InputEnded(COPY_PAST_END)));
+        }
+        let mut at = 0;
+        for piece in &self.state.pieces {
+            if let (Source::Literal(from), true) = (piece.source, equal) {
+                let mut want = vec![0u8; (piece.end - at) as usize];
+                match self.state.literals.spool.read_at(from, &mut want) {
+                    Ok(n) if n == want.len() => check(&want, at, &mut equal, &mut local_error),
+                    Ok(_) => equal = false,
+                    Err(e) => return Compared::SnapshotFailed(temporary(e)),
+                }
+            }
+            at = piece.end;
+        }
+        Compared::Data(local_error.map_or(Ok(equal), Err))
+    }
+}
+
+impl Composed {
+    /// The end of the last snapshot byte the state uses.
+    fn base_reach(&self) -> u64 {
+        let mut at = 0;
+        let mut reach = 0;
+        for piece in &self.pieces {
+            if let Source::Base(from) = piece.source {
+                reach = reach.max(from + (piece.end - at));
+            }
+            at = piece.end;
+        }
+        reach
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use chain::{apply_delta, before_last, DeltaRead, ReadEnd};
+use chain::{apply_delta, before_last, Compared, DeltaRead, Plan, ReadEnd};
 use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
 use pool::{AfterWrites, Collector, FileJob, Ordered};
@@ -47,6 +47,9 @@ pub struct RestoreOptions {
     pub tempdir: PathBuf,
     /// `--numeric-owner`.
     pub numeric_owner: bool,
+    /// Bytes of a file's snapshot kept in memory while its deltas are applied; a larger one
+    /// is spooled to disk ([`chain::SPOOL_IN_MEMORY`] by default).
+    pub spool_in_memory: usize,
     /// Restore (write) or verify (report and compare).
     pub mode: Mode,
 }
@@ -93,6 +96,20 @@ pub trait Sink {
             Some(len),
             host,
         )
+    }
+    /// One final regular file whose data was compared with the local file already (verify):
+    /// the result, or the error the comparison met.
+    fn add_compared(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        compared: RestoreResult<bool>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        let _ = (index, meta, compared, host);
+        Err(RestoreError::Assertion(
+            "a compared file given to a restore".into(),
+        ))
     }
     /// After the last entry; true when there was any.
     fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool>;
@@ -251,6 +268,16 @@ pub fn py_bytes_repr(b: &[u8]) -> String {
     s
 }
 
+/// The data of a delta entry read ahead, as far as the volume at hand holds it and no more
+/// than [`LAST_DELTA_IN_MEMORY`] bytes.
+fn read_ahead(stream: &mut EntryStream, entry: &Entry, host: &mut dyn Host) -> DeltaRead {
+    if entry.multivol || entry.size <= LAST_DELTA_IN_MEMORY {
+        DeltaRead::ahead(stream, host, LAST_DELTA_IN_MEMORY as usize)
+    } else {
+        DeltaRead::none()
+    }
+}
+
 /// Restores (or verifies) the chain; true when any entry was found (`Write_ROPaths`' result).
 pub fn restore(opts: &RestoreOptions, host: &mut dyn Host) -> RestoreResult<bool> {
     let writers = match &opts.mode {
@@ -349,12 +376,103 @@ fn walk(
             )?;
             continue;
         }
+        let deltas = seq.len() - 1;
+        let mut reads: Vec<DeltaRead> = (0..deltas - 1).map(|_| DeltaRead::none()).collect();
+        let local = match &opts.mode {
+            Mode::Verify { compare_data: true } => {
+                let path = writer::join(&opts.target, &least);
+                let p = Path::new(OsStr::from_bytes(&path));
+                std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.is_file())
+                    .then_some(path)
+            }
+            _ => None,
+        };
+        if let Some(path) = local {
+            // verify: every delta read first, so that the snapshot is read once and compared
+            // as it goes by, with nothing spooled
+            let reads_all: Vec<DeltaRead> = seq[1..]
+                .iter()
+                .map(|(set, e)| read_ahead(&mut streams[*set], e, host))
+                .collect();
+            let plan = match reads_all.iter().all(|r| matches!(r.end, ReadEnd::Complete)) {
+                true => {
+                    let bytes: Vec<&[u8]> = reads_all.iter().map(|r| &r.data[..]).collect();
+                    Plan::new(&opts.tempdir, &bytes, opts.spool_in_memory)
+                }
+                false => None,
+            };
+            let Some(plan) = plan else {
+                // as below, with what was read
+                reads = reads_all;
+                let last_read = reads.pop().unwrap_or_else(DeltaRead::none);
+                let tempdir = &opts.tempdir;
+                let in_memory = opts.spool_in_memory;
+                let mut basis = match before_last(
+                    seq,
+                    &mut streams,
+                    &mut reads,
+                    host,
+                    tempdir,
+                    None,
+                    in_memory,
+                ) {
+                    Ok(b) => b,
+                    Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
+                    Err(e) => {
+                        host.event(patching_error(e));
+                        continue;
+                    }
+                };
+                let stream = &mut streams[seq[deltas].0];
+                let mut ahead = last_read;
+                writer.add(
+                    least,
+                    &meta,
+                    Some(&mut |h, sink| {
+                        apply_delta(&mut basis, &mut |b| ahead.read(b, stream, h), sink)
+                    }),
+                    None,
+                    host,
+                )?;
+                continue;
+            };
+            let opened = std::fs::File::open(Path::new(OsStr::from_bytes(&path)));
+            let stream = &mut streams[set0];
+            let compared = plan.compare(|sink| stream.pipe_data(host, sink), opened.as_ref().ok());
+            let result = match (compared, opened) {
+                (Compared::SnapshotFailed(RestoreError::Aborted), _) => {
+                    return Err(RestoreError::Aborted)
+                }
+                (Compared::SnapshotFailed(e), _) => {
+                    host.event(patching_error(e));
+                    continue;
+                }
+                (Compared::PatchFailed(e), _) if deltas > 1 => {
+                    host.event(patching_error(e));
+                    continue;
+                }
+                (Compared::PatchFailed(e), _) => Err(e),
+                (_, Err(e)) => Err(RestoreError::os(&e, &path)),
+                (Compared::Data(r), Ok(_)) => r.map_err(|e| RestoreError::os(&e, &path)),
+            };
+            writer.add_compared(least, &meta, result, host)?;
+            continue;
+        }
         // a snapshot too large for memory goes where the restored file will be
         let near = match &opts.mode {
             Mode::Restore(_) => Some(Path::new(OsStr::from_bytes(&opts.target))),
             Mode::Verify { .. } => None,
         };
-        let mut basis = match before_last(seq, &mut streams, host, &opts.tempdir, near) {
+        let mut basis = match before_last(
+            seq,
+            &mut streams,
+            &mut reads,
+            host,
+            &opts.tempdir,
+            near,
+            opts.spool_in_memory,
+        ) {
             Ok(b) => b,
             Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
             Err(e) => {
@@ -365,11 +483,7 @@ fn walk(
         let stream = &mut streams[seq[seq.len() - 1].0];
         // the last delta read first, as far as it is in the volume at hand: when it is all
         // there and applies, the file's final state is known before it is written
-        let mut ahead = if last.multivol || last.size <= LAST_DELTA_IN_MEMORY {
-            DeltaRead::ahead(stream, host, LAST_DELTA_IN_MEMORY as usize)
-        } else {
-            DeltaRead::ahead(stream, host, 0)
-        };
+        let mut ahead = read_ahead(stream, last, host);
         if !matches!(ahead.end, ReadEnd::Complete) || basis.compose_bytes(&ahead.data).is_err() {
             // as the step-by-step patch goes: the output up to any damage, then the error
             writer.add(

@@ -186,6 +186,7 @@ fn run_with(
         events: Vec::new(),
     };
     let opts = RestoreOptions {
+        spool_in_memory: chain::SPOOL_IN_MEMORY,
         target: target.as_os_str().as_encoded_bytes().to_vec(),
         sets: host.volumes.len(),
         restrict,

@@ -182,13 +182,20 @@ fn same_data(
     Ok(equal)
 }
 
-impl Sink for Verifier {
-    fn add(
+/// How a regular file's data is checked against the local file.
+enum Check<'a> {
+    /// Compared here, as `content` produces it.
+    Content(Option<Content<'a>>),
+    /// Compared already, with this result (see [`crate::restore::chain::Plan::compare`]).
+    Compared(RestoreResult<bool>),
+}
+
+impl Verifier {
+    fn add_entry(
         &mut self,
         index: Index,
         meta: &Meta,
-        content: Option<Content<'_>>,
-        _size: Option<u64>,
+        check: Check<'_>,
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         self.found = true;
@@ -196,13 +203,17 @@ impl Sink for Verifier {
             local.only_local_before(Some(&index), host)?;
         }
         let mut data_equal = None;
-        if let (true, Kind::Reg, Some(content)) = (self.compare_data, &meta.kind, content) {
+        if self.compare_data && meta.kind == Kind::Reg {
             let path = join(&self.base, &index);
             let p = Path::new(OsStr::from_bytes(&path));
             let is_file = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
-            if is_file {
-                let mut file = File::open(p).map_err(|e| RestoreError::os(&e, &path))?;
-                data_equal = Some(same_data(&mut file, &path, content, host)?);
+            match check {
+                Check::Content(Some(content)) if is_file => {
+                    let mut file = File::open(p).map_err(|e| RestoreError::os(&e, &path))?;
+                    data_equal = Some(same_data(&mut file, &path, content, host)?);
+                }
+                Check::Compared(result) if is_file => data_equal = Some(result?),
+                _ => {}
             }
         }
         let Some(local) = self.local.as_mut() else {
@@ -231,6 +242,29 @@ impl Sink for Verifier {
             });
         }
         Ok(())
+    }
+}
+
+impl Sink for Verifier {
+    fn add(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        content: Option<Content<'_>>,
+        _size: Option<u64>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add_entry(index, meta, Check::Content(content), host)
+    }
+
+    fn add_compared(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        compared: RestoreResult<bool>,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add_entry(index, meta, Check::Compared(compared), host)
     }
 
     fn finish(&mut self, host: &mut dyn Host) -> RestoreResult<bool> {

@@ -347,3 +347,75 @@ fn zeros_spooled_to_disk_are_holes_and_read_back_as_zeros() {
     }
     assert!(back == data, "the spool reads back other bytes");
 }
+
+/// The verify way: every delta composed before the snapshot is read, the snapshot then read
+/// once in `chunk`-byte pieces while the final state is compared with `local`. Ok(equal), or
+/// the patch error; None when no plan is made.
+fn planned(
+    basis: &[u8],
+    deltas: &[Vec<u8>],
+    local: &[u8],
+    chunk: usize,
+) -> Option<Result<bool, String>> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let bytes: Vec<&[u8]> = deltas.iter().map(|d| &d[..]).collect();
+    let plan = Plan::new(&std::env::temp_dir(), &bytes, 1000)?;
+    let name = std::env::temp_dir().join(format!(
+        "dupcore-plan-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&name, local).unwrap();
+    let file = File::open(&name).unwrap();
+    std::fs::remove_file(&name).unwrap();
+    let compared = plan.compare(
+        |sink| basis.chunks(chunk.max(1)).try_for_each(|c| sink(c)),
+        Some(&file),
+    );
+    Some(match compared {
+        Compared::Data(r) => Ok(r.unwrap()),
+        Compared::PatchFailed(e) => Err(e.to_string()),
+        Compared::SnapshotFailed(e) => panic!("{e}"),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn planned_compares_find_what_step_by_step_patches_make(
+        basis in proptest::collection::vec(any::<u8>(), 0..6000),
+        edits in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..24), 1..7),
+        crafted_seed in proptest::option::of((0usize..7, proptest::collection::vec(any::<u8>(), 1..30))),
+        chunk in 1usize..5000,
+        flip in any::<proptest::sample::Index>(),
+    ) {
+        let deltas = chain(&basis, &edits, crafted_seed);
+        let want = stepwise(&basis, &deltas);
+        let error = match &want {
+            Err(e) => Some(e.clone()),
+            Ok((_, e)) => e.clone(),
+        };
+        let out = want.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+        match planned(&basis, &deltas, &out, chunk) {
+            // no plan: a delta that applies to no snapshot at all
+            None => prop_assert!(error.is_some()),
+            Some(got) => match error {
+                Some(e) => prop_assert_eq!(got, Err(e)),
+                None => {
+                    prop_assert_eq!(got, Ok(true));
+                    let mut other = out.clone();
+                    if other.is_empty() {
+                        other.push(1);
+                    } else {
+                        let i = flip.index(other.len());
+                        other[i] ^= 0x20;
+                    }
+                    prop_assert_eq!(planned(&basis, &deltas, &other, chunk), Some(Ok(false)));
+                    prop_assert_eq!(planned(&basis, &deltas, &out[..out.len().saturating_sub(1)], chunk),
+                        Some(Ok(out.is_empty())));
+                }
+            },
+        }
+    }
+}
