@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,54 @@ def test_volumes_decoded_ahead_with_and_without_spool(long_chain, variant, spill
     assert _engine_ran(res), res.text()[-2000:]
     assert_same_tree(snaps[STEPS], snapshot(out), f"{variant}, spool {spill_mib} MiB")
     shutil.rmtree(out)
+
+
+def _dense(root):
+    """Regular files under ``root`` with fewer blocks than their size needs (sparse)."""
+    sparse = []
+    for d, _dirs, files in os.walk(root):
+        for name in files:
+            st = os.lstat(os.path.join(d, name))
+            if stat.S_ISREG(st.st_mode) and st.st_blocks * 512 < st.st_size:
+                sparse.append(os.path.join(d, name))
+    return sparse
+
+
+@pytest.mark.parametrize("step", [1, 13, STEPS])
+def test_snapshots_spooled_to_disk_become_the_restored_files(long_chain, step):
+    """With no snapshot kept in memory (``DUPCORE_RESTORE_SPOOL_MEMORY_MIB=0``), every file
+    with deltas is finished in its spool file on the target's file system and linked there:
+    the tree is the source's at that point, every file dense, and verify --compare-data of
+    the source's copy finds no difference."""
+    base, targets, snaps = long_chain
+    out, res = _restore(base, targets["plain"], "plain", "dupcore", step, "spool0",
+                        DUPCORE_RESTORE_SPOOL_MEMORY_MIB=0)
+    assert _engine_ran(res), res.text()[-2000:]
+    assert_same_tree(snaps[step], snapshot(out), f"point {step}, snapshots spooled")
+    assert _dense(out) == []
+    env = clean_env(mode="dupcore", PASSPHRASE=PASSPHRASE, DUPCORE_RESTORE_SPOOL_MEMORY_MIB="0")
+    res = run_duplicity(["verify", "--no-encryption", "--compare-data", "--time",
+                         str(T0 + step * 1000 + 600), "--archive-dir", f"{base}/arch-v-spool0",
+                         targets["plain"], out], env, check=False)
+    assert res.returncode == 0, res.text()[-2000:]
+    assert b", 0 difference(s) found." in res.output
+    shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("spool", ["0", "16"])
+def test_single_file_with_deltas_restores_as_stock(long_chain, spool):
+    """--path-to-restore of one file with 30 deltas, its snapshot spooled to disk or kept in
+    memory: the target is that file (not linked into a directory), as stock writes it."""
+    base, targets, _snaps = long_chain
+    got = {}
+    for mode in ("dupcore", "stock"):
+        out = os.path.join(base, f"single-{mode}-{spool}")
+        env = clean_env(mode=mode, PASSPHRASE=PASSPHRASE, DUPCORE_RESTORE_SPOOL_MEMORY_MIB=spool)
+        run_duplicity(["restore", "--no-encryption", "--path-to-restore", "big/pages.db",
+                       "--archive-dir", f"{base}/arch-s-{mode}", targets["plain"], out], env)
+        got[mode] = snapshot(out)
+        os.unlink(out)
+    assert_same_tree(got["stock"], got["dupcore"], f"one file, spool {spool} MiB")
 
 
 @pytest.mark.parametrize("path", ["big/pages.db", "small", "small/deep", "morph"])

@@ -14,7 +14,8 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
 * ``DUPCORE_RESTORE_SPILL_MIB=N``: MiB of decoded volume data a restore may keep in spool files
   in duplicity's temporary directory, so that the volumes fetched ahead are decoded in parallel
   with the one being read (default: 2048, at most a quarter of the free space and an eighth of
-  the RAM; 0: decode ahead in memory only, a few MiB per volume);
+  the RAM, when that directory is a tmpfs, else 0; 0: decode ahead in memory only, a few MiB
+  per volume);
 * ``DUPCORE_RESTORE_SPOOL_MEMORY_MIB=N``: MiB of a file's snapshot a restore keeps in memory
   while it applies the file's deltas (default 16); a larger one goes to a spool file, made on
   the restored file's own file system when it can become that file;
@@ -76,13 +77,16 @@ def restore_spool_memory_mib() -> int:
     return 16
 
 
-def restore_spill_mib(free_mib: int, ram_mib: int) -> int:
-    """MiB a restore may spill (``DUPCORE_RESTORE_SPILL_MIB``; default 2048, at most a quarter
-    of ``free_mib``, the free space of the temporary directory, and an eighth of the RAM, so
-    that the spool stays in the page cache)."""
+def restore_spill_mib(free_mib: int, ram_mib: int, memory_backed: bool) -> int:
+    """MiB a restore may spill (``DUPCORE_RESTORE_SPILL_MIB``). By default 2048, at most a
+    quarter of ``free_mib``, the free space of the temporary directory, and an eighth of the
+    RAM, when that directory is memory-backed (tmpfs); else 0: on a disk file system the
+    spool's writes cost more kernel time than decoding ahead in parallel saves."""
     raw = os.environ.get("DUPCORE_RESTORE_SPILL_MIB", "").strip()
     if raw.isdigit():
         return int(raw)
+    if not memory_backed:
+        return 0
     return min(2048, free_mib // 4, ram_mib // 8)
 
 

@@ -11,8 +11,9 @@ The engine reads each backup set's volumes as duplicity's ``tarfile`` reads them
 delta of the chain in Rust and writes files, links, fifos, devices and directories with
 duplicity's attribute rules. Volumes still come from duplicity's own
 ``restore_get_enc_fileobj`` (its backend, hash check, decryption and signature check), on
-worker threads ahead of the engine; a volume of a ``file://`` backend whose hash is the
-manifest's is opened where it lies instead of copied to a temporary file first (``DUPCORE_RESTORE_AHEAD``), and small files are written by
+worker threads ahead of the engine; with them, a volume of a ``file://`` backend whose hash is
+the manifest's is opened where it lies instead of copied to a temporary file first (so the
+debug lines about that temporary file are not logged) (``DUPCORE_RESTORE_AHEAD``), and small files are written by
 a pool of threads (``DUPCORE_RESTORE_WRITERS``). Every line duplicity would log
 (``Writing …``, warnings, progress) is logged here with duplicity's words, in its order.
 
@@ -134,7 +135,7 @@ class _Volumes:
     def _fetch(self, backup_set, manifest, vol_num):
         name = backup_set.volume_name_dict[vol_num]
         info = manifest.volume_info_dict[vol_num]
-        in_place = _local_volume(backup_set.backend, name, info)
+        in_place = _local_volume(backup_set.backend, name, info) if self.ahead else None
         if in_place is not None:
             return in_place
         return self.dm.restore_get_enc_fileobj(backup_set.backend, name, info)
@@ -345,15 +346,35 @@ def _check_hash(stock):
     return restore_check_hash
 
 
+def _file_system_type(directory) -> str:
+    """The type of the file system holding ``directory`` (``/proc/self/mounts``), or ""."""
+    target = os.path.realpath(os.fsdecode(directory))
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        return ""
+    return kind
+
+
 def _spill_into(directory):
     """Lets the volumes fetched ahead decode in parallel into spool files in ``directory``
-    (``DUPCORE_RESTORE_SPILL_MIB``)."""
+    (``DUPCORE_RESTORE_SPILL_MIB``; by default only where ``directory`` is memory-backed)."""
     try:
         free_mib = shutil.disk_usage(os.fsdecode(directory)).free >> 20
         ram_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
     except (OSError, ValueError):
         free_mib = ram_mib = 0
-    mib = _env.restore_spill_mib(free_mib, ram_mib)
+    memory_backed = _file_system_type(directory) in ("tmpfs", "ramfs")
+    mib = _env.restore_spill_mib(free_mib, ram_mib, memory_backed)
     _core.set_restore_spill(os.fsdecode(directory) if mib > 0 else None, mib << 20)
 
 
