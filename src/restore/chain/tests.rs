@@ -369,7 +369,7 @@ fn planned(
     let file = File::open(&name).unwrap();
     std::fs::remove_file(&name).unwrap();
     let compared = plan.compare(
-        |sink| basis.chunks(chunk.max(1)).try_for_each(|c| sink(c)),
+        |sink| basis.chunks(chunk.max(1)).try_for_each(sink),
         Some(&file),
     );
     Some(match compared {
