@@ -11,9 +11,9 @@ The engine reads each backup set's volumes as duplicity's ``tarfile`` reads them
 delta of the chain in Rust and writes files, links, fifos, devices and directories with
 duplicity's attribute rules. Volumes still come from duplicity's own
 ``restore_get_enc_fileobj`` (its backend, hash check, decryption and signature check), on
-worker threads ahead of the engine; with them, a volume of a ``file://`` backend whose hash is
-the manifest's is opened where it lies instead of copied to a temporary file first (so the
-debug lines about that temporary file are not logged) (``DUPCORE_RESTORE_AHEAD``), and small files are written by
+worker threads ahead of the engine; with them, below debug verbosity, a volume of a
+``file://`` backend whose hash is the manifest's is opened where it lies instead of copied to a
+temporary file first (at debug level duplicity logs that copy, so it is made) (``DUPCORE_RESTORE_AHEAD``), and small files are written by
 a pool of threads (``DUPCORE_RESTORE_WRITERS``). Every line duplicity would log
 (``Writing …``, warnings, progress) is logged here with duplicity's words, in its order.
 
@@ -135,7 +135,9 @@ class _Volumes:
     def _fetch(self, backup_set, manifest, vol_num):
         name = backup_set.volume_name_dict[vol_num]
         info = manifest.volume_info_dict[vol_num]
-        in_place = _local_volume(backup_set.backend, name, info) if self.ahead else None
+        # at debug level duplicity logs its temporary copy of the volume: then it is made
+        quiet = self.log.getverbosity() < self.log.DEBUG
+        in_place = _local_volume(backup_set.backend, name, info) if self.ahead and quiet else None
         if in_place is not None:
             return in_place
         return self.dm.restore_get_enc_fileobj(backup_set.backend, name, info)

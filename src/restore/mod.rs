@@ -268,11 +268,11 @@ pub fn py_bytes_repr(b: &[u8]) -> String {
     s
 }
 
-/// The data of a delta entry read ahead, as far as the volume at hand holds it and no more
-/// than [`LAST_DELTA_IN_MEMORY`] bytes.
-fn read_ahead(stream: &mut EntryStream, entry: &Entry, host: &mut dyn Host) -> DeltaRead {
-    if entry.multivol || entry.size <= LAST_DELTA_IN_MEMORY {
-        DeltaRead::ahead(stream, host, LAST_DELTA_IN_MEMORY as usize)
+/// The data of a delta entry read ahead, as far as the volume at hand holds it and about
+/// `max` bytes at most.
+fn read_ahead(stream: &mut EntryStream, entry: &Entry, host: &mut dyn Host, max: u64) -> DeltaRead {
+    if max > 0 && (entry.multivol || entry.size <= max) {
+        DeltaRead::ahead(stream, host, usize::try_from(max).unwrap_or(usize::MAX))
     } else {
         DeltaRead::none()
     }
@@ -391,9 +391,15 @@ fn walk(
         if let Some(path) = local {
             // verify: every delta read first, so that the snapshot is read once and compared
             // as it goes by, with nothing spooled
+            // at most LAST_DELTA_IN_MEMORY bytes for all of them together
+            let mut budget = LAST_DELTA_IN_MEMORY;
             let reads_all: Vec<DeltaRead> = seq[1..]
                 .iter()
-                .map(|(set, e)| read_ahead(&mut streams[*set], e, host))
+                .map(|(set, e)| {
+                    let r = read_ahead(&mut streams[*set], e, host, budget);
+                    budget = budget.saturating_sub(r.data.len() as u64);
+                    r
+                })
                 .collect();
             let plan = match reads_all.iter().all(|r| matches!(r.end, ReadEnd::Complete)) {
                 true => {
@@ -483,7 +489,7 @@ fn walk(
         let stream = &mut streams[seq[seq.len() - 1].0];
         // the last delta read first, as far as it is in the volume at hand: when it is all
         // there and applies, the file's final state is known before it is written
-        let mut ahead = read_ahead(stream, last, host);
+        let mut ahead = read_ahead(stream, last, host, LAST_DELTA_IN_MEMORY);
         if !matches!(ahead.end, ReadEnd::Complete) || basis.compose_bytes(&ahead.data).is_err() {
             // as the step-by-step patch goes: the output up to any damage, then the error
             writer.add(
