@@ -397,3 +397,21 @@ def test_restore_warnings_spelled_as_each_release_line():
                 assert f'"{text}"' in sources, (version, text)
     finally:
         restore._warning = saved
+
+
+def test_decoded_volume_spill_by_default_only_into_a_tmpfs(monkeypatch):
+    """The read-ahead spill's default budget: on where duplicity's temporary directory is a
+    tmpfs, off on a disk file system; the variable wins either way."""
+    from dupcore import _env, restore
+
+    monkeypatch.delenv("DUPCORE_RESTORE_SPILL_MIB", raising=False)
+    assert _env.restore_spill_mib(100_000, 16_000, True) == 2000
+    assert _env.restore_spill_mib(4_000, 64_000, True) == 1000
+    assert _env.restore_spill_mib(100_000, 16_000, False) == 0
+    monkeypatch.setenv("DUPCORE_RESTORE_SPILL_MIB", "64")
+    assert _env.restore_spill_mib(100_000, 16_000, False) == 64
+    assert restore._file_system_type("/proc/self") == "proc"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        tmpfs = [line.split()[1] for line in mounts if line.split()[2:3] == ["tmpfs"]]
+    if tmpfs:
+        assert restore._file_system_type(os.path.join(tmpfs[0], "below")) == "tmpfs"
