@@ -74,6 +74,7 @@ upstream-baseline: setup
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features python $(CARGO_FEATURES) -- -D warnings
+	cargo clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 	$(VENV)/bin/ruff check python tests benches scripts
 	$(VPY) scripts/check-cycles.py
 

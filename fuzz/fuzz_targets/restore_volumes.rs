@@ -4,6 +4,7 @@
 #![no_main]
 use std::io::{Cursor, Read};
 
+use dupcore::restore::chain::SPOOL_IN_MEMORY;
 use dupcore::restore::writer::WriteOptions;
 use dupcore::restore::{restore, Event, Host, Mode, RestoreOptions, RestoreResult};
 use libfuzzer_sys::fuzz_target;
@@ -36,6 +37,9 @@ fuzz_target!(|data: &[u8]| {
         restrict: Vec::new(),
         tempdir: scratch.clone(),
         numeric_owner: true,
+        // split bit 1: every snapshot spooled to disk, a file with deltas finished in its
+        // spool file in the target
+        spool_in_memory: if split & 2 != 0 { 0 } else { SPOOL_IN_MEMORY },
         // an odd split byte also runs the pool of file writers
         mode: Mode::Restore(WriteOptions {
             writers: usize::from(split & 1) * 2,
