@@ -378,6 +378,7 @@ fn walk(
         }
         let deltas = seq.len() - 1;
         let mut reads: Vec<DeltaRead> = (0..deltas - 1).map(|_| DeltaRead::none()).collect();
+        let mut last_read = None;
         let local = match &opts.mode {
             Mode::Verify { compare_data: true } => {
                 let path = writer::join(&opts.target, &least);
@@ -408,62 +409,37 @@ fn walk(
                 }
                 false => None,
             };
-            let Some(plan) = plan else {
-                // as below, with what was read
-                reads = reads_all;
-                let last_read = reads.pop().unwrap_or_else(DeltaRead::none);
-                let tempdir = &opts.tempdir;
-                let in_memory = opts.spool_in_memory;
-                let mut basis = match before_last(
-                    seq,
-                    &mut streams,
-                    &mut reads,
-                    host,
-                    tempdir,
-                    None,
-                    in_memory,
-                ) {
-                    Ok(b) => b,
-                    Err(RestoreError::Aborted) => return Err(RestoreError::Aborted),
-                    Err(e) => {
-                        host.event(patching_error(e));
-                        continue;
-                    }
-                };
-                let stream = &mut streams[seq[deltas].0];
-                let mut ahead = last_read;
-                writer.add(
-                    least,
-                    &meta,
-                    Some(&mut |h, sink| {
-                        apply_delta(&mut basis, &mut |b| ahead.read(b, stream, h), sink)
-                    }),
-                    None,
-                    host,
-                )?;
-                continue;
-            };
-            let opened = std::fs::File::open(Path::new(OsStr::from_bytes(&path)));
-            let stream = &mut streams[set0];
-            let compared = plan.compare(|sink| stream.pipe_data(host, sink), opened.as_ref().ok());
-            let result = match (compared, opened) {
-                (Compared::SnapshotFailed(RestoreError::Aborted), _) => {
-                    return Err(RestoreError::Aborted)
+            match plan {
+                None => {
+                    // as a restore goes on below, with what was read
+                    reads = reads_all;
+                    last_read = reads.pop();
                 }
-                (Compared::SnapshotFailed(e), _) => {
-                    host.event(patching_error(e));
+                Some(plan) => {
+                    let opened = std::fs::File::open(Path::new(OsStr::from_bytes(&path)));
+                    let stream = &mut streams[set0];
+                    let compared =
+                        plan.compare(|sink| stream.pipe_data(host, sink), opened.as_ref().ok());
+                    let result = match (compared, opened) {
+                        (Compared::SnapshotFailed(RestoreError::Aborted), _) => {
+                            return Err(RestoreError::Aborted)
+                        }
+                        (Compared::SnapshotFailed(e), _) => {
+                            host.event(patching_error(e));
+                            continue;
+                        }
+                        (Compared::PatchFailed(e), _) if deltas > 1 => {
+                            host.event(patching_error(e));
+                            continue;
+                        }
+                        (Compared::PatchFailed(e), _) => Err(e),
+                        (_, Err(e)) => Err(RestoreError::os(&e, &path)),
+                        (Compared::Data(r), Ok(_)) => r.map_err(|e| RestoreError::os(&e, &path)),
+                    };
+                    writer.add_compared(least, &meta, result, host)?;
                     continue;
                 }
-                (Compared::PatchFailed(e), _) if deltas > 1 => {
-                    host.event(patching_error(e));
-                    continue;
-                }
-                (Compared::PatchFailed(e), _) => Err(e),
-                (_, Err(e)) => Err(RestoreError::os(&e, &path)),
-                (Compared::Data(r), Ok(_)) => r.map_err(|e| RestoreError::os(&e, &path)),
-            };
-            writer.add_compared(least, &meta, result, host)?;
-            continue;
+            }
         }
         // a snapshot too large for memory goes where the restored file will be
         let near = match &opts.mode {
@@ -489,7 +465,8 @@ fn walk(
         let stream = &mut streams[seq[seq.len() - 1].0];
         // the last delta read first, as far as it is in the volume at hand: when it is all
         // there and applies, the file's final state is known before it is written
-        let mut ahead = read_ahead(stream, last, host, LAST_DELTA_IN_MEMORY);
+        let mut ahead =
+            last_read.unwrap_or_else(|| read_ahead(stream, last, host, LAST_DELTA_IN_MEMORY));
         if !matches!(ahead.end, ReadEnd::Complete) || basis.compose_bytes(&ahead.data).is_err() {
             // as the step-by-step patch goes: the output up to any damage, then the error
             writer.add(

@@ -374,11 +374,7 @@ impl SetStream {
             let read = read_member(vol, &mut self.global_pax);
             match read {
                 Ok(Some(m)) => {
-                    self.vol_members += 1;
-                    if m.has_data() {
-                        self.data_left = m.size;
-                        self.pad_left = padded(m.size) - m.size;
-                    }
+                    self.started(&m);
                     return Ok(Some(m));
                 }
                 // A volume without a single member (empty, or unreadable from its first
@@ -392,6 +388,15 @@ impl SetStream {
                 Ok(None) => self.vol = None,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Counts member `m` as read from the current volume, its data and padding ahead.
+    fn started(&mut self, m: &Member) {
+        self.vol_members += 1;
+        if m.has_data() {
+            self.data_left = m.size;
+            self.pad_left = padded(m.size) - m.size;
         }
     }
 
@@ -411,11 +416,7 @@ impl SetStream {
         let read = skip.and_then(|_| read_member(vol, &mut self.global_pax));
         match read {
             Ok(Some(m)) => {
-                self.vol_members += 1;
-                if m.has_data() {
-                    self.data_left = m.size;
-                    self.pad_left = padded(m.size) - m.size;
-                }
+                self.started(&m);
                 self.peeked = Some(Ok(m));
                 true
             }
