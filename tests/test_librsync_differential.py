@@ -355,3 +355,41 @@ def test_live_deltafile_short_reads(basis):
         want = lc.likefile_read_all(lc.dlibrsync.DeltaFile(sig, _ShortReader(new, 5)))
     got = lc.likefile_read_all(live.DeltaFile(sig, _ShortReader(new, 5)))
     assert got == want
+
+
+@pytest.mark.parametrize("change", ["pages", "grown", "read_in_part"])
+def test_live_delta_under_filewithsignature(change, tmp_path):
+    """duplicity's ``get_delta_path`` reads a changed file through ``FileWithSignature``, which
+    feeds its ``SigGenerator`` and the ``DeltaFile`` from the same reads. The live classes share
+    the block sums between the two when the blocks agree; the delta and the signature handed
+    to the callback are stock's bytes whether they share or not, and whether the delta reads
+    the file to its end or ``close()`` reads the rest."""
+    import duplicity.librsync as live
+    from duplicity import diffdir
+
+    rng = random.Random(change)
+    old = rng.randbytes(3_000_000)
+    new = bytearray(old)
+    for pos in range(5_000, len(new), 400_009):
+        new[pos:pos + 4096] = rng.randbytes(4096)
+    if change == "grown":
+        new += rng.randbytes(2_500_000)
+    new = bytes(new)
+    (tmp_path / "new").write_bytes(new)
+    sig = lc.wrapper_signature(STOCK, old, diffdir.get_block_size(len(old)))
+    got = []
+    with open(tmp_path / "new", "rb") as raw:
+        wrapper = diffdir.FileWithSignature(diffdir.FileWithReadCounter(raw), got.append,
+                                            len(new))
+        delta_file = live.DeltaFile(sig, wrapper)
+        shares = getattr(wrapper.sig_gen, "_shared", None) is not None
+        assert shares == (change != "grown")
+        if change == "read_in_part":
+            part = delta_file.read(100_000)
+            delta_file.close()
+            assert lc.wrapper_delta(STOCK, sig, new).startswith(part)
+        else:
+            delta = lc.likefile_read_all(delta_file)
+            delta_file.close()
+            assert delta == lc.wrapper_delta(STOCK, sig, new)
+    assert got == [lc.wrapper_signature(STOCK, new, diffdir.get_block_size(len(new)))]

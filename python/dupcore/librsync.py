@@ -125,12 +125,19 @@ class DeltaFile(_EngineFile):
             self.maker = _librsync.new_deltamaker(sig)
         except _librsync.librsyncError as e:
             _raise_as_duplicity(e)
+        self._source = self.infile
+        sig_gen = _signature_to_share(new_file)
+        if sig_gen is not None and self.maker.share_signature(sig_gen.blocksize):
+            # Read under duplicity's FileWithSignature: its signature is made from the
+            # delta's own block sums, and its close() still hands it over.
+            sig_gen._share(self.maker)
+            self._source = new_file.infile
 
     def _step(self):
         if self.maker.slack:
             self._slack_step()
             return
-        data = self.infile.read(READ_SIZE)
+        data = self._source.read(READ_SIZE)
         if data:
             self._out.push(self.maker.update(data))
         else:
@@ -156,6 +163,23 @@ class DeltaFile(_EngineFile):
         self._close_infile()
         self._out.push(self.maker.finish())
         self.eof = True
+
+
+def _signature_to_share(new_file):
+    """The ``SigGenerator`` of duplicity's ``FileWithSignature`` around ``new_file``'s data,
+    when nothing has been read through it yet, else None."""
+    import sys
+
+    diffdir = sys.modules.get("duplicity.diffdir")
+    wrapper = getattr(diffdir, "FileWithSignature", None)
+    if wrapper is None or type(new_file) is not wrapper:
+        return None
+    sig_gen = getattr(new_file, "sig_gen", None)
+    if not isinstance(sig_gen, SigGenerator) or not sig_gen.fresh:
+        return None
+    if getattr(new_file, "activated_callback", None) or not hasattr(new_file, "infile"):
+        return None
+    return sig_gen
 
 
 class PatchedFile(_EngineFile):
@@ -208,15 +232,35 @@ class SigGenerator:
             self.sig_maker = _core.new_sigjob(blocksize)
         except _librsync.librsyncError as e:
             _raise_as_duplicity(e)
+        self.blocksize = blocksize or _librsync.RS_DEFAULT_BLOCK_LEN
         self.gotsig = None
         self._pending = []
         self._pending_size = 0
+        self._fed = 0
+        self._shared = None
         self.sigstring_list = []
+
+    @property
+    def fresh(self) -> bool:
+        """Whether no data has been added and no signature taken yet."""
+        return not (self._fed or self.gotsig or self.sigstring_list) and self._shared is None
+
+    def _share(self, maker) -> None:
+        """Takes the signature from a delta job that is given the same data."""
+        self._shared = maker
 
     def update(self, buf: bytes) -> None:
         """Adds data to the signature."""
         if self.gotsig:
             raise _error_class()("SigGenerator already provided signature")
+        self._fed += len(buf)
+        if self._shared is not None:
+            if buf:
+                try:
+                    self._shared.signature_update(buf)
+                except _librsync.librsyncError as e:
+                    _raise_as_duplicity(e)
+            return
         self._pending.append(buf)
         self._pending_size += len(buf)
         if self._pending_size >= SIG_BATCH:
@@ -236,7 +280,10 @@ class SigGenerator:
         """Returns the signature of all data added."""
         self._flush()
         try:
-            self.sigstring_list.append(self.sig_maker.collect())
+            shared = self._shared
+            self.sigstring_list.append(
+                shared.signature() if shared is not None else self.sig_maker.collect()
+            )
         except _librsync.librsyncError as e:
             _raise_as_duplicity(e)
         return b"".join(self.sigstring_list)

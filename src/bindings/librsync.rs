@@ -143,6 +143,31 @@ impl PyDeltaMaker {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Also makes the new file's signature with `blocklen`-byte blocks and 8-byte MD4 sums
+    /// from the same input, sharing block sums; false when the blocks differ from the delta's
+    /// (or the signature is empty, or input was given): then nothing changes.
+    fn share_signature(&mut self, blocklen: usize) -> PyResult<bool> {
+        self.inner
+            .share_signature(blocklen, 8)
+            .map_err(|e| librsync_error(e, "shared signature"))
+    }
+
+    /// Adds bytes after the delta's input to the shared signature only.
+    fn signature_update(&mut self, py: Python<'_>, buf: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        detach_if(py, buf.len() >= DETACH_MIN, || inner.signature_update(buf))
+            .map_err(|e| librsync_error(e, "shared signature"))
+    }
+
+    /// The shared signature of all input (once).
+    fn signature<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        let sig = py
+            .detach(|| inner.take_signature())
+            .map_err(|e| librsync_error(e, "shared signature"))?;
+        Ok(PyBytes::new(py, &sig))
+    }
+
     /// Whether the signature is empty, so that each `cycle` input becomes one literal.
     #[getter]
     fn slack(&self) -> bool {

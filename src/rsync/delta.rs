@@ -8,6 +8,7 @@ use super::error::{RsError, RsResult};
 use super::md4_lanes::md4_strided;
 use super::netint::{int_len, put, width_index};
 use super::rollsum::{match_key, Rollsum};
+use super::sig_tap::SigTap;
 use super::signature::Signature;
 use super::strong::md4;
 use super::{DELTA_MAGIC, OP_COPY_N1_N1, OP_LITERAL_INLINE_MAX, OP_LITERAL_N1};
@@ -79,6 +80,10 @@ pub struct DeltaMaker {
     copy_len: u64,
     roll: Option<Rollsum>,
     spec: Speculation,
+    /// The new file's own signature, when it shares the delta's block sums.
+    tap: Option<SigTap>,
+    /// Offset in the new file of `buf[0]`.
+    buf_offset: u64,
 }
 
 /// Fewest and most block windows whose sums are computed ahead, in parallel, while the new
@@ -131,6 +136,36 @@ impl DeltaMaker {
                 depth: SPEC_MIN,
                 ..Default::default()
             },
+            tap: None,
+            buf_offset: 0,
+        }
+    }
+
+    /// Also makes the new file's signature (`block_len`-byte blocks, `strong_len`-byte MD4
+    /// sums) from the input, sharing block sums with the delta. Only before any input and
+    /// only when the signature's blocks are the delta's: false (and nothing changes) otherwise.
+    pub fn share_signature(&mut self, block_len: usize, strong_len: usize) -> RsResult<bool> {
+        if self.header_done || self.is_slack() || block_len != self.sig.block_len() {
+            return Ok(false);
+        }
+        self.tap = Some(SigTap::new(block_len, strong_len)?);
+        Ok(true)
+    }
+
+    /// Feeds bytes that follow the delta's input to the shared signature only (a reader that
+    /// stopped before the end lets the signature's owner read the rest).
+    pub fn signature_update(&mut self, data: &[u8]) -> RsResult<()> {
+        match self.tap.as_mut() {
+            Some(tap) => tap.feed(data, false),
+            None => Err(RsError::Finished("no shared signature")),
+        }
+    }
+
+    /// The shared signature of everything fed (see [`DeltaMaker::share_signature`]).
+    pub fn take_signature(&mut self) -> RsResult<Vec<u8>> {
+        match self.tap.as_mut() {
+            Some(tap) => tap.finish(),
+            None => Err(RsError::Finished("no shared signature")),
         }
     }
 
@@ -162,10 +197,17 @@ impl DeltaMaker {
             emit_literal(out, data);
             return Ok(());
         }
+        if let Some(tap) = self.tap.as_mut() {
+            tap.feed(data, true)?;
+        }
         self.buf.extend_from_slice(data);
         self.scan(out);
+        if let Some(tap) = self.tap.as_mut() {
+            tap.forget_before(self.buf_offset + self.cur as u64);
+        }
         if self.lit_start > 0 {
             self.buf.drain(..self.lit_start);
+            self.buf_offset += self.lit_start as u64;
             self.cur -= self.lit_start;
             self.spec.base = self.spec.base.saturating_sub(self.lit_start);
             self.lit_start = 0;
@@ -256,26 +298,39 @@ impl DeltaMaker {
             let mut roll = match self.roll {
                 Some(r) => r,
                 None => {
-                    // At a block-aligned restart (after a match): use sums computed ahead.
-                    let pre = match self.spec.at(self.cur, b) {
-                        Some(p) => Some(p),
-                        None if self.speculate(b) => self.spec.at(self.cur, b),
-                        None => None,
-                    };
-                    match pre {
-                        Some((weak, strong)) => {
-                            if let Some(idx) = sig.find(match_key(weak), || strong) {
-                                if self.spec.next == self.spec.sums.len() {
-                                    self.spec.depth = (self.spec.depth * 2).min(SPEC_MAX);
-                                }
-                                self.on_match(idx * b as u64, b, out);
-                                continue;
-                            }
-                            self.spec.depth = (self.spec.depth / 4).max(SPEC_MIN);
-                            self.spec.clear();
-                            Rollsum::from_digest(weak, b)
+                    // At a restart after a match: the shared signature's sums of the new
+                    // file's blocks when the window is one, else sums computed ahead.
+                    let shared = self
+                        .tap
+                        .as_ref()
+                        .and_then(|t| t.sum(self.buf_offset + self.cur as u64));
+                    if let Some((weak, strong)) = shared {
+                        if let Some(idx) = sig.find(match_key(weak), || strong) {
+                            self.on_match(idx * b as u64, b, out);
+                            continue;
                         }
-                        None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+                        Rollsum::from_digest(weak, b)
+                    } else {
+                        let pre = match self.spec.at(self.cur, b) {
+                            Some(p) => Some(p),
+                            None if self.speculate(b) => self.spec.at(self.cur, b),
+                            None => None,
+                        };
+                        match pre {
+                            Some((weak, strong)) => {
+                                if let Some(idx) = sig.find(match_key(weak), || strong) {
+                                    if self.spec.next == self.spec.sums.len() {
+                                        self.spec.depth = (self.spec.depth * 2).min(SPEC_MAX);
+                                    }
+                                    self.on_match(idx * b as u64, b, out);
+                                    continue;
+                                }
+                                self.spec.depth = (self.spec.depth / 4).max(SPEC_MIN);
+                                self.spec.clear();
+                                Rollsum::from_digest(weak, b)
+                            }
+                            None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+                        }
                     }
                 }
             };
@@ -465,5 +520,70 @@ mod tests {
         }
         m.finish(&mut out);
         assert_eq!(out, whole);
+    }
+
+    #[test]
+    fn shared_signature_changes_nothing_and_equals_the_signature_job() {
+        let old = rand_bytes(400_000, 6);
+        let cases: Vec<Vec<u8>> = vec![
+            old.clone(),
+            {
+                let mut n = old.clone();
+                for i in (0..n.len()).step_by(37_001) {
+                    n[i] ^= 0x33;
+                }
+                n
+            },
+            {
+                let mut n = old.clone();
+                n.splice(123_457..123_457, rand_bytes(5_003, 7));
+                n.truncate(390_001);
+                n
+            },
+            rand_bytes(250_000, 8),
+            Vec::new(),
+        ];
+        for (c, new) in cases.iter().enumerate() {
+            let sig = Arc::new(Signature::parse(&signature_of(&old, 1024, 8).unwrap()).unwrap());
+            let plain = {
+                let mut m = DeltaMaker::new(Arc::clone(&sig), LiteralCap::V234);
+                let mut out = Vec::new();
+                m.update(new, &mut out).unwrap();
+                m.finish(&mut out);
+                out
+            };
+            for step in [4_099usize, 1 << 20] {
+                let mut m = DeltaMaker::new(Arc::clone(&sig), LiteralCap::V234);
+                assert!(!m.share_signature(512, 8).unwrap(), "other block length");
+                assert!(m.share_signature(1024, 8).unwrap());
+                let mut out = Vec::new();
+                // the delta reads part of the file, the signature's owner the rest
+                let cut = if step == 4_099 {
+                    new.len()
+                } else {
+                    new.len() / 2
+                };
+                for piece in new[..cut].chunks(step) {
+                    m.update(piece, &mut out).unwrap();
+                }
+                if cut == new.len() {
+                    m.finish(&mut out);
+                    assert_eq!(out, plain, "case {c} step {step}");
+                }
+                m.signature_update(&new[cut..]).unwrap();
+                assert_eq!(
+                    m.take_signature().unwrap(),
+                    signature_of(new, 1024, 8).unwrap(),
+                    "case {c} step {step}"
+                );
+            }
+        }
+        let empty = Arc::new(Signature::parse(&signature_of(b"", 1024, 8).unwrap()).unwrap());
+        let mut m = DeltaMaker::new(empty, LiteralCap::V234);
+        assert!(
+            !m.share_signature(1024, 8).unwrap(),
+            "slack deltas do not share"
+        );
+        assert!(m.take_signature().is_err());
     }
 }

@@ -1,0 +1,220 @@
+//! The signature of a new file made from the data its delta reads, sharing the block sums.
+//!
+//! duplicity computes both the delta of a changed file against its old signature and the
+//! file's new signature, from the same reads. When both use the same block length, the sums
+//! of the new file's block-aligned windows are the same numbers for both: the delta looks
+//! them up at every block-aligned restart after a match, and the signature writes them out.
+//! The tap computes each of them once, in parallel, as the data arrives.
+
+use std::collections::VecDeque;
+
+use rayon::prelude::*;
+
+use super::error::{RsError, RsResult};
+use super::md4_lanes::md4_strided;
+use super::rollsum::Rollsum;
+use super::strong::md4;
+use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
+
+/// Input size from which block sums are computed on several threads.
+const PARALLEL_MIN_BYTES: usize = 64 * 1024;
+
+/// Weak digest and full MD4 of one block.
+pub type BlockSum = (u32, [u8; 16]);
+
+/// An MD4 signature built from input fed in pieces, keeping the sums of recent whole blocks.
+pub struct SigTap {
+    block_len: usize,
+    strong_len: usize,
+    out: Vec<u8>,
+    partial: Vec<u8>,
+    /// Block index of `sums[0]`.
+    first: u64,
+    sums: VecDeque<BlockSum>,
+    finished: bool,
+}
+
+/// Sums of the whole `len`-byte blocks at the start of `data`, computed in parallel when large.
+fn block_sums(data: &[u8], len: usize) -> Vec<BlockSum> {
+    let whole = data.len() / len;
+    let run = |d: &[u8]| -> Vec<BlockSum> {
+        let n = d.len() / len;
+        let mut strong = Vec::with_capacity(n);
+        md4_strided(d, len, len, n, &mut strong);
+        d.chunks_exact(len)
+            .zip(strong)
+            .map(|(block, s)| (Rollsum::of(block).digest(), s))
+            .collect()
+    };
+    let data = &data[..whole * len];
+    if data.len() < PARALLEL_MIN_BYTES {
+        return run(data);
+    }
+    // Tasks of whole groups of eight blocks, about 64 KiB each.
+    let per_task = (64 * 1024 / len).max(1).div_ceil(8) * 8;
+    data.par_chunks(len * per_task)
+        .map(run)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+impl SigTap {
+    /// Starts a signature with `block_len`-byte blocks and `strong_len`-byte MD4 sums.
+    pub fn new(block_len: usize, strong_len: usize) -> RsResult<Self> {
+        if block_len == 0 || block_len > u32::MAX as usize {
+            return Err(RsError::Param(format!(
+                "signature block length {block_len} out of range"
+            )));
+        }
+        if strong_len == 0 || strong_len > MD4_SUM_LEN {
+            return Err(RsError::Param(format!(
+                "strong sum length {strong_len} out of range 1..=16 for MD4"
+            )));
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&MD4_SIG_MAGIC.to_be_bytes());
+        out.extend_from_slice(&(block_len as u32).to_be_bytes());
+        out.extend_from_slice(&(strong_len as u32).to_be_bytes());
+        Ok(SigTap {
+            block_len,
+            strong_len,
+            out,
+            partial: Vec::new(),
+            first: 0,
+            sums: VecDeque::new(),
+            finished: false,
+        })
+    }
+
+    /// The signature block length.
+    pub fn block_len(&self) -> usize {
+        self.block_len
+    }
+
+    fn record(&mut self, (weak, strong): BlockSum) {
+        self.out.extend_from_slice(&weak.to_be_bytes());
+        self.out.extend_from_slice(&strong[..self.strong_len]);
+    }
+
+    fn add(&mut self, sums: Vec<BlockSum>, keep: bool) {
+        for &s in &sums {
+            self.record(s);
+        }
+        if keep {
+            self.sums.extend(sums);
+        } else {
+            self.first += (self.sums.len() + sums.len()) as u64;
+            self.sums.clear();
+        }
+    }
+
+    /// Feeds the next bytes of the file. With `keep`, the sums of its whole blocks stay
+    /// available to [`SigTap::sum`] until [`SigTap::forget_before`] drops them.
+    pub fn feed(&mut self, mut data: &[u8], keep: bool) -> RsResult<()> {
+        if self.finished {
+            if data.is_empty() {
+                return Ok(());
+            }
+            return Err(RsError::Finished("signature input after end of file"));
+        }
+        let bl = self.block_len;
+        if !self.partial.is_empty() {
+            let take = (bl - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() < bl {
+                return Ok(());
+            }
+            let block = std::mem::take(&mut self.partial);
+            let sum = (Rollsum::of(&block).digest(), md4(&block));
+            self.add(vec![sum], keep);
+        }
+        let whole = data.len() / bl * bl;
+        let sums = block_sums(&data[..whole], bl);
+        self.add(sums, keep);
+        self.partial.extend_from_slice(&data[whole..]);
+        Ok(())
+    }
+
+    /// The sums of the whole block starting at byte `offset` of the file, if it is kept.
+    pub fn sum(&self, offset: u64) -> Option<BlockSum> {
+        let bl = self.block_len as u64;
+        if offset % bl != 0 {
+            return None;
+        }
+        let i = (offset / bl).checked_sub(self.first)?;
+        self.sums.get(usize::try_from(i).ok()?).copied()
+    }
+
+    /// Drops the kept sums of blocks that start before byte `offset`.
+    pub fn forget_before(&mut self, offset: u64) {
+        let block = offset / self.block_len as u64;
+        while self.first < block && self.sums.pop_front().is_some() {
+            self.first += 1;
+        }
+    }
+
+    /// Ends the input and returns the whole signature, the final short block's record
+    /// included (once: a second call is an error).
+    pub fn finish(&mut self) -> RsResult<Vec<u8>> {
+        if self.finished {
+            return Err(RsError::Finished("signature already taken"));
+        }
+        self.finished = true;
+        let block = std::mem::take(&mut self.partial);
+        if !block.is_empty() {
+            self.record((Rollsum::of(&block).digest(), md4(&block)));
+        }
+        self.sums.clear();
+        Ok(std::mem::take(&mut self.out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rsync::sigmaker::signature_of;
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn same_signature_as_the_signature_job_whatever_the_pieces() {
+        for &(n, bl) in &[(0, 512), (1, 512), (511, 512), (512, 512), (300_000, 700)] {
+            let d = data(n);
+            let want = signature_of(&d, bl, 8).unwrap();
+            for step in [1usize, 513, 65_536, 1 << 20] {
+                let mut tap = SigTap::new(bl, 8).unwrap();
+                for piece in d.chunks(step) {
+                    tap.feed(piece, step % 2 == 1).unwrap();
+                }
+                assert_eq!(tap.finish().unwrap(), want, "n {n} block {bl} step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn kept_sums_are_the_blocks_sums_until_forgotten() {
+        let d = data(100_000);
+        let mut tap = SigTap::new(1000, 8).unwrap();
+        tap.feed(&d[..1500], true).unwrap();
+        tap.feed(&d[1500..], true).unwrap();
+        for k in 0..100u64 {
+            let b = &d[k as usize * 1000..(k as usize + 1) * 1000];
+            assert_eq!(tap.sum(k * 1000), Some((Rollsum::of(b).digest(), md4(b))));
+        }
+        assert_eq!(tap.sum(1500), None);
+        assert_eq!(tap.sum(100_000), None);
+        tap.forget_before(42_500);
+        assert_eq!(tap.sum(41_000), None);
+        assert!(tap.sum(42_000).is_some());
+        tap.feed(&[], true).unwrap();
+        tap.finish().unwrap();
+        assert!(tap.feed(b"x", true).is_err());
+    }
+}
