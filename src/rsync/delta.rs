@@ -354,7 +354,13 @@ impl DeltaMaker {
             }
             let key = match_key(roll.digest());
             let window = &self.buf[self.cur..self.cur + b];
-            if let Some(idx) = sig.find(key, || md4(window)) {
+            let offset = self.buf_offset + self.cur as u64;
+            let tap = self.tap.as_ref();
+            let strong = || match tap.and_then(|t| t.sum(offset)) {
+                Some((_, s)) => s,
+                None => md4(window),
+            };
+            if let Some(idx) = sig.find(key, strong) {
                 self.on_match(idx * b as u64, b, out);
             } else {
                 roll.rotate(self.buf[self.cur], self.buf[self.cur + b]);

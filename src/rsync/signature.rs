@@ -23,6 +23,12 @@ impl Hasher for IdentityHasher {
     }
 }
 
+/// Bits of the weak-key filter per signature block: with 32, about one rolled position in 32
+/// whose key no block has still reaches the block index (a cache miss) before it moves on.
+const FILTER_BITS_PER_BLOCK: usize = 32;
+/// Largest weak-key filter (4 MiB): beyond it the filter itself would miss the caches.
+const FILTER_MAX_BITS: usize = 1 << 25;
+
 type KeyMap = HashMap<u32, Candidates, BuildHasherDefault<IdentityHasher>>;
 
 /// Blocks sharing one weak key: the first inline, more (rare) in a list.
@@ -91,7 +97,9 @@ impl Signature {
             keys.push(match_key(u32::from_be_bytes([r[0], r[1], r[2], r[3]])));
             strong.extend_from_slice(&r[4..]);
         }
-        let filter_bits = (count.max(1) * 8).next_power_of_two().max(64);
+        let filter_bits = (count.max(1) * FILTER_BITS_PER_BLOCK)
+            .next_power_of_two()
+            .clamp(64, FILTER_MAX_BITS);
         let mut filter = vec![0u64; filter_bits / 64];
         let filter_mask = (filter_bits - 1) as u32;
         let mut index = KeyMap::with_capacity_and_hasher(count, Default::default());
