@@ -10,6 +10,9 @@
 /// runs its portable code.
 pub fn accelerated_paths() -> Vec<&'static str> {
     let mut paths = Vec::new();
+    if crate::rsync::md4_lanes::uses_avx512() {
+        paths.push("md4: AVX-512");
+    }
     if crate::rsync::md4_lanes::uses_avx2() {
         paths.push("md4 and rollsum: AVX2");
     }

@@ -331,6 +331,8 @@ def test_simd_fallbacks_on_a_baseline_x86_64_cpu(tmp_path, states, gnupghome):
         flags = f.read()
     if " avx2 " in flags:
         assert "md4 and rollsum: AVX2" in here, here
+    if " avx512f " in flags:
+        assert "md4: AVX-512" in here, here
     status = _run([*emulate, sys.executable, "-m", "dupcore", "status"], env=env).stdout
     assert "cpu        portable code only (no SIMD path)" in status, status
     emulated = _emulated_chains(tmp_path, states, gnupghome, [*emulate, sys.executable,

@@ -8,7 +8,7 @@ DEFLATE_LEVEL: int  # of gzip volumes and OpenPGP compressed packets
 DEFLATE_ENGINES: list[str]  # deflate engines this build has ("zlib-rs", "isal")
 
 def cpu_paths() -> list[str]:
-    """The accelerated code paths this CPU gets (e.g. "md4 and rollsum: AVX2"); empty if none."""
+    """The accelerated code paths this CPU gets (e.g. "md4: AVX-512"); empty if none."""
 
 def deflate_profile(name: str) -> tuple[str, int]:
     """(engine, level) a DUPCORE_COMPRESS value stands for; ValueError for an unknown name."""

@@ -130,7 +130,7 @@ impl PyDeltaMaker {
             .detach(|| {
                 let mut out = Vec::with_capacity(buf.len() / 8);
                 if !inner.is_slack() {
-                    // whole: the blocks ahead of a match are summed in parallel, eight at once
+                    // whole: the blocks ahead of a match are summed in parallel, in SIMD lane groups
                     inner.update(buf, &mut out)?;
                     return Ok(out);
                 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::error::{RsError, RsResult};
-use super::md4_lanes::md4_strided;
+use super::md4_lanes::{md4_strided, LANES};
 use super::netint::{int_len, put, width_index};
 use super::rollsum::{match_key, Rollsum};
 use super::sig_tap::SigTap;
@@ -267,7 +267,7 @@ impl DeltaMaker {
         }
         let base = self.cur;
         let buf = &self.buf[base..];
-        let per_task = (32 * 1024 / b).max(1).div_ceil(8) * 8;
+        let per_task = (32 * 1024 / b).max(1).div_ceil(LANES) * LANES;
         let tasks = count.div_ceil(per_task);
         let parts: Vec<Vec<(u32, [u8; 16])>> = (0..tasks)
             .into_par_iter()

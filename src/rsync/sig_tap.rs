@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use rayon::prelude::*;
 
 use super::error::{RsError, RsResult};
-use super::md4_lanes::md4_strided;
+use super::md4_lanes::{md4_strided, LANES};
 use super::rollsum::Rollsum;
 use super::strong::md4;
 use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
@@ -50,8 +50,8 @@ fn block_sums(data: &[u8], len: usize) -> Vec<BlockSum> {
     if data.len() < PARALLEL_MIN_BYTES {
         return run(data);
     }
-    // Tasks of whole groups of eight blocks, about 64 KiB each.
-    let per_task = (64 * 1024 / len).max(1).div_ceil(8) * 8;
+    // Tasks of whole groups of `LANES` blocks, about 64 KiB each.
+    let per_task = (64 * 1024 / len).max(1).div_ceil(LANES) * LANES;
     data.par_chunks(len * per_task)
         .map(run)
         .collect::<Vec<_>>()

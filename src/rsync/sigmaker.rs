@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::error::{RsError, RsResult};
-use super::md4_lanes::md4_strided;
+use super::md4_lanes::{md4_strided, LANES};
 use super::rollsum::Rollsum;
 use super::strong::md4;
 use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
@@ -80,8 +80,8 @@ impl SigMaker {
             }
         };
         if data.len() >= PARALLEL_MIN_BYTES {
-            // Tasks of whole groups of eight blocks, about 64 KiB each.
-            let blocks_per_task = (64 * 1024 / bl).max(1).div_ceil(8) * 8;
+            // Tasks of whole groups of `LANES` blocks, about 64 KiB each.
+            let blocks_per_task = (64 * 1024 / bl).max(1).div_ceil(LANES) * LANES;
             data.par_chunks(bl * blocks_per_task)
                 .zip(dst.par_chunks_mut(rec * blocks_per_task))
                 .for_each(|(d, s)| fill(d, s));
@@ -99,7 +99,7 @@ impl SigMaker {
             return Err(RsError::Finished("signature input after end of file"));
         }
         self.header(out);
-        // Blocks are hashed in batches of at least `batch_len` bytes (eight blocks for the MD4
+        // Blocks are hashed in batches of at least `batch_len` bytes (`LANES` blocks for the MD4
         // lanes, 256 KiB for the threads); records of a batch appear when it is complete.
         self.partial.extend_from_slice(data);
         if self.partial.len() >= self.batch_len() {
@@ -111,9 +111,9 @@ impl SigMaker {
         Ok(())
     }
 
-    /// Bytes gathered before hashing: whole blocks, at least eight and at least 256 KiB.
+    /// Bytes gathered before hashing: whole blocks, at least `LANES` and at least 256 KiB.
     fn batch_len(&self) -> usize {
-        let blocks = (256 * 1024 / self.block_len).max(8);
+        let blocks = (256 * 1024 / self.block_len).max(LANES);
         blocks * self.block_len
     }
 
