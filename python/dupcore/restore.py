@@ -113,6 +113,17 @@ def _local_volume(backend, filename, volume_info):
         return None
 
 
+def _engine_side(fobj):
+    """What the engine reads of a volume: dupcore's Rust gzip reader itself when the volume
+    is a ``GzipReadFile`` (bare, or in duplicity's ``FileobjHooked`` that deletes its temporary
+    copy on close); the engine takes it over and reads it without the GIL. Closing ``fobj``
+    later still runs duplicity's hooks. Anything else is read through its ``read``."""
+    inner = getattr(fobj, "fileobj", fobj) if fobj is not None else None
+    if type(inner) is volume_files.GzipReadFile:
+        return inner._reader
+    return fobj
+
+
 class _Volumes:
     """Each backup set's volumes, fetched by duplicity's ``restore_get_enc_fileobj`` (ahead, on
     worker threads), handed to the engine in order, closed when the engine is done with them."""
@@ -413,7 +424,7 @@ def _run(dup_main, config, col_stats, verify=None, local=None):
                 else:
                     _log_events((ev,), log, util)
             if what == "need":
-                engine.give(volumes.next(payload))
+                engine.give(_engine_side(volumes.next(payload)))
             elif what == "done":
                 return bool(payload)
             elif what == "error":

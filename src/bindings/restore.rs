@@ -13,8 +13,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::source::{index_tuple, PyVolume, Slot};
-use super::volume::to_path;
+use super::source::{index_tuple, DirectGzip, PyVolume, Slot};
+use super::volume::{take_gzip_reader, to_path};
 use crate::backup::local_tree::LocalTree;
 use crate::restore::chain::SPOOL_IN_MEMORY;
 use crate::restore::entry::{Kind, Meta};
@@ -23,6 +23,7 @@ use crate::restore::{
     restore, verify_against, Event, Host, LocalSide, Mode, RestoreError, RestoreOptions,
     RestoreResult,
 };
+use crate::volume::GzipReader;
 
 /// `(root, rules, files_from, copy_links, debug, count_only)` of a verify that walks the
 /// local tree.
@@ -46,6 +47,7 @@ enum Message {
 
 enum Reply {
     Volume(Py<PyAny>),
+    Gzip(GzipReader),
     End,
 }
 
@@ -66,6 +68,10 @@ impl Host for ChannelHost {
         match self.rx.recv() {
             Ok(Reply::Volume(file)) => Ok(Some(Box::new(PyVolume {
                 file,
+                slot: Arc::clone(&self.slot),
+            }))),
+            Ok(Reply::Gzip(reader)) => Ok(Some(Box::new(DirectGzip {
+                reader,
                 slot: Arc::clone(&self.slot),
             }))),
             Ok(Reply::End) => Ok(None),
@@ -369,13 +375,20 @@ impl PyRestoreEngine {
         })
     }
 
-    /// Answers `"need"`: the volume's file object, or None when the set has no more.
-    fn give(&mut self, volume: Option<Py<PyAny>>) -> PyResult<()> {
+    /// Answers `"need"`: the volume's file object, or None when the set has no more. A
+    /// `GzipReader` is taken over by the engine, which then reads it without the GIL.
+    fn give(&mut self, py: Python<'_>, volume: Option<Py<PyAny>>) -> PyResult<()> {
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("the restore has ended"))?;
-        let reply = volume.map_or(Reply::End, Reply::Volume);
+        let reply = match volume {
+            None => Reply::End,
+            Some(v) => match take_gzip_reader(v.bind(py)) {
+                Some(reader) => Reply::Gzip(reader),
+                None => Reply::Volume(v),
+            },
+        };
         tx.send(reply)
             .map_err(|_| PyRuntimeError::new_err("the restore engine stopped"))
     }

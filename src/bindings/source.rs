@@ -1,5 +1,6 @@
 //! What the restore and backup bindings share: a volume read from the Python file object
-//! duplicity opened, path indexes as tuples of bytes, and the slot keeping a Python error.
+//! duplicity opened (or straight from dupcore's gzip reader inside it), path indexes as
+//! tuples of bytes, and the slot keeping a Python error.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::restore::SourceFailed;
+use crate::volume::GzipReader;
 
 /// Where a Python exception raised while the engine reads waits to be raised again.
 pub(super) type Slot = Arc<Mutex<Option<PyErr>>>;
@@ -40,6 +42,32 @@ impl Read for PyVolume {
                 io::Error::other(SourceFailed)
             })
         })
+    }
+}
+
+/// A gzip volume read straight from its decompressing thread: no GIL and no Python bytes
+/// per read. A failure becomes the exception `GzipReader.read` raises, kept in `slot`.
+pub(super) struct DirectGzip {
+    pub(super) reader: GzipReader,
+    pub(super) slot: Slot,
+}
+
+impl Read for DirectGzip {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.reader.fill() {
+            Ok(false) => Ok(0),
+            Ok(true) => {
+                let avail = self.reader.buffered();
+                let n = avail.len().min(buf.len());
+                buf[..n].copy_from_slice(&avail[..n]);
+                self.reader.consume(n);
+                Ok(n)
+            }
+            Err(e) => {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyErr::from(e));
+                Err(io::Error::other(SourceFailed))
+            }
+        }
     }
 }
 

@@ -127,6 +127,17 @@ impl PyGzipReader {
     }
 }
 
+/// The reader inside `obj` when it is an open `GzipReader`, taken out of it (the object
+/// reads as closed from then on).
+pub(super) fn take_gzip_reader(obj: &Bound<'_, PyAny>) -> Option<GzipReader> {
+    obj.cast::<PyGzipReader>()
+        .ok()?
+        .try_borrow_mut()
+        .ok()?
+        .inner
+        .take()
+}
+
 #[pymethods]
 impl PyGzipReader {
     /// Opens `path` and starts decompressing, up to `ahead` MiB ahead of the reader.

@@ -175,6 +175,11 @@ impl GzipReader {
         self.inner.tell()
     }
 
+    /// Waits for decompressed bytes; false at the end of the stream.
+    pub fn fill(&mut self) -> Result<bool, GzipError> {
+        self.inner.fill()
+    }
+
     /// Decompressed bytes available without waiting for the read-ahead thread.
     pub fn buffered(&self) -> &[u8] {
         self.inner.buffered()
