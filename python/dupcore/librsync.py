@@ -7,6 +7,7 @@ Rust engine large pieces (1 MiB) with the GIL released, instead of one Python ro
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -168,8 +169,6 @@ class DeltaFile(_EngineFile):
 def _signature_to_share(new_file):
     """The ``SigGenerator`` of duplicity's ``FileWithSignature`` around ``new_file``'s data,
     when nothing has been read through it yet, else None."""
-    import sys
-
     diffdir = sys.modules.get("duplicity.diffdir")
     wrapper = getattr(diffdir, "FileWithSignature", None)
     if wrapper is None or type(new_file) is not wrapper:

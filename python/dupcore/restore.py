@@ -118,7 +118,7 @@ def _engine_side(fobj):
     is a ``GzipReadFile`` (bare, or in duplicity's ``FileobjHooked`` that deletes its temporary
     copy on close); the engine takes it over and reads it without the GIL. Closing ``fobj``
     later still runs duplicity's hooks. Anything else is read through its ``read``."""
-    inner = getattr(fobj, "fileobj", fobj) if fobj is not None else None
+    inner = getattr(fobj, "fileobj", fobj)
     if type(inner) is volume_files.GzipReadFile:
         return inner._reader
     return fobj

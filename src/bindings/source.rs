@@ -15,6 +15,12 @@ use crate::volume::GzipReader;
 /// Where a Python exception raised while the engine reads waits to be raised again.
 pub(super) type Slot = Arc<Mutex<Option<PyErr>>>;
 
+/// Keeps `e` in `slot` for Python to raise; the engine sees a [`SourceFailed`] read error.
+fn keep(slot: &Slot, e: PyErr) -> io::Error {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    io::Error::other(SourceFailed)
+}
+
 /// A volume as the Python file object duplicity opened (`read(n)` with the GIL).
 pub(super) struct PyVolume {
     pub(super) file: Py<PyAny>,
@@ -37,10 +43,7 @@ impl Read for PyVolume {
                     buf[..data.len()].copy_from_slice(data);
                     Ok(data.len())
                 });
-            got.map_err(|e| {
-                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                io::Error::other(SourceFailed)
-            })
+            got.map_err(|e| keep(&self.slot, e))
         })
     }
 }
@@ -63,10 +66,7 @@ impl Read for DirectGzip {
                 self.reader.consume(n);
                 Ok(n)
             }
-            Err(e) => {
-                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyErr::from(e));
-                Err(io::Error::other(SourceFailed))
-            }
+            Err(e) => Err(keep(&self.slot, PyErr::from(e))),
         }
     }
 }

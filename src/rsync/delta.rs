@@ -304,33 +304,28 @@ impl DeltaMaker {
                         .tap
                         .as_ref()
                         .and_then(|t| t.sum(self.buf_offset + self.cur as u64));
-                    if let Some((weak, strong)) = shared {
-                        if let Some(idx) = sig.find(match_key(weak), || strong) {
-                            self.on_match(idx * b as u64, b, out);
-                            continue;
-                        }
-                        Rollsum::from_digest(weak, b)
-                    } else {
-                        let pre = match self.spec.at(self.cur, b) {
-                            Some(p) => Some(p),
-                            None if self.speculate(b) => self.spec.at(self.cur, b),
-                            None => None,
-                        };
-                        match pre {
-                            Some((weak, strong)) => {
-                                if let Some(idx) = sig.find(match_key(weak), || strong) {
-                                    if self.spec.next == self.spec.sums.len() {
-                                        self.spec.depth = (self.spec.depth * 2).min(SPEC_MAX);
-                                    }
-                                    self.on_match(idx * b as u64, b, out);
-                                    continue;
+                    let pre = shared.or_else(|| match self.spec.at(self.cur, b) {
+                        Some(p) => Some(p),
+                        None if self.speculate(b) => self.spec.at(self.cur, b),
+                        None => None,
+                    });
+                    match pre {
+                        Some((weak, strong)) => {
+                            let speculated = shared.is_none();
+                            if let Some(idx) = sig.find(match_key(weak), || strong) {
+                                if speculated && self.spec.next == self.spec.sums.len() {
+                                    self.spec.depth = (self.spec.depth * 2).min(SPEC_MAX);
                                 }
+                                self.on_match(idx * b as u64, b, out);
+                                continue;
+                            }
+                            if speculated {
                                 self.spec.depth = (self.spec.depth / 4).max(SPEC_MIN);
                                 self.spec.clear();
-                                Rollsum::from_digest(weak, b)
                             }
-                            None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
+                            Rollsum::from_digest(weak, b)
                         }
+                        None => Rollsum::of(&self.buf[self.cur..self.cur + b]),
                     }
                 }
             };

@@ -77,6 +77,40 @@ pub fn uses_avx2() -> bool {
     }
 }
 
+/// The MD4 padding of `N` blocks of `len` bytes (block `j` at `start + j * stride` of `data`):
+/// each block's last partial chunk, 0x80, zeros and the bit length, in one or two 64-byte
+/// chunks (the count is returned).
+#[cfg(target_arch = "x86_64")]
+fn padded_tails<const N: usize>(
+    data: &[u8],
+    start: usize,
+    stride: usize,
+    len: usize,
+) -> ([[u8; 128]; N], usize) {
+    let full = len / 64 * 64;
+    let rest = len - full;
+    let chunks = if rest < 56 { 1 } else { 2 };
+    let mut tails = [[0u8; 128]; N];
+    for (j, t) in tails.iter_mut().enumerate() {
+        let at = start + j * stride + full;
+        t[..rest].copy_from_slice(&data[at..at + rest]);
+        t[rest] = 0x80;
+        let end = chunks * 64;
+        t[end - 8..end].copy_from_slice(&((len as u64).wrapping_mul(8)).to_le_bytes());
+    }
+    (tails, chunks)
+}
+
+/// The digests of `N` lanes from the final state words (`words[i][j]`: word i of lane j).
+#[cfg(target_arch = "x86_64")]
+fn lane_digests<const N: usize>(words: &[[u32; N]; 4], out: &mut [[u8; 16]; N]) {
+    for (j, digest) in out.iter_mut().enumerate() {
+        for (i, w) in words.iter().enumerate() {
+            digest[4 * i..4 * i + 4].copy_from_slice(&w[j].to_le_bytes());
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -177,15 +211,7 @@ mod avx2 {
             compress(&mut state, &load(chunks));
         }
         // Padding: 0x80, zeros to 56 mod 64, the bit length little-endian; one or two chunks.
-        let rest = len - full * 64;
-        let tail_chunks = if rest < 56 { 1 } else { 2 };
-        let mut tails = [[0u8; 128]; 8];
-        for (j, t) in tails.iter_mut().enumerate() {
-            t[..rest].copy_from_slice(&block(j)[full * 64..]);
-            t[rest] = 0x80;
-            let end = tail_chunks * 64;
-            t[end - 8..end].copy_from_slice(&((len as u64).wrapping_mul(8)).to_le_bytes());
-        }
+        let (tails, tail_chunks) = super::padded_tails::<8>(data, start, stride, len);
         for c in 0..tail_chunks {
             let chunks: [&[u8]; 8] = std::array::from_fn(|j| &tails[j][c * 64..c * 64 + 64]);
             compress(&mut state, &load(chunks));
@@ -194,11 +220,7 @@ mod avx2 {
         for (i, v) in state.iter().enumerate() {
             _mm256_storeu_si256(words[i].as_mut_ptr() as *mut __m256i, *v);
         }
-        for (j, digest) in out.iter_mut().enumerate() {
-            for i in 0..4 {
-                digest[4 * i..4 * i + 4].copy_from_slice(&words[i][j].to_le_bytes());
-            }
-        }
+        super::lane_digests(&words, out);
     }
 }
 
@@ -303,16 +325,7 @@ mod avx512 {
             compress(&mut state, &unsafe { load(first.add(c * 64), lanes) });
         }
         // Padding: 0x80, zeros to 56 mod 64, the bit length little-endian; one or two chunks.
-        let rest = len - full * 64;
-        let tail_chunks = if rest < 56 { 1 } else { 2 };
-        let mut tails = [[0u8; 128]; 16];
-        for (j, t) in tails.iter_mut().enumerate() {
-            let at = start + j * stride + full * 64;
-            t[..rest].copy_from_slice(&data[at..at + rest]);
-            t[rest] = 0x80;
-            let end = tail_chunks * 64;
-            t[end - 8..end].copy_from_slice(&((len as u64).wrapping_mul(8)).to_le_bytes());
-        }
+        let (tails, tail_chunks) = super::padded_tails::<16>(data, start, stride, len);
         let tail_lanes: [i32; 16] = std::array::from_fn(|j| (j * 128) as i32);
         let tail_lanes = _mm512_loadu_si512(tail_lanes.as_ptr() as *const _);
         for c in 0..tail_chunks {
@@ -324,11 +337,7 @@ mod avx512 {
         for (i, v) in state.iter().enumerate() {
             _mm512_storeu_si512(words[i].as_mut_ptr() as *mut _, *v);
         }
-        for (j, digest) in out.iter_mut().enumerate() {
-            for i in 0..4 {
-                digest[4 * i..4 * i + 4].copy_from_slice(&words[i][j].to_le_bytes());
-            }
-        }
+        super::lane_digests(&words, out);
     }
 }
 

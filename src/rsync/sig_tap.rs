@@ -8,19 +8,8 @@
 
 use std::collections::VecDeque;
 
-use rayon::prelude::*;
-
 use super::error::{RsError, RsResult};
-use super::md4_lanes::{md4_strided, LANES};
-use super::rollsum::Rollsum;
-use super::strong::md4;
-use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
-
-/// Input size from which block sums are computed on several threads.
-const PARALLEL_MIN_BYTES: usize = 64 * 1024;
-
-/// Weak digest and full MD4 of one block.
-pub type BlockSum = (u32, [u8; 16]);
+use super::sigmaker::{block_sum, block_sums, check_lengths, put_header, put_record, BlockSum};
 
 /// An MD4 signature built from input fed in pieces, keeping the sums of recent whole blocks.
 pub struct SigTap {
@@ -34,49 +23,12 @@ pub struct SigTap {
     finished: bool,
 }
 
-/// Sums of the whole `len`-byte blocks at the start of `data`, computed in parallel when large.
-fn block_sums(data: &[u8], len: usize) -> Vec<BlockSum> {
-    let whole = data.len() / len;
-    let run = |d: &[u8]| -> Vec<BlockSum> {
-        let n = d.len() / len;
-        let mut strong = Vec::with_capacity(n);
-        md4_strided(d, len, len, n, &mut strong);
-        d.chunks_exact(len)
-            .zip(strong)
-            .map(|(block, s)| (Rollsum::of(block).digest(), s))
-            .collect()
-    };
-    let data = &data[..whole * len];
-    if data.len() < PARALLEL_MIN_BYTES {
-        return run(data);
-    }
-    // Tasks of whole groups of `LANES` blocks, about 64 KiB each.
-    let per_task = (64 * 1024 / len).max(1).div_ceil(LANES) * LANES;
-    data.par_chunks(len * per_task)
-        .map(run)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
-        .collect()
-}
-
 impl SigTap {
     /// Starts a signature with `block_len`-byte blocks and `strong_len`-byte MD4 sums.
     pub fn new(block_len: usize, strong_len: usize) -> RsResult<Self> {
-        if block_len == 0 || block_len > u32::MAX as usize {
-            return Err(RsError::Param(format!(
-                "signature block length {block_len} out of range"
-            )));
-        }
-        if strong_len == 0 || strong_len > MD4_SUM_LEN {
-            return Err(RsError::Param(format!(
-                "strong sum length {strong_len} out of range 1..=16 for MD4"
-            )));
-        }
+        check_lengths(block_len, strong_len)?;
         let mut out = Vec::new();
-        out.extend_from_slice(&MD4_SIG_MAGIC.to_be_bytes());
-        out.extend_from_slice(&(block_len as u32).to_be_bytes());
-        out.extend_from_slice(&(strong_len as u32).to_be_bytes());
+        put_header(&mut out, block_len, strong_len);
         Ok(SigTap {
             block_len,
             strong_len,
@@ -93,14 +45,9 @@ impl SigTap {
         self.block_len
     }
 
-    fn record(&mut self, (weak, strong): BlockSum) {
-        self.out.extend_from_slice(&weak.to_be_bytes());
-        self.out.extend_from_slice(&strong[..self.strong_len]);
-    }
-
     fn add(&mut self, sums: Vec<BlockSum>, keep: bool) {
-        for &s in &sums {
-            self.record(s);
+        for &sum in &sums {
+            put_record(&mut self.out, sum, self.strong_len);
         }
         if keep {
             self.sums.extend(sums);
@@ -128,8 +75,7 @@ impl SigTap {
                 return Ok(());
             }
             let block = std::mem::take(&mut self.partial);
-            let sum = (Rollsum::of(&block).digest(), md4(&block));
-            self.add(vec![sum], keep);
+            self.add(vec![block_sum(&block)], keep);
         }
         let whole = data.len() / bl * bl;
         let sums = block_sums(&data[..whole], bl);
@@ -165,7 +111,7 @@ impl SigTap {
         self.finished = true;
         let block = std::mem::take(&mut self.partial);
         if !block.is_empty() {
-            self.record((Rollsum::of(&block).digest(), md4(&block)));
+            put_record(&mut self.out, block_sum(&block), self.strong_len);
         }
         self.sums.clear();
         Ok(std::mem::take(&mut self.out))
@@ -175,7 +121,9 @@ impl SigTap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rsync::rollsum::Rollsum;
     use crate::rsync::sigmaker::signature_of;
+    use crate::rsync::strong::md4;
 
     fn data(n: usize) -> Vec<u8> {
         (0..n as u32)

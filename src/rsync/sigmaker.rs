@@ -11,6 +11,67 @@ use super::{MD4_SIG_MAGIC, MD4_SUM_LEN};
 /// Input size from which block sums are computed on several threads.
 const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 
+/// Weak digest and full MD4 of one block.
+pub type BlockSum = (u32, [u8; 16]);
+
+/// Rejects the block and strong sum lengths librsync rejects for an MD4 signature.
+pub(super) fn check_lengths(block_len: usize, strong_len: usize) -> RsResult<()> {
+    if block_len == 0 || block_len > u32::MAX as usize {
+        return Err(RsError::Param(format!(
+            "signature block length {block_len} out of range"
+        )));
+    }
+    if strong_len == 0 || strong_len > MD4_SUM_LEN {
+        return Err(RsError::Param(format!(
+            "strong sum length {strong_len} out of range 1..=16 for MD4"
+        )));
+    }
+    Ok(())
+}
+
+/// Appends the 12-byte header of an MD4 signature.
+pub(super) fn put_header(out: &mut Vec<u8>, block_len: usize, strong_len: usize) {
+    out.extend_from_slice(&MD4_SIG_MAGIC.to_be_bytes());
+    out.extend_from_slice(&(block_len as u32).to_be_bytes());
+    out.extend_from_slice(&(strong_len as u32).to_be_bytes());
+}
+
+/// Appends one block's record: the weak sum, then the first `strong_len` bytes of its MD4.
+pub(super) fn put_record(out: &mut Vec<u8>, (weak, strong): BlockSum, strong_len: usize) {
+    out.extend_from_slice(&weak.to_be_bytes());
+    out.extend_from_slice(&strong[..strong_len]);
+}
+
+/// The sums of one block (a whole one, or the short one at the end).
+pub(super) fn block_sum(block: &[u8]) -> BlockSum {
+    (Rollsum::of(block).digest(), md4(block))
+}
+
+/// Sums of the whole `len`-byte blocks at the start of `data`, on several threads when large.
+pub(super) fn block_sums(data: &[u8], len: usize) -> Vec<BlockSum> {
+    let data = &data[..data.len() / len * len];
+    let run = |d: &[u8]| -> Vec<BlockSum> {
+        let n = d.len() / len;
+        let mut strong = Vec::with_capacity(n);
+        md4_strided(d, len, len, n, &mut strong);
+        d.chunks_exact(len)
+            .zip(strong)
+            .map(|(block, s)| (Rollsum::of(block).digest(), s))
+            .collect()
+    };
+    if data.len() < PARALLEL_MIN_BYTES {
+        return run(data);
+    }
+    // Tasks of whole groups of `LANES` blocks, about 64 KiB each.
+    let per_task = (64 * 1024 / len).max(1).div_ceil(LANES) * LANES;
+    data.par_chunks(len * per_task)
+        .map(run)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Builds an MD4 signature from input fed in pieces of any size.
 pub struct SigMaker {
     block_len: usize,
@@ -23,16 +84,7 @@ pub struct SigMaker {
 impl SigMaker {
     /// Starts a signature with `block_len`-byte blocks and `strong_len`-byte MD4 sums.
     pub fn new(block_len: usize, strong_len: usize) -> RsResult<Self> {
-        if block_len == 0 || block_len > u32::MAX as usize {
-            return Err(RsError::Param(format!(
-                "signature block length {block_len} out of range"
-            )));
-        }
-        if strong_len == 0 || strong_len > MD4_SUM_LEN {
-            return Err(RsError::Param(format!(
-                "strong sum length {strong_len} out of range 1..=16 for MD4"
-            )));
-        }
+        check_lengths(block_len, strong_len)?;
         Ok(SigMaker {
             block_len,
             strong_len,
@@ -49,44 +101,18 @@ impl SigMaker {
 
     fn header(&mut self, out: &mut Vec<u8>) {
         if !self.header_done {
-            out.extend_from_slice(&MD4_SIG_MAGIC.to_be_bytes());
-            out.extend_from_slice(&(self.block_len as u32).to_be_bytes());
-            out.extend_from_slice(&(self.strong_len as u32).to_be_bytes());
+            put_header(out, self.block_len, self.strong_len);
             self.header_done = true;
         }
     }
 
-    fn record_len(&self) -> usize {
-        4 + self.strong_len
-    }
-
     fn write_records(&self, data: &[u8], out: &mut Vec<u8>) {
-        let rec = self.record_len();
-        let bl = self.block_len;
-        let nblocks = data.len().div_ceil(bl);
-        let start = out.len();
-        out.resize(start + nblocks * rec, 0);
-        let dst = &mut out[start..];
-        let fill = |d: &[u8], s: &mut [u8]| {
-            let full = d.len() / bl;
-            let mut sums = Vec::with_capacity(full + 1);
-            md4_strided(d, bl, bl, full, &mut sums);
-            if d.len() % bl != 0 {
-                sums.push(md4(&d[full * bl..]));
-            }
-            for ((block, slot), sum) in d.chunks(bl).zip(s.chunks_mut(rec)).zip(sums) {
-                slot[..4].copy_from_slice(&Rollsum::of(block).digest().to_be_bytes());
-                slot[4..].copy_from_slice(&sum[..self.strong_len]);
-            }
-        };
-        if data.len() >= PARALLEL_MIN_BYTES {
-            // Tasks of whole groups of `LANES` blocks, about 64 KiB each.
-            let blocks_per_task = (64 * 1024 / bl).max(1).div_ceil(LANES) * LANES;
-            data.par_chunks(bl * blocks_per_task)
-                .zip(dst.par_chunks_mut(rec * blocks_per_task))
-                .for_each(|(d, s)| fill(d, s));
-        } else {
-            fill(data, dst);
+        let whole = data.len() / self.block_len * self.block_len;
+        for sum in block_sums(&data[..whole], self.block_len) {
+            put_record(out, sum, self.strong_len);
+        }
+        if whole < data.len() {
+            put_record(out, block_sum(&data[whole..]), self.strong_len);
         }
     }
 
