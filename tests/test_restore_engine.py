@@ -236,6 +236,20 @@ def test_snapshots_spooled_to_disk_become_the_restored_files(long_chain, step):
     shutil.rmtree(out)
 
 
+@pytest.mark.parametrize("direct", ["0", "1"])
+def test_large_files_with_and_without_direct_io(long_chain, direct):
+    """The latest point restored with large files and spooled snapshots written past the page
+    cache (the default) and through it (``DUPCORE_RESTORE_DIRECT=0``): the source's tree,
+    every file dense."""
+    base, targets, snaps = long_chain
+    out, res = _restore(base, targets["plain"], "plain", "dupcore", STEPS, f"direct{direct}",
+                        DUPCORE_RESTORE_DIRECT=direct, DUPCORE_RESTORE_SPOOL_MEMORY_MIB=0)
+    assert _engine_ran(res), res.text()[-2000:]
+    assert_same_tree(snaps[STEPS], snapshot(out), f"direct I/O {direct}")
+    assert _dense(out) == []
+    shutil.rmtree(out)
+
+
 @pytest.mark.parametrize("spool", ["0", "16"])
 def test_single_file_with_deltas_restores_as_stock(long_chain, spool):
     """--path-to-restore of one file with 30 deltas, its snapshot spooled to disk or kept in

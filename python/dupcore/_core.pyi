@@ -143,6 +143,9 @@ class PgpReader:
 def set_restore_spill(dir: str | bytes | None, budget: int = 0) -> None:
     """Volume readers opened from now on decode ahead into spool files in ``dir``."""
 
+def set_restore_direct(on: bool) -> None:
+    """Large restored files are written with direct I/O where the file system allows it."""
+
 class BackupScan:
     """The scan of a backup: walk, previous signatures, unchanged test (see ``dupcore.backup``)."""
     def __init__(self, root: bytes, sigs: list[object], copy_links: bool = False,
@@ -166,5 +169,5 @@ class RestoreEngine:
                  local: tuple[bytes, list[tuple], dict[bytes, list[bytes]] | None, bool, bool,
                               bool] | None = None, spool_memory: int = ...) -> None: ...
     def next(self) -> tuple[str, object, list[tuple]]: ...
-    def give(self, volume: object | None) -> None: ...
+    def give(self, volume: object | None, reader: object | None = None) -> None: ...
     def close(self) -> None: ...

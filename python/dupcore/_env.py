@@ -19,6 +19,9 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
 * ``DUPCORE_RESTORE_SPOOL_MEMORY_MIB=N``: MiB of a file's snapshot a restore keeps in memory
   while it applies the file's deltas (default 16); a larger one goes to a spool file, made on
   the restored file's own file system when it can become that file;
+* ``DUPCORE_RESTORE_DIRECT=0``: a restore writes every file through the page cache; by default
+  files larger than a MiB (and snapshots spooled next to their restored file) are written with
+  direct I/O where the file system allows it, bypassing the cache;
 * ``DUPCORE_COMPRESS=default|fast|small``: the deflate engine and level of gzip volumes and
   OpenPGP compressed packets (default zlib-rs 6, archives the size of stock's; ``fast`` ISA-L 3;
   ``small`` zlib-rs 7). gpg's ``--compress-level``/``-z`` in ``--gpg-options`` still wins.
@@ -30,7 +33,7 @@ import os
 #: The variables above, for ``python -m dupcore status``.
 VARIABLES = ("DUPCORE", "DUPCORE_DISABLE", "DUPCORE_LIBRSYNC", "DUPCORE_RESTORE_AHEAD",
              "DUPCORE_RESTORE_WRITERS", "DUPCORE_RESTORE_SPILL_MIB",
-             "DUPCORE_RESTORE_SPOOL_MEMORY_MIB", "DUPCORE_COMPRESS")
+             "DUPCORE_RESTORE_SPOOL_MEMORY_MIB", "DUPCORE_RESTORE_DIRECT", "DUPCORE_COMPRESS")
 _OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
 
@@ -75,6 +78,12 @@ def restore_spool_memory_mib() -> int:
     if raw.isdigit():
         return min(int(raw), 4096)
     return 16
+
+
+def restore_direct() -> bool:
+    """Whether a restore writes large files with direct I/O (``DUPCORE_RESTORE_DIRECT``,
+    default on)."""
+    return os.environ.get("DUPCORE_RESTORE_DIRECT", "1").strip().lower() not in _OFF_VALUES
 
 
 def restore_spill_mib(free_mib: int, ram_mib: int, memory_backed: bool) -> int:

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from dupcore import _core, _env, manifests
+from dupcore import _core, _env, manifests, openpgp
 from dupcore import volumes as volume_files
 from dupcore.fatal import fatal_error
 
@@ -113,15 +113,19 @@ def _local_volume(backend, filename, volume_info):
         return None
 
 
-def _engine_side(fobj):
-    """What the engine reads of a volume: dupcore's Rust gzip reader itself when the volume
-    is a ``GzipReadFile`` (bare, or in duplicity's ``FileobjHooked`` that deletes its temporary
-    copy on close); the engine takes it over and reads it without the GIL. Closing ``fobj``
-    later still runs duplicity's hooks. Anything else is read through its ``read``."""
+def _direct_reader(fobj):
+    """dupcore's Rust reader inside a volume's file object ``fobj`` (bare, or in duplicity's
+    ``FileobjHooked`` that deletes its temporary copy on close), for the engine to read
+    without the GIL: a ``GzipReadFile``'s, which the engine takes over, or an open decrypting
+    ``GPGFile``'s, which the engine shares (``GPGFile.close()`` still drains it and checks its
+    MDC and signers). Closing ``fobj`` later still runs duplicity's hooks. None for anything
+    else, which is read through ``fobj.read``."""
     inner = getattr(fobj, "fileobj", fobj)
     if type(inner) is volume_files.GzipReadFile:
         return inner._reader
-    return fobj
+    if type(inner) is openpgp.GPGFile and not inner.encrypt and not inner.closed:
+        return inner._r
+    return None
 
 
 class _Volumes:
@@ -414,6 +418,7 @@ def _run(dup_main, config, col_stats, verify=None, local=None):
     stock_check = dup_main.restore_check_hash
     dup_main.restore_check_hash = _check_hash(stock_check)
     _spill_into(tempdir.default().dir())
+    _core.set_restore_direct(_env.restore_direct())
     try:
         volumes._top_up()
         while True:
@@ -424,7 +429,8 @@ def _run(dup_main, config, col_stats, verify=None, local=None):
                 else:
                     _log_events((ev,), log, util)
             if what == "need":
-                engine.give(_engine_side(volumes.next(payload)))
+                volume = volumes.next(payload)
+                engine.give(volume, _direct_reader(volume) if volume is not None else None)
             elif what == "done":
                 return bool(payload)
             elif what == "error":

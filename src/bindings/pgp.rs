@@ -1,5 +1,7 @@
 //! In-process OpenPGP for duplicity's `gpg.GPGFile`/`GPGWriteFile`: `PgpWriter`, `PgpReader`.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -172,17 +174,37 @@ impl PyPgpWriter {
     }
 }
 
+/// A `PgpReader` shared by its Python object and the restore engine, which reads it
+/// directly (without the GIL) while duplicity's `GPGFile` keeps it for `close()`.
+pub(super) type SharedPgpReader = Arc<Mutex<Option<PgpReader>>>;
+
+/// Locks `shared`, whoever panicked while holding it.
+pub(super) fn lock_reader(shared: &SharedPgpReader) -> MutexGuard<'_, Option<PgpReader>> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The reader of `obj` when it is an open `PgpReader`, shared with it.
+pub(super) fn share_pgp_reader(obj: &Bound<'_, PyAny>) -> Option<SharedPgpReader> {
+    let r = obj.cast::<PyPgpReader>().ok()?.try_borrow().ok()?;
+    let open = lock_reader(&r.inner).is_some();
+    open.then(|| Arc::clone(&r.inner))
+}
+
 /// An encrypted file read sequentially, decrypted ahead on a background thread.
 #[pyclass(name = "PgpReader", module = "dupcore._core")]
 struct PyPgpReader {
-    inner: Option<PgpReader>,
+    inner: SharedPgpReader,
 }
 
 impl PyPgpReader {
-    fn get(&mut self) -> PyResult<&mut PgpReader> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| PyValueError::new_err("I/O operation on closed OpenPGP file"))
+    /// Runs `f` on the open reader.
+    fn with<T>(&self, f: impl FnOnce(&mut PgpReader) -> PyResult<T>) -> PyResult<T> {
+        match lock_reader(&self.inner).as_mut() {
+            Some(r) => f(r),
+            None => Err(PyValueError::new_err(
+                "I/O operation on closed OpenPGP file",
+            )),
+        }
     }
 }
 
@@ -211,50 +233,53 @@ impl PyPgpReader {
             secret_keyring,
         };
         let r = py.detach(|| PgpReader::open(&p, opts))?;
-        Ok(PyPgpReader { inner: Some(r) })
+        Ok(PyPgpReader {
+            inner: Arc::new(Mutex::new(Some(r))),
+        })
     }
 
     /// Up to `size` plaintext bytes (all remaining when negative); empty at the clean end.
     #[pyo3(signature = (size=-1))]
     fn read<'py>(&mut self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let r = self.get()?;
-        let n = usize::try_from(size).ok();
-        if let Some(n) = n {
-            // Small reads (tar headers, short members) served from the buffer keep the GIL.
-            if n <= r.buffered().len() {
-                let b = PyBytes::new(py, &r.buffered()[..n]);
-                r.consume(n);
-                return Ok(b);
+        self.with(|r| {
+            let n = usize::try_from(size).ok();
+            if let Some(n) = n {
+                // Small reads (tar headers, short members) served from the buffer keep the GIL.
+                if n <= r.buffered().len() {
+                    let b = PyBytes::new(py, &r.buffered()[..n]);
+                    r.consume(n);
+                    return Ok(b);
+                }
             }
-        }
-        let out = py.detach(|| r.read(n))?;
-        Ok(PyBytes::new(py, &out))
+            let out = py.detach(|| r.read(n))?;
+            Ok(PyBytes::new(py, &out))
+        })
     }
 
     /// Reads to the end (checking the MDC) and discards the data.
     fn drain(&mut self, py: Python<'_>) -> PyResult<()> {
-        let r = self.get()?;
-        Ok(py.detach(|| r.drain())?)
+        self.with(|r| Ok(py.detach(|| r.drain())?))
     }
 
     /// Plaintext bytes handed out so far.
     fn tell(&mut self) -> PyResult<u64> {
-        Ok(self.get()?.tell())
+        self.with(|r| Ok(r.tell()))
     }
 
     /// Warnings for a file that reads nevertheless (a failed MDC, as gpg reads it).
     fn warnings(&mut self) -> PyResult<Vec<String>> {
-        Ok(self.get()?.warnings())
+        self.with(|r| Ok(r.warnings()))
     }
 
     /// Key ids of good signatures (None before the end was reached).
     fn signers(&mut self) -> PyResult<Option<Vec<String>>> {
-        Ok(self.get()?.signers().map(|s| s.to_vec()))
+        self.with(|r| Ok(r.signers().map(|s| s.to_vec())))
     }
 
     /// Stops the read-ahead thread and releases the file.
     fn close(&mut self, py: Python<'_>) {
-        if let Some(mut r) = self.inner.take() {
+        let taken = lock_reader(&self.inner).take();
+        if let Some(mut r) = taken {
             py.detach(|| r.close());
         }
     }
@@ -262,7 +287,7 @@ impl PyPgpReader {
     /// Whether `close` has been called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.is_none()
+        lock_reader(&self.inner).is_none()
     }
 }
 

@@ -13,6 +13,10 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+#[cfg(feature = "openpgp")]
+use super::pgp::{share_pgp_reader, SharedPgpReader};
+#[cfg(feature = "openpgp")]
+use super::source::DirectPgp;
 use super::source::{index_tuple, DirectGzip, PyVolume, Slot};
 use super::volume::{take_gzip_reader, to_path};
 use crate::backup::local_tree::LocalTree;
@@ -48,6 +52,8 @@ enum Message {
 enum Reply {
     Volume(Py<PyAny>),
     Gzip(GzipReader),
+    #[cfg(feature = "openpgp")]
+    Pgp(SharedPgpReader, Py<PyAny>),
     End,
 }
 
@@ -74,6 +80,14 @@ impl Host for ChannelHost {
                 reader,
                 slot: Arc::clone(&self.slot),
             }))),
+            #[cfg(feature = "openpgp")]
+            Ok(Reply::Pgp(reader, file)) => Ok(Some(Box::new(DirectPgp {
+                reader,
+                file: PyVolume {
+                    file,
+                    slot: Arc::clone(&self.slot),
+                },
+            }))),
             Ok(Reply::End) => Ok(None),
             Err(_) => Err(RestoreError::Aborted),
         }
@@ -86,6 +100,19 @@ impl Host for ChannelHost {
             self.gone = self.tx.send(Message::Events(batch)).is_err();
         }
     }
+}
+
+/// The reply handing over `volume`, read through dupcore's `reader` inside it where the
+/// engine can read that directly.
+fn direct_reply(volume: Py<PyAny>, reader: &Bound<'_, PyAny>) -> Reply {
+    if let Some(gz) = take_gzip_reader(reader) {
+        return Reply::Gzip(gz);
+    }
+    #[cfg(feature = "openpgp")]
+    if let Some(pgp) = share_pgp_reader(reader) {
+        return Reply::Pgp(pgp, volume);
+    }
+    Reply::Volume(volume)
 }
 
 /// A restore in progress on its own thread (see `dupcore.restore`).
@@ -375,19 +402,25 @@ impl PyRestoreEngine {
         })
     }
 
-    /// Answers `"need"`: the volume's file object, or None when the set has no more. A
-    /// `GzipReader` is taken over by the engine, which then reads it without the GIL.
-    fn give(&mut self, py: Python<'_>, volume: Option<Py<PyAny>>) -> PyResult<()> {
+    /// Answers `"need"`: the volume's file object, or None when the set has no more.
+    /// `reader`, dupcore's reader inside that file object, is read by the engine directly,
+    /// without the GIL: a `GzipReader` is taken over; a `PgpReader` is shared, and `volume`
+    /// reads it again for the exception when it fails.
+    #[pyo3(signature = (volume, reader=None))]
+    fn give(
+        &mut self,
+        py: Python<'_>,
+        volume: Option<Py<PyAny>>,
+        reader: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("the restore has ended"))?;
-        let reply = match volume {
-            None => Reply::End,
-            Some(v) => match take_gzip_reader(v.bind(py)) {
-                Some(reader) => Reply::Gzip(reader),
-                None => Reply::Volume(v),
-            },
+        let reply = match (volume, reader) {
+            (None, _) => Reply::End,
+            (Some(v), None) => Reply::Volume(v),
+            (Some(v), Some(r)) => direct_reply(v, r.bind(py)),
         };
         tx.send(reply)
             .map_err(|_| PyRuntimeError::new_err("the restore engine stopped"))
@@ -413,8 +446,16 @@ fn set_restore_spill(dir: Option<std::path::PathBuf>, budget: u64) {
     crate::readahead::set_spill(dir.map(|d| crate::readahead::Spill::new(d, budget)));
 }
 
-/// Registers the restore engine class and its spill setting.
+/// Writes large restored files with direct I/O where the file system allows it (`on`), or
+/// through the page cache only (see `restore::direct`).
+#[pyfunction]
+fn set_restore_direct(on: bool) {
+    crate::restore::direct::set_direct_io(on);
+}
+
+/// Registers the restore engine class, its spill and its direct I/O settings.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRestoreEngine>()?;
-    m.add_function(wrap_pyfunction!(set_restore_spill, m)?)
+    m.add_function(wrap_pyfunction!(set_restore_spill, m)?)?;
+    m.add_function(wrap_pyfunction!(set_restore_direct, m)?)
 }

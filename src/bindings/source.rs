@@ -1,6 +1,6 @@
 //! What the restore and backup bindings share: a volume read from the Python file object
-//! duplicity opened (or straight from dupcore's gzip reader inside it), path indexes as
-//! tuples of bytes, and the slot keeping a Python error.
+//! duplicity opened (or straight from dupcore's gzip or OpenPGP reader inside it), path
+//! indexes as tuples of bytes, and the slot keeping a Python error.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+#[cfg(feature = "openpgp")]
+use super::pgp::{lock_reader, SharedPgpReader};
 use crate::restore::SourceFailed;
 use crate::volume::GzipReader;
 
@@ -68,6 +70,40 @@ impl Read for DirectGzip {
             }
             Err(e) => Err(keep(&self.slot, PyErr::from(e))),
         }
+    }
+}
+
+/// An encrypted volume read straight from dupcore's OpenPGP reader inside duplicity's
+/// `GPGFile`: no GIL and no Python bytes per read. The reader stays `GPGFile`'s, which
+/// drains it, checks its MDC and signers on `close()`. On any failure the volume is read
+/// once more through `file`, so the exception is the one `GPGFile.read` raises (the
+/// reader's errors are sticky).
+#[cfg(feature = "openpgp")]
+pub(super) struct DirectPgp {
+    pub(super) reader: SharedPgpReader,
+    pub(super) file: PyVolume,
+}
+
+#[cfg(feature = "openpgp")]
+impl Read for DirectPgp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        {
+            let mut guard = lock_reader(&self.reader);
+            if let Some(r) = guard.as_mut() {
+                match r.fill() {
+                    Ok(false) => return Ok(0),
+                    Ok(true) => {
+                        let avail = r.buffered();
+                        let n = avail.len().min(buf.len());
+                        buf[..n].copy_from_slice(&avail[..n]);
+                        r.consume(n);
+                        return Ok(n);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        self.file.read(buf)
     }
 }
 

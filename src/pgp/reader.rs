@@ -720,6 +720,11 @@ impl PgpReader {
         }
     }
 
+    /// Makes plaintext available in `buffered()`; false at the clean end (MDC checked).
+    pub fn fill(&mut self) -> Result<bool, PgpError> {
+        self.inner.fill()
+    }
+
     /// Plaintext available without waiting for the read-ahead thread.
     pub fn buffered(&self) -> &[u8] {
         self.inner.buffered()

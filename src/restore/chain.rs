@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::direct::DirectAppend;
 use super::entry::{Entry, EntryStream};
 use super::error::{RestoreError, RestoreResult};
 use super::Host;
@@ -54,6 +55,8 @@ struct SpoolWriter {
     in_memory: usize,
     /// The spool is an unnamed file in `near`.
     unnamed_near: bool,
+    /// Appends to that unnamed file, with direct I/O (it becomes a restored file).
+    direct: Option<DirectAppend>,
 }
 
 impl SpoolWriter {
@@ -65,6 +68,7 @@ impl SpoolWriter {
             len: 0,
             in_memory,
             unnamed_near: false,
+            direct: None,
         }
     }
 
@@ -109,15 +113,31 @@ impl SpoolWriter {
                     f
                 }
             };
-            write_sparse(&f, 0, v).map_err(os)?;
+            if self.unnamed_near {
+                let mut out = DirectAppend::new(&f, 0, write_sparse).map_err(os)?;
+                out.push(v).map_err(os)?;
+                self.direct = Some(out);
+            } else {
+                write_sparse(&f, 0, v).map_err(os)?;
+            }
             self.spool = Spool::Disk(f);
         }
-        if let Spool::Disk(f) = &mut self.spool {
-            write_sparse(f, self.len, piece)
-                .map_err(|e| RestoreError::os(&e, b"<temporary file>"))?;
-        }
+        let written = match (&mut self.direct, &self.spool) {
+            (Some(out), _) => out.push(piece),
+            (None, Spool::Disk(f)) => write_sparse(f, self.len, piece),
+            (None, Spool::Memory(_)) => Ok(()),
+        };
+        written.map_err(temporary)?;
         self.len += piece.len() as u64;
         Ok(())
+    }
+
+    /// The spool, all written, and whether it is an unnamed file in `near`.
+    fn finish(mut self) -> RestoreResult<(Spool, bool, u64)> {
+        if let Some(out) = self.direct.take() {
+            out.finish().map_err(temporary)?;
+        }
+        Ok((self.spool, self.unnamed_near, self.len))
     }
 }
 
@@ -226,9 +246,10 @@ impl Composed {
         let mut w = SpoolWriter::new(tempdir, limits.in_memory);
         w.near = near.map(Path::to_path_buf);
         fill(&mut w)?;
+        let (base, base_near, len) = w.finish()?;
         let mut state = Composed {
-            base: w.spool,
-            base_near: w.unnamed_near,
+            base,
+            base_near,
             literals: SpoolWriter::new(tempdir, limits.in_memory),
             pieces: Vec::new(),
             tempdir: tempdir.to_path_buf(),
@@ -236,7 +257,7 @@ impl Composed {
             limits,
             unread: false,
         };
-        push(&mut state.pieces, &mut 0, w.len, Source::Base(0));
+        push(&mut state.pieces, &mut 0, len, Source::Base(0));
         Ok(state)
     }
 
@@ -353,8 +374,7 @@ impl Composed {
             w.write(&buf[..n])?;
             pos += n as u64;
         }
-        self.base = w.spool;
-        self.base_near = w.unnamed_near;
+        (self.base, self.base_near, _) = w.finish()?;
         self.literals = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
         self.pieces.clear();
         push(&mut self.pieces, &mut 0, len, Source::Base(0));

@@ -10,6 +10,7 @@
 //! duplicity's own words; volumes are asked from the host when a set needs its next one.
 
 pub mod chain;
+pub mod direct;
 pub mod entry;
 pub mod error;
 pub mod pool;

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::direct::{self, DirectAppend};
 use super::entry::{Index, Kind, Meta};
 use super::error::{RestoreError, RestoreResult};
 use super::pool::{FileJob, POOLED_FILE_MAX};
@@ -411,15 +412,16 @@ fn write_behind(
                          behind: &mut Option<(SyncSender<Vec<u8>>, _)>|
          -> RestoreResult<()> {
             if behind.is_none() {
-                if let Some(mut f) = file.take() {
+                if let Some(f) = file.take() {
                     let (tx, rx) = sync_channel::<Vec<u8>>(WRITE_AHEAD);
                     let spawned = std::thread::Builder::new()
                         .name("dupcore-write-big".into())
                         .spawn_scoped(scope, move || -> io::Result<()> {
+                            let mut out = DirectAppend::new(&f, 0, direct::write_at)?;
                             for piece in rx {
-                                f.write_all(&piece)?;
+                                out.push(&piece)?;
                             }
-                            Ok(())
+                            out.finish().map(|_| ())
                         });
                     match spawned {
                         Ok(handle) => *behind = Some((tx, handle)),

@@ -1,0 +1,233 @@
+//! Large restored files written with direct I/O (`O_DIRECT`), past the page cache.
+//!
+//! A restore writes gigabytes that nobody reads soon. Through the page cache each written
+//! byte is copied into a newly allocated cache page (on some virtual machines the first touch
+//! of such a page costs more than the copy) and pushes out what other programs had cached.
+//! With direct I/O the data goes from an aligned buffer to the disk. Only a file's data in
+//! whole aligned chunks is written so; its last partial block, and everything on a file
+//! system that refuses direct I/O, is written through the cache as before. Nothing else
+//! changes: same bytes, same holes, same errors. `DUPCORE_RESTORE_DIRECT=0` turns it off.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Alignment of direct I/O buffers, file offsets and lengths (a page; the logical block
+/// size of common disks divides it).
+pub const DIRECT_ALIGN: usize = 4096;
+/// Bytes gathered before they are written at once.
+pub const DIRECT_CHUNK: usize = 4 << 20;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns direct I/O of restored files on or off for this process.
+pub fn set_direct_io(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether restored files are written with direct I/O where the file system allows it.
+pub fn direct_io() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Sets or clears `O_DIRECT` on `file`; false when the file system refuses it.
+fn set_flag(file: &File, on: bool) -> bool {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` keeps open; no pointers are passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return false;
+    }
+    let wanted = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    flags == wanted || unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } == 0
+}
+
+/// How a run of bytes is written at an offset: `write_all_at`, or one that leaves holes.
+pub type WriteAt = fn(&File, u64, &[u8]) -> io::Result<()>;
+
+/// Plain positional write of all of `data` at `at`.
+pub fn write_at(file: &File, at: u64, data: &[u8]) -> io::Result<()> {
+    file.write_all_at(data, at)
+}
+
+/// Appends to a file from an offset on, in aligned chunks written with direct I/O while the
+/// file system takes it. It holds a duplicate of the file's descriptor, which shares the
+/// `O_DIRECT` flag with the original: call [`DirectAppend::finish`] before the file is read
+/// or written otherwise; dropping it unfinished (after an error) clears the flag too.
+pub struct DirectAppend {
+    file: File,
+    write: WriteAt,
+    /// Holds an aligned window of [`DIRECT_CHUNK`] bytes from `skew`.
+    buf: Vec<u8>,
+    skew: usize,
+    filled: usize,
+    /// File offset of the window's first byte.
+    at: u64,
+    direct: bool,
+}
+
+impl DirectAppend {
+    /// Appends to `file` at `at` with `write`; direct I/O when enabled, `at` is aligned and
+    /// the file system allows it.
+    pub fn new(file: &File, at: u64, write: WriteAt) -> io::Result<Self> {
+        let file = file.try_clone()?;
+        let direct = direct_io() && at % DIRECT_ALIGN as u64 == 0 && set_flag(&file, true);
+        let (buf, skew) = if direct {
+            let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
+            let skew = buf.as_ptr().align_offset(DIRECT_ALIGN);
+            (buf, skew)
+        } else {
+            (Vec::new(), 0)
+        };
+        Ok(DirectAppend {
+            file,
+            write,
+            buf,
+            skew,
+            filled: 0,
+            at,
+            direct,
+        })
+    }
+
+    /// Appends `piece`.
+    pub fn push(&mut self, mut piece: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            (self.write)(&self.file, self.at, piece)?;
+            self.at += piece.len() as u64;
+            return Ok(());
+        }
+        while !piece.is_empty() {
+            let n = piece.len().min(DIRECT_CHUNK - self.filled);
+            let from = self.skew + self.filled;
+            self.buf[from..from + n].copy_from_slice(&piece[..n]);
+            self.filled += n;
+            piece = &piece[n..];
+            if self.filled == DIRECT_CHUNK {
+                self.flush(DIRECT_CHUNK)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the window's first `n` bytes (`n` aligned) and keeps the rest at its start.
+    fn flush(&mut self, n: usize) -> io::Result<()> {
+        let data = &self.buf[self.skew..self.skew + n];
+        match (self.write)(&self.file, self.at, data) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // an alignment this file system wants otherwise: the cache from here on
+                self.direct = false;
+                set_flag(&self.file, false);
+                (self.write)(&self.file, self.at, data)?;
+            }
+            other => other?,
+        }
+        self.at += n as u64;
+        self.buf
+            .copy_within(self.skew + n..self.skew + self.filled, self.skew);
+        self.filled -= n;
+        Ok(())
+    }
+
+    /// Writes what is left (its last partial block through the cache); the file's end.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if self.direct {
+            let whole = self.filled - self.filled % DIRECT_ALIGN;
+            if whole > 0 {
+                self.flush(whole)?;
+            }
+            self.direct = false;
+            set_flag(&self.file, false);
+            let rest = &self.buf[self.skew..self.skew + self.filled];
+            (self.write)(&self.file, self.at, rest)?;
+            self.at += self.filled as u64;
+            self.filled = 0;
+        }
+        Ok(self.at)
+    }
+}
+
+impl Drop for DirectAppend {
+    fn drop(&mut self) {
+        if self.direct {
+            set_flag(&self.file, false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("dupcore-direct-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        d
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn appends_the_bytes_in_any_cut() {
+        let dir = scratch("cut");
+        for (len, cut) in [
+            (0usize, 1usize),
+            (1, 1),
+            (DIRECT_ALIGN - 1, 100),
+            (DIRECT_CHUNK, 1 << 20),
+            (DIRECT_CHUNK * 2 + 12_345, 7_777),
+            (DIRECT_CHUNK + DIRECT_ALIGN, DIRECT_CHUNK + 1),
+        ] {
+            let path = dir.join(format!("f{len}"));
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .expect("open");
+            let data = pattern(len);
+            let mut w = DirectAppend::new(&file, 0, write_at).expect("new");
+            for piece in data.chunks(cut) {
+                w.push(piece).expect("push");
+            }
+            assert_eq!(w.finish().expect("finish"), len as u64);
+            // the flag is off again: an unaligned write works
+            file.write_all_at(b"x", len as u64)
+                .expect("unaligned write");
+            let mut back = Vec::new();
+            File::open(&path)
+                .expect("reopen")
+                .read_to_end(&mut back)
+                .expect("read");
+            assert_eq!(&back[..len], &data[..], "len {len} cut {cut}");
+            assert_eq!(&back[len..], b"x");
+        }
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn an_unaligned_start_writes_through_the_cache() {
+        let dir = scratch("unaligned");
+        let path = dir.join("f");
+        let file = File::create(&path).expect("create");
+        let data = pattern(DIRECT_CHUNK + 5);
+        let mut w = DirectAppend::new(&file, 3, write_at).expect("new");
+        assert!(!w.direct);
+        w.push(&data).expect("push");
+        assert_eq!(w.finish().expect("finish"), 3 + data.len() as u64);
+        let back = std::fs::read(&path).expect("read");
+        assert_eq!(&back[3..], &data[..]);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
