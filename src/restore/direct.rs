@@ -4,8 +4,9 @@
 //! byte is copied into a newly allocated cache page (on some virtual machines the first touch
 //! of such a page costs more than the copy) and pushes out what other programs had cached.
 //! With direct I/O the data goes from an aligned buffer to the disk. Only a file's data in
-//! whole aligned chunks is written so; its last partial block, and everything on a file
-//! system that refuses direct I/O, is written through the cache as before. Nothing else
+//! whole aligned chunks is written so; its last partial block, and everything on other file
+//! systems than local disk ones or on one that refuses direct I/O, is written through the
+//! cache as before. Nothing else
 //! changes: same bytes, same holes, same errors. `DUPCORE_RESTORE_DIRECT=0` turns it off.
 
 use std::fs::File;
@@ -30,6 +31,25 @@ pub fn set_direct_io(on: bool) {
 /// Whether restored files are written with direct I/O where the file system allows it.
 pub fn direct_io() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// `statfs` magic numbers of the local disk file systems direct I/O is used on: ext2/3/4,
+/// XFS, btrfs and F2FS. Elsewhere (NFS and other network file systems, where each direct
+/// write is a round trip to the server; FUSE; tmpfs, where the page cache is the storage;
+/// ZFS and others with their own caching) files are written through the cache.
+const LOCAL_DISK_FS: [i64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010];
+
+/// Whether `file` is on one of the [`LOCAL_DISK_FS`].
+fn on_local_disk(file: &File) -> bool {
+    // SAFETY: statfs is plain old data; all zeros is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a descriptor `file` keeps open and a valid out pointer.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let magic = (st.f_type as i64) & 0xFFFF_FFFF;
+    LOCAL_DISK_FS.contains(&magic)
 }
 
 /// Sets or clears `O_DIRECT` on `file`; false when the file system refuses it.
@@ -75,10 +95,13 @@ pub struct DirectAppend {
 
 impl DirectAppend {
     /// Appends to `file` at `at` with `write`; direct I/O when enabled, `at` is aligned and
-    /// the file system allows it.
+    /// the file is on a local disk file system that allows it.
     pub fn new(file: &File, at: u64, write: WriteAt) -> io::Result<Self> {
         let file = file.try_clone()?;
-        let direct = direct_io() && at % DIRECT_ALIGN as u64 == 0 && set_flag(&file, true);
+        let direct = direct_io()
+            && at % DIRECT_ALIGN as u64 == 0
+            && on_local_disk(&file)
+            && set_flag(&file, true);
         let (buf, skew) = if direct {
             let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
             let skew = buf.as_ptr().align_offset(DIRECT_ALIGN);
@@ -198,6 +221,8 @@ mod tests {
                 .expect("open");
             let data = pattern(len);
             let mut w = DirectAppend::new(&file, 0, write_at).expect("new");
+            // every local disk file system takes O_DIRECT
+            assert_eq!(w.direct, on_local_disk(&file));
             for piece in data.chunks(cut) {
                 w.push(piece).expect("push");
             }
