@@ -20,8 +20,8 @@ Imported at interpreter start by :mod:`dupcore._startup`, so it uses nothing but
   while it applies the file's deltas (default 16); a larger one goes to a spool file, made on
   the restored file's own file system when it can become that file;
 * ``DUPCORE_RESTORE_DIRECT=0``: a restore writes every file through the page cache; by default
-  files larger than a MiB (and snapshots spooled next to their restored file) are written with
-  direct I/O where the file system allows it, bypassing the cache;
+  files larger than a MiB (and snapshots spooled next to their restored file) on a local disk
+  file system (ext4, XFS, btrfs, F2FS) are written with direct I/O, bypassing the cache;
 * ``DUPCORE_COMPRESS=default|fast|small``: the deflate engine and level of gzip volumes and
   OpenPGP compressed packets (default zlib-rs 6, archives the size of stock's; ``fast`` ISA-L 3;
   ``small`` zlib-rs 7). gpg's ``--compress-level``/``-z`` in ``--gpg-options`` still wins.
