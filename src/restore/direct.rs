@@ -122,7 +122,7 @@ impl DirectAppend {
 
     /// Appends `piece`.
     pub fn push(&mut self, mut piece: &[u8]) -> io::Result<()> {
-        if !self.direct {
+        if !self.direct && self.filled == 0 {
             (self.write)(&self.file, self.at, piece)?;
             self.at += piece.len() as u64;
             return Ok(());
@@ -134,17 +134,19 @@ impl DirectAppend {
             self.filled += n;
             piece = &piece[n..];
             if self.filled == DIRECT_CHUNK {
-                self.flush(DIRECT_CHUNK)?;
+                self.write_window(0, DIRECT_CHUNK)?;
+                self.filled = 0;
             }
         }
         Ok(())
     }
 
-    /// Writes the window's first `n` bytes (`n` aligned) and keeps the rest at its start.
-    fn flush(&mut self, n: usize) -> io::Result<()> {
-        let data = &self.buf[self.skew..self.skew + n];
+    /// Writes bytes `from..to` of the window at the file's end: with direct I/O while the
+    /// file system takes it (`from..to` aligned), else through the cache.
+    fn write_window(&mut self, from: usize, to: usize) -> io::Result<()> {
+        let data = &self.buf[self.skew + from..self.skew + to];
         match (self.write)(&self.file, self.at, data) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 // an alignment this file system wants otherwise: the cache from here on
                 self.direct = false;
                 set_flag(&self.file, false);
@@ -152,27 +154,20 @@ impl DirectAppend {
             }
             other => other?,
         }
-        self.at += n as u64;
-        self.buf
-            .copy_within(self.skew + n..self.skew + self.filled, self.skew);
-        self.filled -= n;
+        self.at += (to - from) as u64;
         Ok(())
     }
 
     /// Writes what is left (its last partial block through the cache); the file's end.
     pub fn finish(mut self) -> io::Result<u64> {
+        let whole = self.filled - self.filled % DIRECT_ALIGN;
+        self.write_window(0, whole)?;
         if self.direct {
-            let whole = self.filled - self.filled % DIRECT_ALIGN;
-            if whole > 0 {
-                self.flush(whole)?;
-            }
             self.direct = false;
             set_flag(&self.file, false);
-            let rest = &self.buf[self.skew..self.skew + self.filled];
-            (self.write)(&self.file, self.at, rest)?;
-            self.at += self.filled as u64;
-            self.filled = 0;
         }
+        self.write_window(whole, self.filled)?;
+        self.filled = 0;
         Ok(self.at)
     }
 }
@@ -238,6 +233,31 @@ mod tests {
             assert_eq!(&back[..len], &data[..], "len {len} cut {cut}");
             assert_eq!(&back[len..], b"x");
         }
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A write that refuses direct I/O, as a file system wanting another alignment does.
+    fn refuse_direct(file: &File, at: u64, data: &[u8]) -> io::Result<()> {
+        // SAFETY: fcntl on an open descriptor; no pointers are passed.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags & libc::O_DIRECT != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        write_at(file, at, data)
+    }
+
+    #[test]
+    fn a_refused_direct_write_goes_through_the_cache_and_loses_nothing() {
+        let dir = scratch("refused");
+        let path = dir.join("f");
+        let file = File::create(&path).expect("create");
+        let data = pattern(2 * DIRECT_CHUNK + 5_000);
+        let mut w = DirectAppend::new(&file, 0, refuse_direct).expect("new");
+        for piece in data.chunks(300_000) {
+            w.push(piece).expect("push");
+        }
+        assert_eq!(w.finish().expect("finish"), data.len() as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), data);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
