@@ -123,8 +123,8 @@ def _direct_reader(fobj):
     inner = getattr(fobj, "fileobj", fobj)
     if type(inner) is volume_files.GzipReadFile:
         return inner._reader
-    if type(inner) is openpgp.GPGFile and not inner.encrypt and not inner.closed:
-        return inner._r
+    if type(inner) is openpgp.GPGFile:
+        return inner._r  # None when writing; a closed one the engine reads through ``fobj``
     return None
 
 

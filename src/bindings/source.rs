@@ -50,6 +50,13 @@ impl Read for PyVolume {
     }
 }
 
+/// Copies what of `avail` fits into `buf`; how much.
+fn copy_out(avail: &[u8], buf: &mut [u8]) -> usize {
+    let n = avail.len().min(buf.len());
+    buf[..n].copy_from_slice(&avail[..n]);
+    n
+}
+
 /// A gzip volume read straight from its decompressing thread: no GIL and no Python bytes
 /// per read. A failure becomes the exception `GzipReader.read` raises, kept in `slot`.
 pub(super) struct DirectGzip {
@@ -62,9 +69,7 @@ impl Read for DirectGzip {
         match self.reader.fill() {
             Ok(false) => Ok(0),
             Ok(true) => {
-                let avail = self.reader.buffered();
-                let n = avail.len().min(buf.len());
-                buf[..n].copy_from_slice(&avail[..n]);
+                let n = copy_out(self.reader.buffered(), buf);
                 self.reader.consume(n);
                 Ok(n)
             }
@@ -93,9 +98,7 @@ impl Read for DirectPgp {
                 match r.fill() {
                     Ok(false) => return Ok(0),
                     Ok(true) => {
-                        let avail = r.buffered();
-                        let n = avail.len().min(buf.len());
-                        buf[..n].copy_from_slice(&avail[..n]);
+                        let n = copy_out(r.buffered(), buf);
                         r.consume(n);
                         return Ok(n);
                     }

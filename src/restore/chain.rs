@@ -122,12 +122,12 @@ impl SpoolWriter {
             }
             self.spool = Spool::Disk(f);
         }
-        let written = match (&mut self.direct, &self.spool) {
+        match (&mut self.direct, &self.spool) {
             (Some(out), _) => out.push(piece),
             (None, Spool::Disk(f)) => write_sparse(f, self.len, piece),
-            (None, Spool::Memory(_)) => Ok(()),
-        };
-        written.map_err(temporary)?;
+            (None, Spool::Memory(_)) => Ok(()), // moved to disk above
+        }
+        .map_err(temporary)?;
         self.len += piece.len() as u64;
         Ok(())
     }
