@@ -486,6 +486,19 @@ impl Composed {
     }
 }
 
+impl Composed {
+    /// Bytes of memory the state holds (its spools kept in memory and its pieces).
+    pub fn memory(&self) -> usize {
+        let spooled = |s: &Spool| match s {
+            Spool::Memory(v) => v.len(),
+            Spool::Disk(_) => 0,
+        };
+        spooled(&self.base)
+            + spooled(&self.literals.spool)
+            + self.pieces.len() * std::mem::size_of::<Piece>()
+    }
+}
+
 fn temporary(e: std::io::Error) -> RestoreError {
     RestoreError::os(&e, b"<temporary file>")
 }

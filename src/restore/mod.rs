@@ -23,7 +23,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use chain::{apply_delta, before_last, Compared, DeltaRead, Plan, ReadEnd};
+use chain::{apply_delta, before_last, Compared, Composed, DeltaRead, Plan, ReadEnd};
 use entry::{DiffType, Entry, EntryStream, Index, Kind, Meta, Owners};
 pub use error::{RestoreError, RestoreResult};
 use pool::{AfterWrites, Collector, FileJob, Ordered};
@@ -95,6 +95,31 @@ pub trait Sink {
             meta,
             Some(&mut |_h, sink| writer::pipe_file(&file, len, sink)),
             Some(len),
+            host,
+        )
+    }
+    /// One final regular file whose data is the composed state `state`: placed into its
+    /// snapshot's unnamed file when it can be ([`chain::Composed::place`]), else piped.
+    fn add_composed(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        state: Composed,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        let len = state.len();
+        let mut placed = state.place();
+        if let Ok(Ok(_)) = placed {
+            if let Ok(Ok(file)) = std::mem::replace(&mut placed, Err(RestoreError::Aborted)) {
+                return self.add_file(index, meta, file, len, host);
+            }
+        }
+        let size = placed.is_ok().then_some(len);
+        self.add(
+            index,
+            meta,
+            Some(&mut |_h, sink| writer::pipe_placed(&mut placed, len, sink)),
+            size,
             host,
         )
     }
@@ -481,27 +506,7 @@ fn walk(
             )?;
             continue;
         }
-        let len = basis.len();
-        match basis.place() {
-            Ok(Ok(file)) => writer.add_file(least, &meta, file, len, host)?,
-            Ok(Err(mut state)) => writer.add(
-                least,
-                &meta,
-                Some(&mut |_h, sink| state.pipe(sink)),
-                Some(len),
-                host,
-            )?,
-            Err(e) => {
-                let mut failed = Some(e);
-                writer.add(
-                    least,
-                    &meta,
-                    Some(&mut |_h, _sink| Err(failed.take().unwrap_or(RestoreError::Aborted))),
-                    None,
-                    host,
-                )?;
-            }
-        }
+        writer.add_composed(least, &meta, basis, host)?;
     }
     writer.finish(host)
 }

@@ -178,6 +178,17 @@ fn run_with(
     writers: usize,
     prepare: fn(&std::path::Path),
 ) -> Run {
+    run_spooled(volumes, restrict, writers, prepare, chain::SPOOL_IN_MEMORY)
+}
+
+/// [`run_with`], file data over `spool_in_memory` bytes spooled to disk.
+fn run_spooled(
+    volumes: Vec<Vec<Vec<u8>>>,
+    restrict: Index,
+    writers: usize,
+    prepare: fn(&std::path::Path),
+    spool_in_memory: usize,
+) -> Run {
     let dir = tempdir::Dir::new();
     let target = dir.path.join("out");
     prepare(&target);
@@ -186,7 +197,7 @@ fn run_with(
         events: Vec::new(),
     };
     let opts = RestoreOptions {
-        spool_in_memory: chain::SPOOL_IN_MEMORY,
+        spool_in_memory,
         target: target.as_os_str().as_encoded_bytes().to_vec(),
         sets: host.volumes.len(),
         restrict,
@@ -588,4 +599,118 @@ fn a_large_file_that_cannot_be_written_fails_as_on_one_thread() {
         let e = r.as_ref().unwrap_err().to_string();
         assert!(e.contains("No space left on device"), "{e}");
     }
+}
+
+/// A full set and three incrementals of `files` files of about `size` bytes, each changed in
+/// every incremental; the volumes and each file's last state.
+fn changed_chain(files: usize, size: usize) -> (Vec<Vec<Vec<u8>>>, Vec<Vec<u8>>) {
+    use crate::rsync::delta::delta_of;
+    use crate::rsync::sigmaker::signature_of;
+    use crate::rsync::LiteralCap;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut states: Vec<Vec<u8>> = (0..files)
+        .map(|_| {
+            (0..size)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        })
+        .collect();
+    let mut full = vec![member("snapshot/", b'5', b"", 1000)];
+    for (f, s) in states.iter().enumerate() {
+        full.push(member(&format!("snapshot/f{f}"), b'0', s, 1000));
+    }
+    let mut sets = vec![vec![volume(&full)]];
+    for day in 1..=3usize {
+        let mut inc = vec![member("snapshot/", b'5', b"", 1000)];
+        for (f, s) in states.iter_mut().enumerate() {
+            let mut next = s.clone();
+            for k in 0..20 {
+                let at = (k * 4099 + day * 577 + f * 13) % next.len();
+                next[at] ^= 0x5a;
+            }
+            if f % 2 == 0 {
+                next.extend((0..3000).map(|i| (i * day) as u8));
+            } else {
+                next.truncate(next.len() - 1000);
+            }
+            let sig = signature_of(s, 512, 8).unwrap();
+            let d = delta_of(&sig, &next, LiteralCap::V234).unwrap();
+            inc.push(member(&format!("diff/f{f}"), b'0', &d, 1000 + day as i64));
+            *s = next;
+        }
+        sets.push(vec![volume(&inc)]);
+    }
+    (sets, states)
+}
+
+#[test]
+fn composed_files_placed_by_writer_threads_end_as_on_one_thread() {
+    let (sets, states) = changed_chain(4, 60_000);
+    for spool in [1 << 10, chain::SPOOL_IN_MEMORY] {
+        let one = run_spooled(sets.clone(), vec![], 0, |_| {}, spool);
+        let pooled = run_spooled(sets.clone(), vec![], 3, |_| {}, spool);
+        for (dir, host, r) in [&one, &pooled] {
+            assert!(r.as_ref().is_ok_and(|&b| b), "{r:?} {:?}", host.events);
+            for (f, want) in states.iter().enumerate() {
+                let got = std::fs::read(dir.path.join(format!("out/f{f}"))).unwrap();
+                assert!(
+                    got == *want,
+                    "f{f}: {} bytes, {} wanted",
+                    got.len(),
+                    want.len()
+                );
+            }
+        }
+        let events = |(dir, host, _): &Run| -> Vec<String> {
+            let base = dir.path.to_string_lossy().into_owned();
+            host.events
+                .iter()
+                .map(|e| e.replace(&base, "<dir>"))
+                .collect()
+        };
+        assert_eq!(events(&one), events(&pooled));
+        assert_eq!(
+            tree(&one.0.path.join("out")),
+            tree(&pooled.0.path.join("out"))
+        );
+    }
+}
+
+#[test]
+fn a_composed_file_that_cannot_be_written_fails_as_on_one_thread() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not run: making a device node needs root");
+        return;
+    }
+    let (sets, _states) = changed_chain(2, 60_000);
+    let (one, pooled) = (
+        run_spooled(sets.clone(), vec![], 0, full_f0, 1 << 10),
+        run_spooled(sets, vec![], 3, full_f0, 1 << 10),
+    );
+    for (_dir, _h, r) in [&one, &pooled] {
+        let e = r.as_ref().unwrap_err().to_string();
+        assert!(e.contains("No space left on device"), "{e}");
+    }
+    let events = |(dir, host, _): &Run| -> Vec<String> {
+        let base = dir.path.to_string_lossy().into_owned();
+        host.events
+            .iter()
+            .map(|e| e.replace(&base, "<dir>"))
+            .collect()
+    };
+    assert_eq!(events(&one), events(&pooled));
+}
+
+/// Makes `f0` under the target a device that refuses every write (as /dev/full does).
+fn full_f0(out: &std::path::Path) {
+    std::fs::create_dir_all(out).unwrap();
+    let node = std::ffi::CString::new(out.join("f0").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; char device 1:7 is /dev/full.
+    let rc = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 7)) };
+    assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
 }

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::chain::Composed;
 use super::direct::{self, DirectAppend};
 use super::entry::{Index, Kind, Meta};
 use super::error::{RestoreError, RestoreResult};
@@ -282,6 +283,32 @@ impl TreeWriter {
         Ok(())
     }
 
+    /// A regular file whose data is a composed state: placed and written by a writer thread
+    /// (or here, when the host has none), while the walk reads on. One at a time: the one
+    /// before is waited for, so that at most two states hold their files.
+    fn write_composed(
+        &self,
+        index: &[Vec<u8>],
+        target: Vec<u8>,
+        meta: &Meta,
+        state: Composed,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        host.wait_writes()?;
+        let (opts, meta, index) = (self.opts.clone(), meta.clone(), index.to_vec());
+        let job = FileJob {
+            bytes: state.memory(),
+            run: Box::new(move |c| {
+                let result = place_composed(&opts, &target, &meta, state, c);
+                common(result, &index, c).map(|_| ())
+            }),
+        };
+        if let Some(job) = host.spawn_write(job)? {
+            host.after_writes(job.run)?;
+        }
+        Ok(())
+    }
+
     /// `Path.mkdir`: `os.makedirs`, failures ignored with `--force`.
     fn mkdir(&self, path: &[u8], host: &mut dyn Host) -> RestoreResult<()> {
         host.event(Event::MakingDirectory {
@@ -532,6 +559,22 @@ enum Data<'a> {
     Content(Option<Content<'a>>, Option<u64>),
     /// All of an unnamed file on the target's file system, of this length.
     File(fs::File, u64),
+    /// A composed final state, placed where the file is written.
+    Composed(Box<Composed>),
+}
+
+/// What [`Composed::place`] gave, as the data of the restored file (the placed file's first
+/// `len` bytes, or the state's bytes), or its error.
+pub fn pipe_placed(
+    placed: &mut RestoreResult<Result<fs::File, Composed>>,
+    len: u64,
+    sink: &mut dyn FnMut(&[u8]) -> RestoreResult<()>,
+) -> RestoreResult<()> {
+    match placed {
+        Ok(Ok(file)) => pipe_file(file, len, sink),
+        Ok(Err(state)) => state.pipe(sink),
+        Err(e) => Err(std::mem::replace(e, RestoreError::Aborted)),
+    }
 }
 
 /// Gives the first `len` bytes of `file` to `sink`.
@@ -617,6 +660,32 @@ fn place(
     )
 }
 
+/// `ROPath.copy` of a regular file whose data is the composed state `state`: placed into
+/// its snapshot's unnamed file, which becomes `target` ([`place`]), else written from the
+/// state; an error placing it is the file's error, after what could be written.
+fn place_composed(
+    opts: &WriteOptions,
+    target: &[u8],
+    meta: &Meta,
+    state: Composed,
+    host: &mut dyn Host,
+) -> RestoreResult<()> {
+    let len = state.len();
+    let mut placed = state.place();
+    if let Ok(Ok(_)) = placed {
+        if let Ok(Ok(file)) = std::mem::replace(&mut placed, Err(RestoreError::Aborted)) {
+            return place(opts, target, meta, file, len, host);
+        }
+    }
+    copy(
+        opts,
+        target,
+        meta,
+        Some(&mut |_h, sink| pipe_placed(&mut placed, len, sink)),
+        host,
+    )
+}
+
 impl Sink for TreeWriter {
     /// One final entry, in index order (`IterTreeReducer.__call__`).
     fn add(
@@ -639,6 +708,16 @@ impl Sink for TreeWriter {
         host: &mut dyn Host,
     ) -> RestoreResult<()> {
         self.add_data(index, meta, Data::File(file, len), host)
+    }
+
+    fn add_composed(
+        &mut self,
+        index: Index,
+        meta: &Meta,
+        state: Composed,
+        host: &mut dyn Host,
+    ) -> RestoreResult<()> {
+        self.add_data(index, meta, Data::Composed(Box::new(state)), host)
     }
 
     /// Ends every open directory (`IterTreeReducer.Finish`).
@@ -680,6 +759,14 @@ impl TreeWriter {
                     };
                     self.start_branch(&mut root, &index, meta, Some(&mut piped), host)?
                 }
+                Data::Composed(state) => {
+                    let len = state.len();
+                    let mut placed = state.place();
+                    let mut piped = |_h: &mut dyn Host, sink: &mut dyn FnMut(&[u8]) -> _| {
+                        pipe_placed(&mut placed, len, sink)
+                    };
+                    self.start_branch(&mut root, &index, meta, Some(&mut piped), host)?
+                }
             }
             self.branches.push(root);
             self.last = Some(index);
@@ -716,7 +803,7 @@ impl TreeWriter {
                 };
                 let content = match data {
                     Data::Content(content, _) => content,
-                    Data::File(..) => None,
+                    Data::File(..) | Data::Composed(_) => None,
                 };
                 self.start_branch(&mut b, &index, meta, content, host)?;
                 self.branches.push(b);
@@ -732,7 +819,13 @@ impl TreeWriter {
                     Data::File(file, len) if meta.kind == Kind::Reg => {
                         place(&self.opts, &target, meta, file, len, host)
                     }
-                    Data::File(..) => copy(&self.opts, &target, meta, None, host),
+                    Data::Composed(state) if meta.kind == Kind::Reg => {
+                        self.pooled = Some(index.clone());
+                        self.write_composed(&index, target, meta, *state, host)
+                    }
+                    Data::File(..) | Data::Composed(_) => {
+                        copy(&self.opts, &target, meta, None, host)
+                    }
                     Data::Content(Some(content), size) if pooled(size) => {
                         self.pooled = Some(index.clone());
                         self.write_pooled(&index, target, meta, content, host)
