@@ -14,6 +14,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
 
 /// Alignment of direct I/O buffers, file offsets and lengths (a page; the logical block
 /// size of common disks divides it).
@@ -180,6 +182,102 @@ impl Drop for DirectAppend {
     }
 }
 
+/// Bytes handed over at a time to the thread of an [`AppendBehind`].
+pub const BEHIND_PIECE: usize = 1 << 20;
+/// Pieces waiting for that thread, at most.
+const BEHIND_AHEAD: usize = 4;
+
+/// A [`DirectAppend`] on a thread of its own: the caller goes on (reading the next data)
+/// while the disk writes. A write error comes back from a later [`AppendBehind::push`] or
+/// from [`AppendBehind::finish`]; the bytes handed over before it are written in order.
+pub struct AppendBehind {
+    tx: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<io::Result<u64>>>,
+    buf: Vec<u8>,
+    /// The error the thread stopped on, once given.
+    failed: Option<io::Error>,
+}
+
+/// A copy of `e` (`io::Error` is not `Clone`): its errno, or its kind and text.
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl AppendBehind {
+    /// Appends to `file` at `at` with `write`, as [`DirectAppend::new`], from a new thread.
+    pub fn new(file: &File, at: u64, write: WriteAt) -> io::Result<Self> {
+        let mut out = DirectAppend::new(file, at, write)?;
+        let (tx, rx) = sync_channel::<Vec<u8>>(BEHIND_AHEAD);
+        let thread = std::thread::Builder::new()
+            .name("dupcore-write-big".into())
+            .spawn(move || {
+                for piece in rx {
+                    out.push(&piece)?;
+                }
+                out.finish()
+            })?;
+        Ok(AppendBehind {
+            tx: Some(tx),
+            thread: Some(thread),
+            buf: Vec::with_capacity(BEHIND_PIECE),
+            failed: None,
+        })
+    }
+
+    /// Appends `piece`; the error that stopped the thread, if it stopped.
+    pub fn push(&mut self, piece: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(piece);
+        if self.buf.len() < BEHIND_PIECE {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BEHIND_PIECE));
+        match &self.tx {
+            Some(tx) if tx.send(full).is_ok() => Ok(()),
+            _ => self.join().map(|_| ()),
+        }
+    }
+
+    /// Writes what is left and waits for the thread: the file's end, or the first error.
+    pub fn finish(mut self) -> io::Result<u64> {
+        let rest = std::mem::take(&mut self.buf);
+        if let Some(tx) = &self.tx {
+            if !rest.is_empty() {
+                // a closed channel: the thread stopped on an error, which join gives
+                let _ = tx.send(rest);
+            }
+        }
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<u64> {
+        self.tx = None;
+        let result = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(self.failed.as_ref().map_or_else(
+                || io::Error::other("the writing thread is gone"),
+                copy_error,
+            )),
+        };
+        if let Err(e) = &result {
+            self.failed = Some(copy_error(e));
+        }
+        result
+    }
+}
+
+impl Drop for AppendBehind {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +356,32 @@ mod tests {
         }
         assert_eq!(w.finish().expect("finish"), data.len() as u64);
         assert_eq!(std::fs::read(&path).expect("read"), data);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn appends_behind_as_in_place_and_reports_a_write_error() {
+        let dir = scratch("behind");
+        let path = dir.join("f");
+        let file = File::create(&path).expect("create");
+        let data = pattern(3 * BEHIND_PIECE + 4_321);
+        let mut w = AppendBehind::new(&file, 0, write_at).expect("new");
+        for piece in data.chunks(70_000) {
+            w.push(piece).expect("push");
+        }
+        assert_eq!(w.finish().expect("finish"), data.len() as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), data);
+        // a file opened read-only: the first write fails, and a later push says so (once
+        // the pieces waiting for the thread are more than it takes)
+        let ro = File::open(&path).expect("open");
+        let mut w = AppendBehind::new(&ro, 0, write_at).expect("new");
+        let more = pattern((BEHIND_AHEAD + 3) * BEHIND_PIECE);
+        let pushed: io::Result<()> = more.chunks(70_000).try_for_each(|p| w.push(p));
+        let e = pushed.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        // and finish gives the same error again
+        let e = w.finish().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 

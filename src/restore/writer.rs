@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::chain::Composed;
-use super::direct::{self, DirectAppend};
+use super::direct::{self, AppendBehind};
 use super::entry::{Index, Kind, Meta};
 use super::error::{RestoreError, RestoreResult};
 use super::pool::{FileJob, POOLED_FILE_MAX};
@@ -413,79 +413,43 @@ fn copy(
     copy_attribs(opts, target, meta, host)
 }
 
-/// Bytes a file's data is handed over in to the thread writing it.
-const WRITE_PIECE: usize = 1 << 20;
-/// Pieces waiting for that thread.
-const WRITE_AHEAD: usize = 4;
+/// A file's data up to this size is written on the walk's thread; larger data by a thread of
+/// its own (and read back in pieces this large).
+const WRITE_PIECE: usize = direct::BEHIND_PIECE;
 
 /// Writes `content` into `file`: a file of up to [`WRITE_PIECE`] bytes on this thread, a
-/// larger one by a thread of its own while this one reads on, so reading the volumes and
-/// writing the file overlap. The result is the one-thread result: the file holds what could
-/// be read, and a write error wins over a later read error (every piece handed over was read
-/// before the read failed).
+/// larger one by a thread of its own while this one reads on ([`AppendBehind`]), so reading
+/// the volumes and writing the file overlap. The result is the one-thread result: the file
+/// holds what could be read, and a write error wins over a later read error (every piece
+/// handed over was read before the read failed).
 fn write_behind(
     file: fs::File,
     target: &[u8],
     content: Content<'_>,
     host: &mut dyn Host,
 ) -> RestoreResult<()> {
-    use std::sync::mpsc::{sync_channel, SyncSender};
-    std::thread::scope(|scope| {
-        let mut file = Some(file);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut behind: Option<(SyncSender<Vec<u8>>, std::thread::ScopedJoinHandle<'_, _>)> = None;
-        let hand_over = |buf: Vec<u8>,
-                         file: &mut Option<fs::File>,
-                         behind: &mut Option<(SyncSender<Vec<u8>>, _)>|
-         -> RestoreResult<()> {
-            if behind.is_none() {
-                if let Some(f) = file.take() {
-                    let (tx, rx) = sync_channel::<Vec<u8>>(WRITE_AHEAD);
-                    let spawned = std::thread::Builder::new()
-                        .name("dupcore-write-big".into())
-                        .spawn_scoped(scope, move || -> io::Result<()> {
-                            let mut out = DirectAppend::new(&f, 0, direct::write_at)?;
-                            for piece in rx {
-                                out.push(&piece)?;
-                            }
-                            out.finish().map(|_| ())
-                        });
-                    match spawned {
-                        Ok(handle) => *behind = Some((tx, handle)),
-                        Err(e) => return Err(RestoreError::os(&e, target)),
-                    }
-                }
-            }
-            match behind {
-                Some((tx, _)) => tx.send(buf).map_err(|_| RestoreError::Aborted),
-                None => Ok(()),
-            }
-        };
-        let read = content(host, &mut |piece: &[u8]| {
-            buf.extend_from_slice(piece);
-            if buf.len() >= WRITE_PIECE {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_PIECE));
-                hand_over(full, &mut file, &mut behind)?;
-            }
-            Ok(())
-        });
-        // what was read last (all of a small file)
-        let tail = match (&mut file, &behind) {
-            (Some(f), None) => f.write_all(&buf).map_err(|e| RestoreError::os(&e, target)),
-            _ => hand_over(std::mem::take(&mut buf), &mut file, &mut behind),
-        };
-        let written = match behind {
-            Some((tx, handle)) => {
-                drop(tx);
-                match handle.join() {
-                    Ok(r) => r.map_err(|e| RestoreError::os(&e, target)),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            None => Ok(()),
-        };
-        written.and(tail).and(read)
-    })
+    let os = |e: io::Error| RestoreError::os(&e, target);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut behind: Option<AppendBehind> = None;
+    let read = content(host, &mut |piece: &[u8]| {
+        if let Some(out) = &mut behind {
+            return out.push(piece).map_err(os);
+        }
+        buf.extend_from_slice(piece);
+        if buf.len() >= WRITE_PIECE {
+            let mut out = AppendBehind::new(&file, 0, direct::write_at).map_err(os)?;
+            let pushed = out.push(&std::mem::take(&mut buf));
+            behind = Some(out);
+            pushed.map_err(os)?;
+        }
+        Ok(())
+    });
+    let written = match behind {
+        Some(out) => out.finish().map(|_| ()),
+        // what was read (all of a small file)
+        None => (&file).write_all(&buf),
+    };
+    written.map_err(os).and(read)
 }
 
 /// `ROPath.copy_attribs`: owner, mode and mtime (atime now), each failure ignored with
