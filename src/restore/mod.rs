@@ -109,10 +109,8 @@ pub trait Sink {
     ) -> RestoreResult<()> {
         let len = state.len();
         let mut placed = state.place();
-        if let Ok(Ok(_)) = placed {
-            if let Ok(Ok(file)) = std::mem::replace(&mut placed, Err(RestoreError::Aborted)) {
-                return self.add_file(index, meta, file, len, host);
-            }
+        if let Some(file) = writer::take_placed(&mut placed) {
+            return self.add_file(index, meta, file, len, host);
         }
         let size = placed.is_ok().then_some(len);
         self.add(

@@ -666,14 +666,7 @@ fn composed_files_placed_by_writer_threads_end_as_on_one_thread() {
                 );
             }
         }
-        let events = |(dir, host, _): &Run| -> Vec<String> {
-            let base = dir.path.to_string_lossy().into_owned();
-            host.events
-                .iter()
-                .map(|e| e.replace(&base, "<dir>"))
-                .collect()
-        };
-        assert_eq!(events(&one), events(&pooled));
+        assert_eq!(events_of(&one), events_of(&pooled));
         assert_eq!(
             tree(&one.0.path.join("out")),
             tree(&pooled.0.path.join("out"))
@@ -696,14 +689,16 @@ fn a_composed_file_that_cannot_be_written_fails_as_on_one_thread() {
         let e = r.as_ref().unwrap_err().to_string();
         assert!(e.contains("No space left on device"), "{e}");
     }
-    let events = |(dir, host, _): &Run| -> Vec<String> {
-        let base = dir.path.to_string_lossy().into_owned();
-        host.events
-            .iter()
-            .map(|e| e.replace(&base, "<dir>"))
-            .collect()
-    };
-    assert_eq!(events(&one), events(&pooled));
+    assert_eq!(events_of(&one), events_of(&pooled));
+}
+
+/// A run's events, its directory written `<dir>`.
+fn events_of((dir, host, _): &Run) -> Vec<String> {
+    let base = dir.path.to_string_lossy().into_owned();
+    host.events
+        .iter()
+        .map(|e| e.replace(&base, "<dir>"))
+        .collect()
 }
 
 /// Makes `f0` under the target a device that refuses every write (as /dev/full does).
