@@ -80,24 +80,6 @@ pub trait Sink {
         size: Option<u64>,
         host: &mut dyn Host,
     ) -> RestoreResult<()>;
-    /// One final regular file whose data is all of `file`, `len` bytes, an unnamed file on
-    /// the target's file system (see [`chain::Composed::place`]).
-    fn add_file(
-        &mut self,
-        index: Index,
-        meta: &Meta,
-        file: std::fs::File,
-        len: u64,
-        host: &mut dyn Host,
-    ) -> RestoreResult<()> {
-        self.add(
-            index,
-            meta,
-            Some(&mut |_h, sink| writer::pipe_file(&file, len, sink)),
-            Some(len),
-            host,
-        )
-    }
     /// One final regular file whose data is the composed state `state`: placed into its
     /// snapshot's unnamed file when it can be ([`chain::Composed::place`]), else piped.
     fn add_composed(
@@ -109,9 +91,6 @@ pub trait Sink {
     ) -> RestoreResult<()> {
         let len = state.len();
         let mut placed = state.place();
-        if let Some(file) = writer::take_placed(&mut placed) {
-            return self.add_file(index, meta, file, len, host);
-        }
         let size = placed.is_ok().then_some(len);
         self.add(
             index,

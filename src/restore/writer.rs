@@ -521,15 +521,13 @@ fn maybe_ignore(
 enum Data<'a> {
     /// Produced piece by piece, of this size when known.
     Content(Option<Content<'a>>, Option<u64>),
-    /// All of an unnamed file on the target's file system, of this length.
-    File(fs::File, u64),
     /// A composed final state, placed where the file is written.
     Composed(Box<Composed>),
 }
 
 /// The file [`Composed::place`] placed the state in, taken out of what it gave; None when
 /// it did not (the state or the error stays).
-pub fn take_placed(placed: &mut RestoreResult<Result<fs::File, Composed>>) -> Option<fs::File> {
+fn take_placed(placed: &mut RestoreResult<Result<fs::File, Composed>>) -> Option<fs::File> {
     if !matches!(placed, Ok(Ok(_))) {
         return None;
     }
@@ -676,17 +674,6 @@ impl Sink for TreeWriter {
         self.add_data(index, meta, Data::Content(content, size), host)
     }
 
-    fn add_file(
-        &mut self,
-        index: Index,
-        meta: &Meta,
-        file: fs::File,
-        len: u64,
-        host: &mut dyn Host,
-    ) -> RestoreResult<()> {
-        self.add_data(index, meta, Data::File(file, len), host)
-    }
-
     fn add_composed(
         &mut self,
         index: Index,
@@ -707,7 +694,7 @@ impl Sink for TreeWriter {
 }
 
 impl TreeWriter {
-    /// [`Sink::add`] and [`Sink::add_file`].
+    /// [`Sink::add`] and [`Sink::add_composed`].
     fn add_data(
         &mut self,
         index: Index,
@@ -729,12 +716,6 @@ impl TreeWriter {
             match data {
                 Data::Content(content, _) => {
                     self.start_branch(&mut root, &index, meta, content, host)?
-                }
-                Data::File(file, len) => {
-                    let mut piped = |_h: &mut dyn Host, sink: &mut dyn FnMut(&[u8]) -> _| {
-                        pipe_file(&file, len, sink)
-                    };
-                    self.start_branch(&mut root, &index, meta, Some(&mut piped), host)?
                 }
                 Data::Composed(state) => {
                     let len = state.len();
@@ -780,7 +761,7 @@ impl TreeWriter {
                 };
                 let content = match data {
                     Data::Content(content, _) => content,
-                    Data::File(..) | Data::Composed(_) => None,
+                    Data::Composed(_) => None,
                 };
                 self.start_branch(&mut b, &index, meta, content, host)?;
                 self.branches.push(b);
@@ -793,16 +774,11 @@ impl TreeWriter {
                         && size.is_some_and(|n| n <= POOLED_FILE_MAX)
                 };
                 let done = self.check_inside(&index).and_then(|()| match data {
-                    Data::File(file, len) if meta.kind == Kind::Reg => {
-                        place(&self.opts, &target, meta, file, len, host)
-                    }
                     Data::Composed(state) if meta.kind == Kind::Reg => {
                         self.pooled = Some(index.clone());
                         self.write_composed(&index, target, meta, *state, host)
                     }
-                    Data::File(..) | Data::Composed(_) => {
-                        copy(&self.opts, &target, meta, None, host)
-                    }
+                    Data::Composed(_) => copy(&self.opts, &target, meta, None, host),
                     Data::Content(Some(content), size) if pooled(size) => {
                         self.pooled = Some(index.clone());
                         self.write_pooled(&index, target, meta, content, host)
