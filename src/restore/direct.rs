@@ -371,11 +371,13 @@ mod tests {
         }
         assert_eq!(w.finish().expect("finish"), data.len() as u64);
         assert_eq!(std::fs::read(&path).expect("read"), data);
-        // a file opened read-only: the first write fails, and a later push says so (once
-        // the pieces waiting for the thread are more than it takes)
+        // a file opened read-only: the first write fails, and a later push says so. The
+        // thread writes once it holds a window (at most DIRECT_CHUNK / BEHIND_PIECE pieces)
+        // and fails there; BEHIND_AHEAD more fit in the channel, so the piece after those
+        // finds the channel closed, however the threads are scheduled.
         let ro = File::open(&path).expect("open");
         let mut w = AppendBehind::new(&ro, 0, write_at).expect("new");
-        let more = pattern((BEHIND_AHEAD + 3) * BEHIND_PIECE);
+        let more = pattern((DIRECT_CHUNK / BEHIND_PIECE + BEHIND_AHEAD + 2) * BEHIND_PIECE);
         let pushed: io::Result<()> = more.chunks(70_000).try_for_each(|p| w.push(p));
         let e = pushed.unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
