@@ -525,21 +525,6 @@ enum Data<'a> {
     Composed(Box<Composed>),
 }
 
-/// The file [`Composed::place`] placed the state in, taken out of what it gave; None when
-/// it did not (the state or the error stays).
-fn take_placed(placed: &mut RestoreResult<Result<fs::File, Composed>>) -> Option<fs::File> {
-    if !matches!(placed, Ok(Ok(_))) {
-        return None;
-    }
-    match std::mem::replace(placed, Err(RestoreError::Aborted)) {
-        Ok(Ok(file)) => Some(file),
-        other => {
-            *placed = other;
-            None
-        }
-    }
-}
-
 /// What [`Composed::place`] gave, as the data of the restored file (the placed file's first
 /// `len` bytes, or the state's bytes), or its error.
 pub fn pipe_placed(
@@ -648,10 +633,10 @@ fn place_composed(
     host: &mut dyn Host,
 ) -> RestoreResult<()> {
     let len = state.len();
-    let mut placed = state.place();
-    if let Some(file) = take_placed(&mut placed) {
-        return place(opts, target, meta, file, len, host);
-    }
+    let mut placed = match state.place() {
+        Ok(Ok(file)) => return place(opts, target, meta, file, len, host),
+        other => other,
+    };
     copy(
         opts,
         target,
