@@ -136,6 +136,14 @@ _manifests_collections_after_import = _lazy_hook("manifests", "install_collectio
 _manifests_dup_main_after_import = _lazy_hook("manifests", "install_dup_main")
 _chains_after_import = _lazy_hook("chains", "install_collections")
 _backup_diffdir_after_import = _lazy_hook("backup", "install_diffdir")
+_gpg_check_after_import = _lazy_hook("gpg_check", "install_gpg")
+_gpg_check_config_after_import = _lazy_hook("gpg_check", "start")
+
+
+def _gpg_check_applies(adapter):
+    if adapter.line != "3.2.x":
+        return f"duplicity {adapter.line} runs no gpg test at start-up"
+    return None
 
 
 #: Release lines whose restore, verify and backup paths the engines follow (2.1.x's differ from
@@ -227,6 +235,13 @@ def _register_builtin_components():
                 "Rust",
         applies=_backup_applies,
         hooks={"duplicity.diffdir": _backup_diffdir_after_import},
+    ))
+    register(Component(
+        name="gpg-check",
+        summary="duplicity's start-up gpg test started ahead, alongside its start-up",
+        applies=_gpg_check_applies,
+        hooks={"duplicity.config": _gpg_check_config_after_import,
+               "duplicity.gpg": _gpg_check_after_import},
     ))
     register(Component(
         name="manifests",

@@ -132,6 +132,8 @@ class GPGFile(metaclass=_GPGFileType):
             self._w = _core.PgpWriter(self._fsname, **kw)
             self._r = None
         else:
+            # decoded as far ahead as a gzip volume (a restore raises it while it runs)
+            kw = dict(kw, ahead=volumes.read_ahead_mib)
             try:
                 self._r = _core.PgpReader(self._fsname, **kw)
             except _core.OpenPGPUnsupported:

@@ -45,9 +45,9 @@ from dupcore.fatal import fatal_error
 if TYPE_CHECKING:
     from dupcore.adapters import Adapter
 
-#: MiB of gzip volume data decompressed ahead while the engine runs, shared by every volume
-#: open at once (the current one of each backup set and those fetched ahead): the volumes
-#: fetched ahead decompress in parallel with the one being read, memory bounded by this.
+#: MiB of volume data (gzip, or OpenPGP) decoded ahead while the engine runs, shared by every
+#: volume open at once (the current one of each backup set and those fetched ahead): the
+#: volumes fetched ahead decode in parallel with the one being read, memory bounded by this.
 READ_AHEAD_BUDGET_MIB = 64
 #: MiB decompressed ahead per volume, at most and at least.
 READ_AHEAD_MIB = (1, 32)

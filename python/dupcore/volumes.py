@@ -124,8 +124,8 @@ def get_hash(hash: str, path: Any, hex: bool = True) -> str | bytes:
     return digest.hex() if hex else digest
 
 
-#: MiB a gzip volume opened for reading is decompressed ahead of its reader (the restore
-#: engine raises it while it runs, so that the volumes fetched ahead decompress in parallel).
+#: MiB a gzip or OpenPGP volume opened for reading is decoded ahead of its reader (the restore
+#: engine raises it while it runs, so that the volumes fetched ahead decode in parallel).
 read_ahead_mib = 4
 
 

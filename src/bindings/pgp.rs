@@ -213,9 +213,12 @@ impl PyPgpReader {
     /// Opens `path`; raises an OpenPGPError (OpenPGPUnsupported when gpg must read it).
     #[new]
     /// `keyring` holds certificates for checking signatures; PKESK packets are decrypted by the
-    /// agent at `agent_socket` with the keys in `secret_keyring`.
+    /// agent at `agent_socket` with the keys in `secret_keyring`; up to `ahead` MiB of
+    /// plaintext are decoded ahead of the reads.
     #[pyo3(signature = (path, passphrase=None, keyring=Vec::new(), agent_socket=None,
-                        agent_passphrase=None, secret_keyring=Vec::new()))]
+                        agent_passphrase=None, secret_keyring=Vec::new(),
+                        ahead=crate::pgp::DEFAULT_AHEAD_MIB))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
@@ -224,6 +227,7 @@ impl PyPgpReader {
         agent_socket: Option<String>,
         agent_passphrase: Option<String>,
         secret_keyring: Vec<u8>,
+        ahead: usize,
     ) -> PyResult<Self> {
         let p = to_path(path)?;
         let opts = DecryptOptions {
@@ -232,7 +236,7 @@ impl PyPgpReader {
             agent: agent_config(agent_socket, agent_passphrase),
             secret_keyring,
         };
-        let r = py.detach(|| PgpReader::open(&p, opts))?;
+        let r = py.detach(|| PgpReader::open_with_ahead(&p, opts, ahead))?;
         Ok(PyPgpReader {
             inner: Arc::new(Mutex::new(Some(r))),
         })

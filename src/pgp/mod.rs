@@ -15,7 +15,7 @@ pub mod writer;
 use std::fmt;
 
 pub use agent::AgentConfig;
-pub use reader::{DecryptOptions, PgpReader};
+pub use reader::{DecryptOptions, PgpReader, DEFAULT_AHEAD_MIB};
 pub use writer::{EncryptOptions, PgpWriter, SignOptions};
 
 use openpgp::types::SymmetricAlgorithm;

@@ -38,8 +38,10 @@ use super::{gpg_policy, one_line, policy, PgpError, PgpErrorKind};
 
 /// Plaintext handed over per read-ahead step.
 const STEP: usize = 256 * 1024;
-/// Steps decrypted ahead of the caller.
+/// Steps decrypted ahead of the decompressing thread.
 const AHEAD: usize = 8;
+/// MiB of plaintext decoded ahead of the caller by default.
+pub const DEFAULT_AHEAD_MIB: usize = 2;
 
 /// How to decrypt.
 #[derive(Clone, Debug, Default)]
@@ -642,6 +644,15 @@ fn stopped() -> PgpError {
 impl PgpReader {
     /// Opens `path`; `Unsupported` errors mean stock gpg should read this file instead.
     pub fn open(path: &Path, opts: DecryptOptions) -> Result<Self, PgpError> {
+        Self::open_with_ahead(path, opts, DEFAULT_AHEAD_MIB)
+    }
+
+    /// Like [`PgpReader::open`], decoding up to `ahead_mib` MiB of plaintext ahead.
+    pub fn open_with_ahead(
+        path: &Path,
+        opts: DecryptOptions,
+        ahead_mib: usize,
+    ) -> Result<Self, PgpError> {
         let o = outline(BufReader::new(File::open(path)?)).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidInput => PgpError::new(PgpErrorKind::Unsupported, e.to_string()),
             io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
@@ -680,7 +691,8 @@ impl PgpReader {
         let p = path.to_path_buf();
         let notes: Notes = Arc::default();
         let n2 = Arc::clone(&notes);
-        let inner = ReadAhead::spawn("dupcore-pgp-reader", AHEAD, stopped, move |tx| {
+        let steps = (ahead_mib.max(1) << 20) / STEP;
+        let inner = ReadAhead::spawn("dupcore-pgp-reader", steps, stopped, move |tx| {
             read_ahead(p, opts, tx, n2)
         })?;
         let mut r = PgpReader { inner, notes };
