@@ -12,16 +12,20 @@ import pytest
 from helpers import PASSPHRASE, clean_env, run_duplicity
 
 GPG = shutil.which("gpg")
-pytestmark = pytest.mark.skipif(GPG is None, reason="gpg is not installed")
 
 
-def _version():
+@pytest.fixture(autouse=True)
+def duplicity_32_and_gpg(tmp_path):
+    """The project's duplicity (3.2, the line with the start-up test) and gpg; the test's
+    gpg-agent stopped after it."""
     from duplicity import __version__
 
-    return tuple(int(p) for p in __version__.split(".")[:2])
-
-
-needs_32 = pytest.mark.skipif(_version() != (3, 2), reason="only duplicity 3.2 tests gpg at start")
+    assert GPG is not None, "gpg is not installed (apt-get install gnupg gpg-agent)"
+    assert __version__.startswith("3.2."), __version__
+    yield
+    subprocess.run(["gpgconf", "--kill", "all"],
+                   env=dict(os.environ, GNUPGHOME=str(tmp_path / "gnupg")),
+                   capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -55,7 +59,6 @@ def _tests_run(log):
     return [line for line in log.read_text().splitlines() if "--symmetric -o -" in line]
 
 
-@needs_32
 def test_the_test_run_started_ahead_is_the_one_check_gpg_takes(tmp_path, logged_gpg):
     """One gpg test run per duplicity run, with the environment duplicity gives it (XDG_* set),
     and the status names the component active."""
@@ -71,7 +74,6 @@ def test_the_test_run_started_ahead_is_the_one_check_gpg_takes(tmp_path, logged_
     assert b"gpg-check [" in res.output, res.text()[-3000:]
 
 
-@needs_32
 @pytest.mark.parametrize("options", [["--gpg-options=--bogus-option"],
                                      ["--gpg-options=--compress-level=1",
                                       "--gpg-options=--no-such-flag"]])
@@ -96,7 +98,6 @@ def test_a_failing_test_fails_as_stock(tmp_path, logged_gpg, options):
     assert b"loopback" in outs["stock"].output
 
 
-@needs_32
 def test_another_command_than_foreseen_runs_gpg_as_stock(tmp_path, logged_gpg):
     """The run started ahead does not serve a check with other options (here a gpg home
     given in gpg.conf's place, --homedir, added after start-up): gpg runs again, as stock."""
@@ -137,7 +138,6 @@ def test_another_command_than_foreseen_runs_gpg_as_stock(tmp_path, logged_gpg):
     assert len(runs) == 2 and "--homedir" in runs[1] and "--homedir" not in runs[0], runs
 
 
-@needs_32
 def test_other_input_runs_gpg_again(tmp_path, logged_gpg):
     """A check writing other input than the run ahead got: gpg runs again with it, and its
     output is that input encrypted."""

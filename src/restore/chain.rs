@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::direct::DirectAppend;
+use super::direct::AppendBehind;
 use super::entry::{Entry, EntryStream};
 use super::error::{RestoreError, RestoreResult};
 use super::Host;
@@ -55,8 +55,9 @@ struct SpoolWriter {
     in_memory: usize,
     /// The spool is an unnamed file in `near`.
     unnamed_near: bool,
-    /// Appends to that unnamed file, with direct I/O (it becomes a restored file).
-    direct: Option<DirectAppend>,
+    /// Appends to that unnamed file, with direct I/O (it becomes a restored file), on a
+    /// thread of its own while the walk reads on.
+    direct: Option<AppendBehind>,
 }
 
 impl SpoolWriter {
@@ -114,7 +115,7 @@ impl SpoolWriter {
                 }
             };
             if self.unnamed_near {
-                let mut out = DirectAppend::new(&f, 0, write_sparse).map_err(os)?;
+                let mut out = AppendBehind::new(&f, 0, write_sparse).map_err(os)?;
                 out.push(v).map_err(os)?;
                 self.direct = Some(out);
             } else {
