@@ -74,6 +74,22 @@ def test_the_test_run_started_ahead_is_the_one_check_gpg_takes(tmp_path, logged_
     assert b"gpg-check [" in res.output, res.text()[-3000:]
 
 
+def test_no_run_outside_the_duplicity_command(tmp_path, logged_gpg):
+    """A program importing duplicity (``python -m dupcore status``) starts no gpg run."""
+    import sys
+
+    bindir, log = logged_gpg
+    env = _env(tmp_path, bindir, "dupcore")
+    code = "import duplicity.config, duplicity.gpg; print('imported')"
+    out = subprocess.run([sys.executable, "-c", code, "collection-status", "file:///x"], env=env,
+                         capture_output=True, check=True)
+    assert out.stdout.strip() == b"imported"
+    status = subprocess.run([sys.executable, "-m", "dupcore", "status"], env=env,
+                            capture_output=True, check=True)
+    assert b"gpg-check" in status.stdout
+    assert _tests_run(log) == []
+
+
 @pytest.mark.parametrize("options", [["--gpg-options=--bogus-option"],
                                      ["--gpg-options=--compress-level=1",
                                       "--gpg-options=--no-such-flag"]])

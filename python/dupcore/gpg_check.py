@@ -15,8 +15,9 @@ that run's exit status and output, as a ``gpginterface.Process`` would give them
 (other options, a changed environment, other input, no run started) runs gpg as stock does, so
 the check passes or fails, logs and raises exactly as stock.
 
-No run is started where the command line shows that duplicity will not run the test
-(``--no-encryption``, ``--use-agent``, ``--use-gpgsm``, ``--gpg-binary``, help or version).
+No run is started outside the ``duplicity`` command (a program importing duplicity, such as
+``python -m dupcore status``), nor where the command line shows that duplicity will not run the
+test (``--no-encryption``, ``--use-agent``, ``--use-gpgsm``, ``--gpg-binary``, help or version).
 """
 from __future__ import annotations
 
@@ -183,10 +184,20 @@ def _serving(gpginterface: ModuleType, run):
     return serve
 
 
+def _duplicity_command() -> bool:
+    """Whether this process is the ``duplicity`` command (its script, or ``-m duplicity``)."""
+    prog = sys.argv[0] if sys.argv else ""
+    name, parent = os.path.basename(prog), os.path.basename(os.path.dirname(prog))
+    return name == "duplicity" or (name == "__main__.py" and parent == "duplicity")
+
+
 def start(module: ModuleType, adapter) -> str:
     """Hook on ``duplicity.config`` (which sets ``XDG_*`` in the environment gpg inherits):
     start the test's gpg run as the command line foresees it."""
     global _ahead, _not_started
+    if not _duplicity_command():
+        _not_started = "not the duplicity command"
+        raise Stock(_not_started)
     argv = sys.argv[1:]
     if not argv or any(a.split("=", 1)[0] in NO_TEST for a in argv):
         _not_started = "the command line runs no gpg test (or another gpg)"
