@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,11 @@ def test_demo_small_tree():
     for word in ("full plain", "incremental plain", "restore plain", "verify plain", "total",
                  "all restored trees match their sources"):
         assert word in res.stdout
+    # each row ends with both runs' peak RSS, of a real process (a Python interpreter with
+    # duplicity loaded is well above 10 MiB)
+    row = next(ln for ln in res.stdout.splitlines() if ln.startswith("restore plain "))
+    rss = re.findall(r"(\d+) MiB", row)
+    assert len(rss) == 2 and all(int(v) > 10 for v in rss), row
 
 
 def test_demo_refuses_a_work_directory_too_small(tmp_path):

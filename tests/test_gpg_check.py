@@ -3,6 +3,7 @@ and the real gpg, logged by a wrapper on ``PATH`` that runs the real binary."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -57,6 +58,23 @@ def _tests_run(log):
     if not log.exists():
         return []
     return [line for line in log.read_text().splitlines() if "--symmetric -o -" in line]
+
+
+@contextlib.contextmanager
+def _process_environment(env):
+    """This process runs with ``env`` as its environment, and without a run started ahead
+    after."""
+    from dupcore import gpg_check
+
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        gpg_check._ahead = None
+        os.environ.clear()
+        os.environ.update(old)
 
 
 def test_the_test_run_started_ahead_is_the_one_check_gpg_takes(tmp_path, logged_gpg):
@@ -122,10 +140,7 @@ def test_another_command_than_foreseen_runs_gpg_as_stock(tmp_path, logged_gpg):
 
     bindir, log = logged_gpg
     env = _env(tmp_path, bindir, "dupcore")
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
+    with _process_environment(env):
         ahead = gpg_check._Ahead(gpg_check.foreseen_command(gpginterface, "gpg", ""))
         gpg_check._ahead = ahead
         run = gpginterface.GnuPG.run
@@ -146,10 +161,6 @@ def test_another_command_than_foreseen_runs_gpg_as_stock(tmp_path, logged_gpg):
         assert out.startswith(b"\x8c")  # a symmetric-key session key packet
         assert gpg_check._ahead is ahead  # still there for the matching command
         ahead.status()
-    finally:
-        gpg_check._ahead = None
-        os.environ.clear()
-        os.environ.update(old)
     runs = _tests_run(log)
     assert len(runs) == 2 and "--homedir" in runs[1] and "--homedir" not in runs[0], runs
 
@@ -162,10 +173,7 @@ def test_other_input_runs_gpg_again(tmp_path, logged_gpg):
 
     bindir, log = logged_gpg
     env = _env(tmp_path, bindir, "dupcore")
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
+    with _process_environment(env):
         command = gpg_check.foreseen_command(gpginterface, "gpg", "")
         gpg_check._ahead = gpg_check._Ahead(command)
         gnupg = gpginterface.GnuPG()
@@ -186,8 +194,4 @@ def test_other_input_runs_gpg_again(tmp_path, logged_gpg):
                                 "test", "-d", str(enc)], env=env, capture_output=True,
                                check=True).stdout
         assert plain == b"other input"
-    finally:
-        gpg_check._ahead = None
-        os.environ.clear()
-        os.environ.update(old)
     assert len(_tests_run(log)) == 2

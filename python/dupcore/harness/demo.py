@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 
@@ -190,26 +190,38 @@ def archive_bytes(target: str) -> int:
 RUN_TIMEOUT = 1800.0
 
 
-def timed(cmd: list[str],
-          env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[bytes]]:
-    """Run a command; return (wall seconds, CPU seconds incl. children, completed process).
-    A run that takes longer than :data:`RUN_TIMEOUT` is killed and is a :class:`Failure`.
-    Dirty pages of earlier runs are written out first (not timed), so that no run pays for
-    the write-back of the one before it."""
+def timed(cmd: list[str], env: dict[str, str]
+          ) -> tuple[float, float, int, subprocess.CompletedProcess[bytes]]:
+    """Run a command; return (wall seconds, CPU seconds incl. children, peak RSS bytes of the
+    process, completed process). A run that takes longer than :data:`RUN_TIMEOUT` is killed
+    and is a :class:`Failure`. Dirty pages of earlier runs are written out first (not timed),
+    so that no run pays for the write-back of the one before it."""
     os.sync()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, check=False,
-                              timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        tail = ((exc.stdout or b"") + (exc.stderr or b"")).decode("utf-8", "replace")[-2000:]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            proc.kill()
+
+        killer = threading.Timer(RUN_TIMEOUT, kill)
+        killer.start()
+        try:
+            _pid, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+    if timed_out.is_set():
+        tail = (done.stdout + done.stderr).decode("utf-8", "replace")[-2000:]
         raise Failure(f"{' '.join(cmd[:2])} did not finish within {RUN_TIMEOUT:.0f} s "
-                      f"(killed):\n{tail}") from None
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, proc
+                      f"(killed):\n{tail}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, done
 
 
 class Failure(Exception):
@@ -237,12 +249,14 @@ def check_space(work: str, needed: int) -> None:
 def run_step(mode: str, step: str, args: list[str], env: dict[str, str],
              results: dict[tuple[str, str], list[tuple[float, float]]], rep: int) -> str:
     """Run one duplicity step, record its times, fail loudly with its output."""
-    wall, cpu, proc = timed(duplicity_command() + args, env)
+    wall, cpu, rss, proc = timed(duplicity_command() + args, env)
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     if proc.returncode != 0:
         raise Failure(f"{mode} {step} failed ({proc.returncode}):\n{out[-3000:]}")
     results.setdefault((step, mode), []).append((wall, cpu))
-    print(f"  [{rep}] {mode:<8} {step:<18} {wall:7.2f} s wall {cpu:7.2f} s CPU", flush=True)
+    results.setdefault((f"rss {step}", mode), []).append((float(rss), 0.0))
+    print(f"  [{rep}] {mode:<8} {step:<18} {wall:7.2f} s wall {cpu:7.2f} s CPU "
+          f"{rss / MiB:5.0f} MiB peak RSS", flush=True)
     return out
 
 
@@ -343,19 +357,6 @@ def make_many(work: str, files: int, gnupghome: str) -> tuple[str, str, str]:
     return src, url, os.path.join(d, "cache")
 
 
-def timed_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, int, bytes]:
-    """Run a command; (wall s, CPU s, peak RSS bytes, exit code, output). As :func:`timed`,
-    earlier runs' dirty pages are written out first."""
-    os.sync()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read() if proc.stdout else b""
-    _pid, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, proc.returncode, out
-
-
 def many_round(many: tuple[str, str, str], rep: int,
                results: dict[tuple[str, str], list[tuple[float, float]]],
                order: tuple[str, str], gnupghome: str) -> None:
@@ -366,9 +367,10 @@ def many_round(many: tuple[str, str, str], rep: int,
     dirs = [target, os.path.join(cache, "many")]
     for mode in order:
         before = {p: set(os.listdir(p)) for p in dirs}
-        wall, cpu, rss, code, out = timed_rss(duplicity_command() + [
+        wall, cpu, rss, proc = timed(duplicity_command() + [
             "incremental", "--no-encryption", "--current-time", str(MUT_MTIME + 3600),
             "--archive-dir", cache, "--name", "many", src, url], base_env(mode, gnupghome))
+        code, out = proc.returncode, proc.stdout + proc.stderr
         for p in dirs:
             for name in set(os.listdir(p)) - before[p]:
                 os.unlink(os.path.join(p, name))
@@ -377,7 +379,7 @@ def many_round(many: tuple[str, str, str], rep: int,
             raise Failure(f"{mode} incremental of the many-files tree failed ({code}) or found "
                           f"changes:\n{text[-3000:]}")
         results.setdefault(("incremental many", mode), []).append((wall, cpu))
-        results.setdefault(("rss many", mode), []).append((float(rss), 0.0))
+        results.setdefault(("rss incremental many", mode), []).append((float(rss), 0.0))
         print(f"  [{rep}] {mode:<8} {'incremental many':<18} {wall:7.2f} s wall {cpu:7.2f} s "
               f"CPU {rss / MiB:7.0f} MiB peak RSS", flush=True)
 
@@ -399,49 +401,42 @@ def chain_round(work: str, chain: tuple[str, str, dict[bytes, dict[str, int | st
         trash.append(restored)
 
 
+def medians(results: dict[tuple[str, str], list[tuple[float, float]]],
+            step: str) -> dict[str, tuple[float, float, float]]:
+    """Per mode: median wall and CPU seconds of ``step``'s runs, and their highest peak RSS."""
+    med = {}
+    for mode in ("stock", "dupcore"):
+        walls = sorted(r[0] for r in results[step, mode])
+        cpus = sorted(r[1] for r in results[step, mode])
+        rss = max(r[0] for r in results[f"rss {step}", mode])
+        med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2], rss)
+    return med
+
+
 def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: list[str]) -> None:
-    """Print the table of median wall/CPU seconds and ratios."""
+    """Print the table of median wall/CPU seconds, ratios and peak RSS."""
     print()
     print(f"{'step':<20}{'stock wall':>11}{'dupcore':>9}{'x':>7}   {'stock CPU':>10}{'dupcore':>9}"
-          f"{'x':>7}")
+          f"{'x':>7}   {'peak RSS stock':>14}{'dupcore':>8}")
     totals = {("stock", 0): 0.0, ("stock", 1): 0.0, ("dupcore", 0): 0.0, ("dupcore", 1): 0.0}
+
+    def row(step: str, tail: str = "") -> None:
+        med = medians(results, step)
+        s, d = med["stock"], med["dupcore"]
+        print(f"{step:<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
+              f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   "
+              f"{s[2] / MiB:>10.0f} MiB{d[2] / MiB:>4.0f} MiB{tail}")
+        for mode in ("stock", "dupcore"):
+            totals[mode, 0] += med[mode][0] if not tail else 0.0
+            totals[mode, 1] += med[mode][1] if not tail else 0.0
+
     for variant in variants:
         for step in ("full", "incremental", "restore", "verify"):
-            key = f"{step} {variant}"
-            if (key, "stock") not in results:
-                continue
-            med = {}
-            for mode in ("stock", "dupcore"):
-                runs = sorted(results[key, mode])
-                walls = sorted(r[0] for r in runs)
-                cpus = sorted(r[1] for r in runs)
-                med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2])
-                totals[mode, 0] += med[mode][0]
-                totals[mode, 1] += med[mode][1]
-            s, d = med["stock"], med["dupcore"]
-            print(f"{key:<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
-                  f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x")
-    if ("restore chain", "stock") in results:
-        med = {}
-        for mode in ("stock", "dupcore"):
-            runs = results["restore chain", mode]
-            walls = sorted(r[0] for r in runs)
-            cpus = sorted(r[1] for r in runs)
-            med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2])
-        s, d = med["stock"], med["dupcore"]
-        print(f"{'restore chain':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
-              f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
-    if ("incremental many", "stock") in results:
-        med = {}
-        for mode in ("stock", "dupcore"):
-            walls = sorted(r[0] for r in results["incremental many", mode])
-            cpus = sorted(r[1] for r in results["incremental many", mode])
-            rss = max(r[0] for r in results["rss many", mode])
-            med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2], rss)
-        s, d = med["stock"], med["dupcore"]
-        print(f"{'incremental many':<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
-              f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   (not in the total)")
-        print(f"{'peak RSS many':<20}{s[2] / MiB:>9.0f}MiB{d[2] / MiB:>6.0f}MiB")
+            if (f"{step} {variant}", "stock") in results:
+                row(f"{step} {variant}")
+    for step in ("restore chain", "incremental many"):
+        if (step, "stock") in results:
+            row(step, "   (not in the total)")
     for variant in variants:
         if (f"size {variant}", "stock") in results:
             s, d = (results[f"size {variant}", m][0][0] for m in ("stock", "dupcore"))
@@ -451,7 +446,8 @@ def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: 
     if d0 and d1:
         print(f"{'total':<20}{s0:>10.2f}s{d0:>8.2f}s{s0 / d0:>6.2f}x   {s1:>9.2f}s{d1:>8.2f}s"
               f"{s1 / d1:>6.2f}x")
-    print("\nx = stock / dupcore (higher is faster with dupcore); medians over the repeats.")
+    print("\nx = stock / dupcore (higher is faster with dupcore); medians over the repeats; "
+          "peak RSS: the highest of the repeats.")
 
 
 def main(argv: Sequence[str] | None = None, bench: bool = False) -> int:
