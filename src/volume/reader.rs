@@ -10,7 +10,13 @@ use crate::readahead::{Message, ReadAhead, Sender};
 
 /// Decompressed bytes per message from the read-ahead thread.
 const PIECE: usize = 1 << 20;
-/// Pieces decompressed ahead of the reader by default.
+/// The pieces of a reader allowed less than [`SMALL_AHEAD_BELOW`] MiB ahead: a quarter,
+/// so that the piece being filled and the one being read weigh less next to the few waiting
+/// (a restore of a long chain holds one reader per backup set).
+const SMALL_PIECE: usize = PIECE / 4;
+/// See [`SMALL_PIECE`].
+const SMALL_AHEAD_BELOW: usize = 4;
+/// MiB decompressed ahead of the reader by default.
 pub const DEFAULT_AHEAD: usize = 4;
 
 /// How a gzip stream failed, so the binding can raise what Python's `gzip` would.
@@ -68,19 +74,24 @@ fn stopped() -> GzipError {
     }
 }
 
-/// Sends `dec`'s output to `tx` in pieces of [`PIECE`] bytes, counting them in `sent`; at the
+/// Sends `dec`'s output to `tx` in pieces of `piece` bytes, counting them in `sent`; at the
 /// end sends `End`. Returns the error that stopped it (nothing sent for it), or Ok when it
 /// ended or the reader went away.
-fn pump<D: Read>(dec: &mut D, tx: &Sender<(), GzipError>, sent: &mut u64) -> io::Result<()> {
+fn pump<D: Read>(
+    dec: &mut D,
+    tx: &Sender<(), GzipError>,
+    sent: &mut u64,
+    piece: usize,
+) -> io::Result<()> {
     loop {
-        let mut buf = vec![0u8; PIECE];
+        let mut buf = vec![0u8; piece];
         let mut filled = 0;
         let result = loop {
             match dec.read(&mut buf[filled..]) {
                 Ok(0) => break Ok(true),
                 Ok(n) => {
                     filled += n;
-                    if filled == PIECE {
+                    if filled == piece {
                         break Ok(false);
                     }
                 }
@@ -104,13 +115,13 @@ fn pump<D: Read>(dec: &mut D, tx: &Sender<(), GzipError>, sent: &mut u64) -> io:
     }
 }
 
-/// Decompresses `file` into `tx` in pieces of [`PIECE`] bytes. With ISA-L built in, ISA-L
+/// Decompresses `file` into `tx` in pieces of `piece` bytes. With ISA-L built in, ISA-L
 /// inflates; if it stops on anything, flate2 reads the file again from the start, skips what
 /// was already sent and goes on, so damage is found and classified exactly as flate2 (and
 /// Python's `gzip`) would. Not on aarch64: there ISA-L's Huffman decoder has been seen to
 /// decode valid streams wrongly (intel/isa-l issue 316, and a ZLIB stream in this project's
 /// aarch64 unit tests), which the CRC-32 only reveals after the member's data has been sent.
-fn decompress(file: File, tx: Sender<(), GzipError>) {
+fn decompress(file: File, tx: Sender<(), GzipError>, piece: usize) {
     let fail = |e: &io::Error| {
         let _ = tx.send(Message::Failed(GzipError::from_io(e)));
     };
@@ -128,7 +139,7 @@ fn decompress(file: File, tx: Sender<(), GzipError>) {
     #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
     {
         let mut dec = crate::deflate::IsalGzDecoder::new(input);
-        if pump(&mut dec, &tx, &mut sent).is_ok() {
+        if pump(&mut dec, &tx, &mut sent, piece).is_ok() {
             return;
         }
         let mut file = dec.into_inner().into_inner();
@@ -150,7 +161,7 @@ fn decompress(file: File, tx: Sender<(), GzipError>) {
             Err(e) => return fail(&e),
         }
     }
-    if let Err(e) = pump(&mut dec, &tx, &mut sent) {
+    if let Err(e) = pump(&mut dec, &tx, &mut sent, piece) {
         fail(&e);
     }
 }
@@ -161,11 +172,17 @@ impl GzipReader {
         Self::open_with_ahead(path, DEFAULT_AHEAD)
     }
 
-    /// Like [`GzipReader::open`], decompressing up to `ahead` pieces of 1 MiB ahead.
+    /// Like [`GzipReader::open`], decompressing up to `ahead` MiB ahead.
     pub fn open_with_ahead(path: &Path, ahead: usize) -> io::Result<Self> {
         let file = File::open(path)?;
-        let inner = ReadAhead::spawn("dupcore-gunzip", ahead, stopped, move |tx| {
-            decompress(file, tx)
+        let piece = if ahead < SMALL_AHEAD_BELOW {
+            SMALL_PIECE
+        } else {
+            PIECE
+        };
+        let pieces = ahead.max(1) * (PIECE / piece);
+        let inner = ReadAhead::spawn("dupcore-gunzip", pieces, stopped, move |tx| {
+            decompress(file, tx, piece)
         })?;
         Ok(GzipReader { inner })
     }
@@ -214,6 +231,39 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(r.read_into(&mut out, 100).unwrap(), 0);
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn every_read_ahead_reads_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("dupcore-ga-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..3_300_000u32)
+            .map(|i| (i % 241) as u8 ^ (i >> 13) as u8)
+            .collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(&data).unwrap();
+        let path = dir.join("a.gz");
+        std::fs::write(&path, enc.finish().unwrap()).unwrap();
+        // 1 to 3 MiB: pieces of SMALL_PIECE; from SMALL_AHEAD_BELOW on: of PIECE
+        for ahead in [0, 1, 3, SMALL_AHEAD_BELOW, 16] {
+            let mut r = GzipReader::open_with_ahead(&path, ahead).unwrap();
+            let mut out = Vec::new();
+            let mut largest = 0;
+            while r.fill().unwrap() {
+                largest = largest.max(r.buffered().len());
+                out.extend_from_slice(r.buffered());
+                let n = r.buffered().len();
+                r.consume(n);
+            }
+            assert!(out == data, "ahead {ahead}: the bytes differ");
+            let piece = if ahead < SMALL_AHEAD_BELOW {
+                SMALL_PIECE
+            } else {
+                PIECE
+            };
+            assert_eq!(largest, piece, "ahead {ahead}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
