@@ -62,3 +62,22 @@ def test_demo_stops_a_run_that_takes_too_long(tmp_path):
                    "--timeout", "0.01", "--workdir", str(tmp_path / "work"))
     assert res.returncode == 1, res.stdout + res.stderr
     assert "did not finish within 0 s (killed)" in res.stderr
+
+
+def test_peak_rss_is_the_commands_not_the_benchs():
+    """The bench's peak RSS of a run is the command's own: a bench holding 300 MiB (its tree
+    snapshots) does not make a small command's peak 300 MiB (Linux keeps a process's peak
+    across exec, so a child forked from the bench would report the bench's memory)."""
+    import os
+
+    from dupcore.harness import demo
+
+    held = bytearray(300 << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    wall, cpu, rss, done = demo.timed([sys.executable, "-c", "x = bytearray(40 << 20)"],
+                                      dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert 40 << 20 < rss < 150 << 20, rss
+    assert wall > 0 and cpu > 0
+    del held

@@ -10,9 +10,11 @@ children) and the ratios are printed, and every restored tree is compared with i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -190,21 +192,44 @@ def archive_bytes(target: str) -> int:
 RUN_TIMEOUT = 1800.0
 
 
+#: Runs ``argv[2:]`` and writes its peak RSS (KiB, with its waited-for children) to
+#: ``argv[1]``; exits as it did. A process forked from the bench would count the bench's own
+#: memory as its peak (Linux keeps a process's peak RSS across ``exec``); one forked from this
+#: small interpreter counts only its own.
+RSS_HELPER = """
+import os, signal, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, ru = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(ru.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def timed(cmd: list[str], env: dict[str, str]
           ) -> tuple[float, float, int, subprocess.CompletedProcess[bytes]]:
     """Run a command; return (wall seconds, CPU seconds incl. children, peak RSS bytes of the
-    process, completed process). A run that takes longer than :data:`RUN_TIMEOUT` is killed
-    and is a :class:`Failure`. Dirty pages of earlier runs are written out first (not timed),
-    so that no run pays for the write-back of the one before it."""
+    command and its children, completed process). A run that takes longer than
+    :data:`RUN_TIMEOUT` is killed (with its children) and is a :class:`Failure`. Dirty pages
+    of earlier runs are written out first (not timed), so that no run pays for the write-back
+    of the one before it."""
     os.sync()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss_file:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", RSS_HELPER, rss_file.name,
+                                 *cmd], env=env, stdout=out, stderr=err,
+                                start_new_session=True)
         timed_out = threading.Event()
 
         def kill() -> None:
             timed_out.set()
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
         killer = threading.Timer(RUN_TIMEOUT, kill)
         killer.start()
@@ -217,11 +242,12 @@ def timed(cmd: list[str], env: dict[str, str]
         out.seek(0)
         err.seek(0)
         done = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+        peak = rss_file.read().strip()
     if timed_out.is_set():
         tail = (done.stdout + done.stderr).decode("utf-8", "replace")[-2000:]
         raise Failure(f"{' '.join(cmd[:2])} did not finish within {RUN_TIMEOUT:.0f} s "
                       f"(killed):\n{tail}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, done
+    return wall, ru.ru_utime + ru.ru_stime, int(peak or 0) * 1024, done
 
 
 class Failure(Exception):
