@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -68,8 +69,6 @@ def test_peak_rss_is_the_commands_not_the_benchs():
     """The bench's peak RSS of a run is the command's own: a bench holding 300 MiB (its tree
     snapshots) does not make a small command's peak 300 MiB (Linux keeps a process's peak
     across exec, so a child forked from the bench would report the bench's memory)."""
-    import os
-
     from dupcore.harness import demo
 
     held = bytearray(300 << 20)

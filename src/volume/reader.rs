@@ -166,6 +166,15 @@ fn decompress(file: File, tx: Sender<(), GzipError>, piece: usize) {
     }
 }
 
+/// Bytes per piece of a reader decompressing `ahead` MiB ahead.
+fn piece_for(ahead: usize) -> usize {
+    if ahead < SMALL_AHEAD_BELOW {
+        SMALL_PIECE
+    } else {
+        PIECE
+    }
+}
+
 impl GzipReader {
     /// Opens `path` and starts decompressing it in the background.
     pub fn open(path: &Path) -> io::Result<Self> {
@@ -175,11 +184,7 @@ impl GzipReader {
     /// Like [`GzipReader::open`], decompressing up to `ahead` MiB ahead.
     pub fn open_with_ahead(path: &Path, ahead: usize) -> io::Result<Self> {
         let file = File::open(path)?;
-        let piece = if ahead < SMALL_AHEAD_BELOW {
-            SMALL_PIECE
-        } else {
-            PIECE
-        };
+        let piece = piece_for(ahead);
         let pieces = ahead.max(1) * (PIECE / piece);
         let inner = ReadAhead::spawn("dupcore-gunzip", pieces, stopped, move |tx| {
             decompress(file, tx, piece)

@@ -27,6 +27,10 @@ from collections.abc import Sequence
 from dupcore.harness.trees import same_tree, snapshot
 
 MiB = 1 << 20
+
+#: Per (step, mode): each run's (wall s, CPU s, peak RSS bytes); per ("size <variant>", mode):
+#: the archive's bytes.
+Results = dict[tuple[str, str], list[tuple[float, ...]]]
 BASE_MTIME = 1704067200
 MUT_MTIME = 1717200000
 PASSPHRASE = "dupcore-demo"
@@ -272,22 +276,27 @@ def check_space(work: str, needed: int) -> None:
                       "--size-mb, fewer --variants or --chain 0")
 
 
+def record(results: Results, rep: int, mode: str, step: str, wall: float, cpu: float,
+           rss: int) -> None:
+    """Keeps and prints one run's wall and CPU seconds and peak RSS."""
+    results.setdefault((step, mode), []).append((wall, cpu, float(rss)))
+    print(f"  [{rep}] {mode:<8} {step:<18} {wall:7.2f} s wall {cpu:7.2f} s CPU "
+          f"{rss / MiB:5.0f} MiB peak RSS", flush=True)
+
+
 def run_step(mode: str, step: str, args: list[str], env: dict[str, str],
-             results: dict[tuple[str, str], list[tuple[float, float]]], rep: int) -> str:
+             results: Results, rep: int) -> str:
     """Run one duplicity step, record its times, fail loudly with its output."""
     wall, cpu, rss, proc = timed(duplicity_command() + args, env)
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     if proc.returncode != 0:
         raise Failure(f"{mode} {step} failed ({proc.returncode}):\n{out[-3000:]}")
-    results.setdefault((step, mode), []).append((wall, cpu))
-    results.setdefault((f"rss {step}", mode), []).append((float(rss), 0.0))
-    print(f"  [{rep}] {mode:<8} {step:<18} {wall:7.2f} s wall {cpu:7.2f} s CPU "
-          f"{rss / MiB:5.0f} MiB peak RSS", flush=True)
+    record(results, rep, mode, step, wall, cpu, rss)
     return out
 
 
 def one_round(work: str, src0: str, src1: str, snaps: list[dict[bytes, dict[str, int | str]]],
-              variant: str, rep: int, results: dict[tuple[str, str], list[tuple[float, float]]],
+              variant: str, rep: int, results: Results,
               order: tuple[str, str], gnupghome: str, trash: list[str]) -> None:
     """Full, incremental, restore and verify for both modes (interleaved), one encryption."""
     enc = ["--no-encryption"] if variant == "plain" else []
@@ -300,7 +309,7 @@ def one_round(work: str, src0: str, src1: str, snaps: list[dict[bytes, dict[str,
         out = run_step(mode, f"full {variant}", ["full", "-v", "info", *common, src0, url], env,
                        results, rep)
         size = archive_bytes(os.path.join(d, "target"))
-        results.setdefault((f"size {variant}", mode), []).append((size, 0.0))
+        results.setdefault((f"size {variant}", mode), []).append((size,))
         print(f"  [{rep}] {mode:<8} {'archive ' + variant:<18} {size:,} bytes", flush=True)
         active = any(ln.startswith("dupcore ") and " active on duplicity " in ln
                      for ln in out.splitlines())
@@ -384,7 +393,7 @@ def make_many(work: str, files: int, gnupghome: str) -> tuple[str, str, str]:
 
 
 def many_round(many: tuple[str, str, str], rep: int,
-               results: dict[tuple[str, str], list[tuple[float, float]]],
+               results: Results,
                order: tuple[str, str], gnupghome: str) -> None:
     """An incremental with nothing changed of the many-files tree, both modes, each on the
     same archive (the files a run adds are removed after it)."""
@@ -404,14 +413,11 @@ def many_round(many: tuple[str, str, str], rep: int,
         if code != 0 or "DeltaEntries 0" not in text:
             raise Failure(f"{mode} incremental of the many-files tree failed ({code}) or found "
                           f"changes:\n{text[-3000:]}")
-        results.setdefault(("incremental many", mode), []).append((wall, cpu))
-        results.setdefault(("rss incremental many", mode), []).append((float(rss), 0.0))
-        print(f"  [{rep}] {mode:<8} {'incremental many':<18} {wall:7.2f} s wall {cpu:7.2f} s "
-              f"CPU {rss / MiB:7.0f} MiB peak RSS", flush=True)
+        record(results, rep, mode, "incremental many", wall, cpu, rss)
 
 
 def chain_round(work: str, chain: tuple[str, str, dict[bytes, dict[str, int | str]]], rep: int,
-                results: dict[tuple[str, str], list[tuple[float, float]]], order: tuple[str, str],
+                results: Results, order: tuple[str, str],
                 gnupghome: str, trash: list[str]) -> None:
     """Restore of the chain's latest point, both modes."""
     url, cache, snap = chain
@@ -427,42 +433,44 @@ def chain_round(work: str, chain: tuple[str, str, dict[bytes, dict[str, int | st
         trash.append(restored)
 
 
-def medians(results: dict[tuple[str, str], list[tuple[float, float]]],
+def medians(results: Results,
             step: str) -> dict[str, tuple[float, float, float]]:
     """Per mode: median wall and CPU seconds of ``step``'s runs, and their highest peak RSS."""
     med = {}
     for mode in ("stock", "dupcore"):
         walls = sorted(r[0] for r in results[step, mode])
         cpus = sorted(r[1] for r in results[step, mode])
-        rss = max(r[0] for r in results[f"rss {step}", mode])
+        rss = max(r[2] for r in results[step, mode])
         med[mode] = (walls[len(walls) // 2], cpus[len(cpus) // 2], rss)
     return med
 
 
-def report(results: dict[tuple[str, str], list[tuple[float, float]]], variants: list[str]) -> None:
+def report(results: Results, variants: list[str]) -> None:
     """Print the table of median wall/CPU seconds, ratios and peak RSS."""
     print()
     print(f"{'step':<20}{'stock wall':>11}{'dupcore':>9}{'x':>7}   {'stock CPU':>10}{'dupcore':>9}"
           f"{'x':>7}   {'peak RSS stock':>14}{'dupcore':>8}")
     totals = {("stock", 0): 0.0, ("stock", 1): 0.0, ("dupcore", 0): 0.0, ("dupcore", 1): 0.0}
 
-    def row(step: str, tail: str = "") -> None:
+    def row(step: str, in_total: bool) -> None:
         med = medians(results, step)
         s, d = med["stock"], med["dupcore"]
         print(f"{step:<20}{s[0]:>10.2f}s{d[0]:>8.2f}s{s[0] / d[0]:>6.2f}x   "
               f"{s[1]:>9.2f}s{d[1]:>8.2f}s{s[1] / d[1]:>6.2f}x   "
-              f"{s[2] / MiB:>10.0f} MiB{d[2] / MiB:>4.0f} MiB{tail}")
-        for mode in ("stock", "dupcore"):
-            totals[mode, 0] += med[mode][0] if not tail else 0.0
-            totals[mode, 1] += med[mode][1] if not tail else 0.0
+              f"{s[2] / MiB:>10.0f} MiB{d[2] / MiB:>4.0f} MiB"
+              f"{'' if in_total else '   (not in the total)'}")
+        if in_total:
+            for mode in ("stock", "dupcore"):
+                totals[mode, 0] += med[mode][0]
+                totals[mode, 1] += med[mode][1]
 
     for variant in variants:
         for step in ("full", "incremental", "restore", "verify"):
             if (f"{step} {variant}", "stock") in results:
-                row(f"{step} {variant}")
+                row(f"{step} {variant}", True)
     for step in ("restore chain", "incremental many"):
         if (step, "stock") in results:
-            row(step, "   (not in the total)")
+            row(step, False)
     for variant in variants:
         if (f"size {variant}", "stock") in results:
             s, d = (results[f"size {variant}", m][0][0] for m in ("stock", "dupcore"))
