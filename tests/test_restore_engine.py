@@ -429,3 +429,66 @@ def test_decoded_volume_spill_by_default_only_into_a_tmpfs(monkeypatch):
         tmpfs = [line.split()[1] for line in mounts if line.split()[2:3] == ["tmpfs"]]
     if tmpfs:
         assert restore._file_system_type(os.path.join(tmpfs[0], "below")) == "tmpfs"
+
+
+class _Set:
+    """The parts of a backup set and its manifest that the volume fetcher reads."""
+
+    def __init__(self, name, volumes):
+        self.volume_name_dict = {n: f"{name}.vol{n}" for n in range(1, volumes + 1)}
+        self.volume_info_dict = {n: None for n in self.volume_name_dict}
+        self.backend = None
+
+    def __len__(self):
+        return len(self.volume_name_dict)
+
+    def get_containing_volumes(self, _index):
+        return list(self.volume_name_dict)
+
+
+class _Log:
+    DEBUG = 9
+
+    def getverbosity(self):
+        return self.DEBUG  # volumes go through restore_get_enc_fileobj
+
+    def Progress(self, *_args):  # noqa: N802 - duplicity's name
+        pass
+
+
+def test_first_volumes_of_every_set_are_fetched_before_next_volumes():
+    """The engine reads each backup set's first entry before it writes anything: with two
+    workers, every set's first volume is fetched before set 0's second, so that the workers
+    hash the incrementals' first volumes two at a time (not one, the other slot held by a
+    volume needed seconds later)."""
+    from dupcore import restore
+
+    class Volume(str):
+        def close(self):
+            return None
+
+    class DupMain:
+        def restore_get_enc_fileobj(self, _backend, name, _info):
+            return Volume(name)
+
+    sets = [_Set("full", 3)] + [_Set(f"inc{i}", 1) for i in range(1, 5)]
+    volumes = restore._Volumes(DupMain(), _Log(), [(s, s) for s in sets], (), 2)
+    submitted = []
+    submit = volumes.pool.submit
+
+    def recording(fn, backup_set, manifest, vol_num):
+        submitted.append(backup_set.volume_name_dict[vol_num])
+        return submit(fn, backup_set, manifest, vol_num)
+
+    volumes.pool.submit = recording
+    try:
+        volumes._top_up()
+        got = [volumes.next(s) for s in range(len(sets))]
+        got += [volumes.next(0), volumes.next(0), volumes.next(0)]
+        got += [volumes.next(s) for s in range(1, len(sets))]
+    finally:
+        volumes.close()
+    assert got == ["full.vol1", "inc1.vol1", "inc2.vol1", "inc3.vol1", "inc4.vol1",
+                   "full.vol2", "full.vol3", None, None, None, None, None]
+    assert submitted[:5] == ["full.vol1", "inc1.vol1", "inc2.vol1", "inc3.vol1", "inc4.vol1"]
+    assert submitted[5:] == ["full.vol2", "full.vol3"]

@@ -143,6 +143,8 @@ class _Volumes:
         self.pending = [deque() for _ in self.plans]
         self.current = [None] * len(self.plans)
         self.in_flight = 0
+        #: whether a volume of each set has been fetched or submitted yet
+        self.started = [False] * len(self.plans)
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="dupcore-fetch") \
             if ahead else None
@@ -157,11 +159,17 @@ class _Volumes:
             return in_place
         return self.dm.restore_get_enc_fileobj(backup_set.backend, name, info)
 
-    def _top_up(self):
-        """Starts fetches while fewer than ``ahead`` volumes are waiting, nearest sets first."""
+    def _top_up(self, reading: int | None = None):
+        """Starts fetches while fewer than ``ahead`` volumes are waiting: first the first volume
+        of each set not started (the engine reads every set's first entry before it can write
+        anything, so a set's next volume fetched early would keep one worker from them), then
+        the next one of the set being read (``reading``), then nearest sets first."""
         if not self.pool:
             return
-        for s in range(len(self.plans)):
+        order = [s for s, started in enumerate(self.started) if not started]
+        if reading is not None:
+            order.append(reading)
+        for s in (*order, *range(len(self.plans))):
             if self.in_flight >= self.ahead:
                 return
             self._submit(s)
@@ -181,14 +189,15 @@ class _Volumes:
             if self.pending[s]:
                 future = self.pending[s].popleft()
                 self.in_flight -= 1
-                self._submit(s)  # the set being read gets its next volume first
+                self._top_up(s)
                 fobj = future.result()
             elif self.plans[s]:
+                self.started[s] = True
                 fobj = self._fetch(*self.plans[s].popleft())
             else:
                 self._top_up()
                 return None
-            self._top_up()
+            self._top_up(s)
             if fobj is not None:
                 self.current[s] = fobj
                 return fobj
@@ -197,6 +206,7 @@ class _Volumes:
     def _submit(self, s):
         """Starts fetching set ``s``'s next volume unless one is already waiting."""
         if self.pool and self.plans[s] and not self.pending[s]:
+            self.started[s] = True
             self.pending[s].append(self.pool.submit(self._fetch, *self.plans[s].popleft()))
             self.in_flight += 1
 
