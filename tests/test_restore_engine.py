@@ -452,7 +452,7 @@ class _Log:
     def getverbosity(self):
         return self.DEBUG  # volumes go through restore_get_enc_fileobj
 
-    def Progress(self, *_args):  # noqa: N802 - duplicity's name
+    def Progress(self, *_args):
         pass
 
 
