@@ -150,6 +150,42 @@ pub fn gzip_header(mtime: u32, level: u32) -> [u8; 10] {
     [0x1f, 0x8b, 8, 0, m[0], m[1], m[2], m[3], xfl, 255]
 }
 
+/// Uncompressed bytes per gzip member of a volume, at most: each member starts with an
+/// unprimed chunk, so that members inflate independently, on several threads.
+pub const MEMBER: usize = 4 * CHUNK;
+/// The extra-field subfield (RFC 1952 2.3.1.1) that gives a member's total size in bytes,
+/// header to trailer, as a 4-byte little-endian number; readers that do not know it skip it.
+pub const MEMBER_SIZE_ID: [u8; 2] = *b"DC";
+/// Bytes of a gzip member header that carries [`MEMBER_SIZE_ID`].
+pub const MEMBER_HEADER_LEN: usize = 20;
+/// Bytes a member adds around its deflate data: the header and the 8-byte trailer.
+pub const MEMBER_OVERHEAD: usize = MEMBER_HEADER_LEN + 8;
+
+/// The header of a gzip member of `size` bytes in all: [`gzip_header`] with the extra field
+/// (FEXTRA) holding [`MEMBER_SIZE_ID`] and `size`.
+pub fn member_header(mtime: u32, level: u32, size: u32) -> [u8; MEMBER_HEADER_LEN] {
+    let mut h = [0u8; MEMBER_HEADER_LEN];
+    h[..10].copy_from_slice(&gzip_header(mtime, level));
+    h[3] = 4; // FLG.FEXTRA
+    h[10..12].copy_from_slice(&8u16.to_le_bytes()); // XLEN
+    h[12..14].copy_from_slice(&MEMBER_SIZE_ID);
+    h[14..16].copy_from_slice(&4u16.to_le_bytes());
+    h[16..20].copy_from_slice(&size.to_le_bytes());
+    h
+}
+
+/// The total size a member header written by [`member_header`] gives, or None when `h` is
+/// not such a header.
+pub fn member_size(h: &[u8]) -> Option<u32> {
+    let h = h.get(..MEMBER_HEADER_LEN)?;
+    let framed = h[..4] == [0x1f, 0x8b, 8, 4]
+        && h[10..12] == 8u16.to_le_bytes()
+        && h[12..14] == MEMBER_SIZE_ID
+        && h[14..16] == 4u16.to_le_bytes();
+    let size = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+    (framed && size as usize >= MEMBER_OVERHEAD + 2).then_some(size)
+}
+
 /// The 8-byte gzip trailer: CRC-32 and length mod 2^32, little-endian.
 pub fn gzip_trailer(crc: u32, len: u64) -> [u8; 8] {
     let c = crc.to_le_bytes();

@@ -185,6 +185,11 @@ impl<T, E> Clone for Sender<T, E> {
 pub struct Gone;
 
 impl<T, E> Sender<T, E> {
+    /// Pieces sent and not yet taken by the reader.
+    pub fn waiting(&self) -> usize {
+        self.flow.lock().waiting
+    }
+
     /// Sends `msg`: a piece waits for room among the `ahead` pieces in memory, or goes to the
     /// spool when one is in place; `Err` when the reader is gone.
     pub fn send(&self, msg: Message<T, E>) -> Result<(), Gone> {

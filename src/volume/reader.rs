@@ -1,10 +1,17 @@
-//! Gunzip with read-ahead: a thread decompresses the next megabytes while the caller parses.
+//! Gunzip with read-ahead: a thread decompresses the next megabytes while the caller parses
+//! (the members of a volume written by dupcore on a pool, several at once).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::OnceLock;
 
 use flate2::bufread::MultiGzDecoder;
+
+use crate::deflate::{member_size, MEMBER, MEMBER_HEADER_LEN};
 
 use crate::readahead::{Message, ReadAhead, Sender};
 
@@ -115,16 +122,167 @@ fn pump<D: Read>(
     }
 }
 
-/// Decompresses `file` into `tx` in pieces of `piece` bytes. With ISA-L built in, ISA-L
-/// inflates; if it stops on anything, flate2 reads the file again from the start, skips what
-/// was already sent and goes on, so damage is found and classified exactly as flate2 (and
-/// Python's `gzip`) would. Not on aarch64: there ISA-L's Huffman decoder has been seen to
-/// decode valid streams wrongly (intel/isa-l issue 316, and a ZLIB stream in this project's
-/// aarch64 unit tests), which the CRC-32 only reveals after the member's data has been sent.
-fn decompress(file: File, tx: Sender<(), GzipError>, piece: usize) {
+/// Decompresses `file` into `tx` in pieces of `piece` bytes, at most `pieces` of them
+/// waiting: a volume written by dupcore (its first member gives its size) by [`members`],
+/// several members at once; any other by [`serial`].
+fn decompress(file: File, tx: Sender<(), GzipError>, piece: usize, pieces: usize) {
+    let mut head = [0u8; MEMBER_HEADER_LEN];
+    match read_at_most(&file, 0, &mut head) {
+        Ok(n) if member_size(&head[..n]).is_some() => members(file, tx, piece, pieces),
+        Ok(_) => serial(file, 0, tx, piece),
+        Err(e) => {
+            let _ = tx.send(Message::Failed(GzipError::from_io(&e)));
+        }
+    }
+}
+
+/// Reads at `at` until `buf` is full or the file ends; returns how many bytes were read.
+fn read_at_most(file: &File, at: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Bytes of a member [`members`] inflates on the pool, at most (more than a dupcore volume's
+/// members ever hold, compressed or not); a larger one is read by [`serial`].
+const POOL_MEMBER_MAX: usize = 2 * MEMBER;
+
+/// The pool that inflates the members of gzip volumes written by dupcore.
+fn inflate_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dupcore-inflate-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
+}
+
+/// A member's data in pieces, or None (see [`inflate_member`]).
+type Inflated = Option<Vec<Vec<u8>>>;
+
+/// One whole member (header to trailer) inflated, in pieces of `piece` bytes; None when it
+/// is damaged or larger than [`POOL_MEMBER_MAX`] (the serial reader then reads it, and
+/// finds and classifies the damage as it always does).
+fn inflate_member(member: &[u8], piece: usize) -> Inflated {
+    #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+    let mut dec = crate::deflate::IsalGzDecoder::new(member);
+    #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
+    let mut dec = flate2::bufread::GzDecoder::new(member);
+    let mut pieces = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut buf = vec![0u8; piece];
+        let mut filled = 0;
+        while filled < piece {
+            match dec.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        total += filled;
+        if total > POOL_MEMBER_MAX {
+            return None;
+        }
+        buf.truncate(filled);
+        if filled > 0 {
+            pieces.push(buf);
+        }
+        if filled < piece {
+            return Some(pieces);
+        }
+    }
+}
+
+/// A volume of gzip members that give their size ([`member_size`], as dupcore writes
+/// them): the members are read in order and inflated on [`inflate_pool`], several at once,
+/// their pieces sent in order. At a member that does not give its size, or that does not
+/// inflate, the rest of the file goes to [`serial`], so that whatever follows is read, and
+/// any damage reported, exactly as the serial reader would. `pieces` is the reader's
+/// read-ahead in pieces: members are started while those waiting and those inflating fit
+/// in it with one member to spare.
+fn members(file: File, tx: Sender<(), GzipError>, piece: usize, pieces: usize) {
+    let per_member = MEMBER.div_ceil(piece);
+    let threads = inflate_pool().current_num_threads();
+    let mut queue: VecDeque<(u64, Receiver<Inflated>)> = VecDeque::new();
+    let mut next_at = 0u64;
+    let mut tail = None;
+    loop {
+        while tail.is_none()
+            && queue.len() <= threads
+            && (queue.is_empty() || tx.waiting() + queue.len() * per_member <= pieces)
+        {
+            let mut head = [0u8; MEMBER_HEADER_LEN];
+            let size = match read_at_most(&file, next_at, &mut head) {
+                Ok(n) => member_size(&head[..n]).map(|s| s as usize),
+                Err(_) => None,
+            };
+            let Some(size) = size.filter(|&s| s <= POOL_MEMBER_MAX) else {
+                tail = Some(next_at);
+                break;
+            };
+            let mut member = vec![0u8; size];
+            match read_at_most(&file, next_at, &mut member) {
+                Ok(n) if n == size => {}
+                _ => {
+                    tail = Some(next_at);
+                    break;
+                }
+            }
+            let (rtx, rrx) = sync_channel(1);
+            inflate_pool().spawn(move || {
+                let _ = rtx.send(inflate_member(&member, piece));
+            });
+            queue.push_back((next_at, rrx));
+            next_at += size as u64;
+        }
+        let Some((at, rx)) = queue.pop_front() else {
+            return serial(file, tail.unwrap_or(next_at), tx, piece);
+        };
+        match rx.recv() {
+            Ok(Some(data)) => {
+                for p in data {
+                    if tx.send(Message::Data(p)).is_err() {
+                        return;
+                    }
+                }
+            }
+            _ => return serial(file, at, tx, piece),
+        }
+    }
+}
+
+/// Decompresses `file` from byte `start` (where a gzip member begins, or the end) into `tx`
+/// in pieces of `piece` bytes, on this thread. With ISA-L built in, ISA-L inflates; if it
+/// stops on anything, flate2 reads the file again from `start`, skips what was already sent
+/// and goes on, so damage is found and classified exactly as flate2 (and Python's `gzip`)
+/// would. Not on aarch64: there ISA-L's Huffman decoder has been seen to decode valid
+/// streams wrongly (intel/isa-l issue 316, and a ZLIB stream in this project's aarch64 unit
+/// tests), which the CRC-32 only reveals after the member's data has been sent.
+fn serial(file: File, start: u64, tx: Sender<(), GzipError>, piece: usize) {
     let fail = |e: &io::Error| {
         let _ = tx.send(Message::Failed(GzipError::from_io(e)));
     };
+    let mut file = file;
+    if let Err(e) = io::Seek::seek(&mut file, io::SeekFrom::Start(start)) {
+        return fail(&e);
+    }
     let mut input = BufReader::with_capacity(256 * 1024, file);
     // An empty file reads as empty, as Python's gzip reads it (no member at all).
     match input.fill_buf() {
@@ -143,7 +301,7 @@ fn decompress(file: File, tx: Sender<(), GzipError>, piece: usize) {
             return;
         }
         let mut file = dec.into_inner().into_inner();
-        if let Err(e) = io::Seek::seek(&mut file, io::SeekFrom::Start(0)) {
+        if let Err(e) = io::Seek::seek(&mut file, io::SeekFrom::Start(start)) {
             return fail(&e);
         }
         input = BufReader::with_capacity(256 * 1024, file);
@@ -187,7 +345,7 @@ impl GzipReader {
         let piece = piece_for(ahead);
         let pieces = ahead.max(1) * (PIECE / piece);
         let inner = ReadAhead::spawn("dupcore-gunzip", pieces, stopped, move |tx| {
-            decompress(file, tx, piece)
+            decompress(file, tx, piece, pieces)
         })?;
         Ok(GzipReader { inner })
     }
@@ -311,6 +469,86 @@ mod tests {
                 Err(e) => return (out, Some(e.kind)),
             }
         }
+    }
+
+    /// A gzip volume as dupcore writes it, of `data`, and the same bytes with every member's
+    /// size field renamed, which the serial reader reads.
+    fn dupcore_volume(dir: &Path, data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let path = dir.join("w.gz");
+        let mut w = crate::volume::VolumeWriter::create(
+            &path,
+            Some(crate::deflate::Deflate::DEFAULT),
+            1_700_000_000,
+        )
+        .unwrap();
+        for part in data.chunks(300_007) {
+            w.write(part).unwrap();
+        }
+        w.close().unwrap();
+        let gz = std::fs::read(&path).unwrap();
+        let mut renamed = gz.clone();
+        let (mut at, mut members) = (0, 0);
+        while at < gz.len() {
+            let size = member_size(&gz[at..]).unwrap() as usize;
+            assert!(inflate_member(&gz[at..at + size], SMALL_PIECE).is_some());
+            renamed[at + 12..at + 14].copy_from_slice(b"XX");
+            at += size;
+            members += 1;
+        }
+        assert_eq!(members, data.len().div_ceil(MEMBER));
+        (gz, renamed)
+    }
+
+    #[test]
+    fn members_inflated_together_read_as_the_serial_reader_reads_them() {
+        let dir = std::env::temp_dir().join(format!("dupcore-gp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..5_000_000u32)
+            .map(|i| (i % 239) as u8 ^ (i >> 11) as u8)
+            .collect();
+        let (gz, renamed) = dupcore_volume(&dir, &data);
+        let path = dir.join("p.gz");
+        for ahead in [0, 1, 3, 16] {
+            std::fs::write(&path, &gz).unwrap();
+            let mut r = GzipReader::open_with_ahead(&path, ahead).unwrap();
+            let mut out = Vec::new();
+            while r.read_into(&mut out, 100_003).unwrap() > 0 {}
+            assert!(out == data, "ahead {ahead}: the bytes differ");
+        }
+        // damage anywhere (a flipped byte, a cut), and what follows the members: the bytes
+        // and the failure of the serial reader
+        let mid = gz.len() / 2;
+        let mut cases = vec![
+            gz[..mid].to_vec(),
+            gz[..gz.len() - 3].to_vec(),
+            [&gz[..], b"garbage after the members"].concat(),
+            [&gz[..], &gz[..]].concat(),
+        ];
+        for at in [5, 30, mid, gz.len() - 6] {
+            let mut bad = gz.clone();
+            bad[at] ^= 0x21;
+            cases.push(bad);
+        }
+        for (i, case) in cases.iter().enumerate() {
+            let mut serial_case = case.clone();
+            let n = renamed.len().min(case.len());
+            serial_case[..n].copy_from_slice(&renamed[..n]);
+            if i >= 4 {
+                // the flipped byte stays flipped
+                for (s, (c, g)) in serial_case.iter_mut().zip(case.iter().zip(&gz)) {
+                    if c != g {
+                        *s = *c;
+                    }
+                }
+            }
+            std::fs::write(&path, &serial_case).unwrap();
+            let want = read_all(&path);
+            std::fs::write(&path, case).unwrap();
+            let got = read_all(&path);
+            assert_eq!(got.1, want.1, "case {i}: the failure");
+            assert!(got.0 == want.0, "case {i}: the bytes read");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

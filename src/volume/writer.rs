@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::deflate::{
-    compress_chunk, compression_pool, gzip_header, gzip_trailer, Deflate, Primer, CHUNK,
-    WINDOW_BITS,
+    compress_chunk, compression_pool, gzip_trailer, member_header, Deflate, Primer, CHUNK, MEMBER,
+    MEMBER_OVERHEAD, WINDOW_BITS,
 };
 use crate::hash::{Digests, VolumeHasher};
 
@@ -24,8 +24,18 @@ enum Job {
     Ready(Vec<u8>),
     Compressing {
         raw_len: u64,
+        /// The chunk ends its gzip member.
+        member_end: bool,
         rx: Receiver<(Vec<u8>, crc32fast::Hasher)>,
     },
+}
+
+/// How the gzip members of a volume are framed.
+#[derive(Clone, Copy)]
+struct Frame {
+    mtime: u32,
+    /// The zlib level the headers record.
+    level: u32,
 }
 
 #[derive(Default)]
@@ -54,8 +64,16 @@ pub struct VolumeSummary {
 }
 
 /// Writes one volume file, gzip-compressed in parallel or plain, hashing what reaches the disk.
+///
+/// A gzip volume is a series of gzip members of up to [`MEMBER`] uncompressed bytes, each
+/// with its size in its header's extra field ([`member_header`]): gzip readers read them as
+/// one stream, and dupcore's reader inflates several at once.
 pub struct VolumeWriter {
     gzip: Option<Deflate>,
+    /// Uncompressed bytes in the open gzip member (0: none open).
+    member_raw: usize,
+    /// Whether a gzip member has been begun.
+    any_member: bool,
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<io::Result<Digests>>>,
     progress: Arc<Progress>,
@@ -68,47 +86,61 @@ pub struct VolumeWriter {
 fn writer_loop(
     mut file: File,
     rx: Receiver<Job>,
-    gzip: Option<Deflate>,
+    frame: Option<Frame>,
     progress: Arc<Progress>,
 ) -> io::Result<Digests> {
     let mut hasher = VolumeHasher::default();
+    // the open gzip member: its compressed chunks, their CRC-32 and uncompressed length
+    let mut member = Vec::new();
     let mut crc = crc32fast::Hasher::new();
-    let mut raw_len: u64 = 0;
+    let mut member_raw: u64 = 0;
     let mut put = |bytes: &[u8], hasher: &mut VolumeHasher| -> io::Result<()> {
         file.write_all(bytes)?;
         hasher.update(bytes);
-        progress
-            .written
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
+    };
+    let count = |bytes: usize| {
+        progress.written.fetch_add(bytes as u64, Ordering::Relaxed);
     };
     for job in rx {
         match job {
             Job::Ready(bytes) => {
-                let raw = if gzip.is_some() {
-                    0
-                } else {
-                    bytes.len() as u64
-                };
                 put(&bytes, &mut hasher)?;
-                progress.advance(raw);
+                count(bytes.len());
+                progress.advance(bytes.len() as u64);
             }
             Job::Compressing {
                 raw_len: chunk_len,
+                member_end,
                 rx,
             } => {
                 let (bytes, chunk_crc) = rx
                     .recv()
                     .map_err(|_| io::Error::other("a compression job ended without a result"))?;
+                let frame = frame.ok_or_else(|| io::Error::other("a plain volume compressed"))?;
+                if member.is_empty() {
+                    count(MEMBER_OVERHEAD); // the header and trailer it will have
+                }
                 crc.combine(&chunk_crc);
-                put(&bytes, &mut hasher)?;
-                raw_len += chunk_len;
+                member_raw += chunk_len;
+                member.extend_from_slice(&bytes);
+                count(bytes.len());
+                if member_end {
+                    let size = u32::try_from(MEMBER_OVERHEAD + member.len())
+                        .map_err(|_| io::Error::other("a gzip member over 4 GiB"))?;
+                    put(&member_header(frame.mtime, frame.level, size), &mut hasher)?;
+                    put(&member, &mut hasher)?;
+                    let crc = std::mem::take(&mut crc).finalize();
+                    put(&gzip_trailer(crc, member_raw), &mut hasher)?;
+                    member.clear();
+                    member_raw = 0;
+                }
                 progress.advance(chunk_len);
             }
         }
     }
-    if gzip.is_some() {
-        put(&gzip_trailer(crc.finalize(), raw_len), &mut hasher)?;
+    if !member.is_empty() {
+        return Err(io::Error::other("a gzip member was left open"));
     }
     file.flush()?;
     Ok(hasher.finish())
@@ -121,11 +153,17 @@ impl VolumeWriter {
         let (tx, rx) = sync_channel::<Job>(MAX_IN_FLIGHT);
         let progress = Arc::new(Progress::default());
         let p2 = Arc::clone(&progress);
+        let frame = gzip.map(|with| Frame {
+            mtime,
+            level: with.zlib_equivalent(),
+        });
         let thread = std::thread::Builder::new()
             .name("dupcore-volume-writer".into())
-            .spawn(move || writer_loop(file, rx, gzip, p2))?;
-        let mut w = VolumeWriter {
+            .spawn(move || writer_loop(file, rx, frame, p2))?;
+        Ok(VolumeWriter {
             gzip,
+            member_raw: 0,
+            any_member: false,
             tx: Some(tx),
             thread: Some(thread),
             progress,
@@ -133,13 +171,7 @@ impl VolumeWriter {
             primer: Primer::new(WINDOW_BITS),
             raw_total: 0,
             submitted_raw: 0,
-        };
-        if let Some(with) = gzip {
-            w.send(Job::Ready(
-                gzip_header(mtime, with.zlib_equivalent()).to_vec(),
-            ))?;
-        }
-        Ok(w)
+        })
     }
 
     fn send(&mut self, job: Job) -> io::Result<()> {
@@ -164,7 +196,9 @@ impl VolumeWriter {
         }
     }
 
-    fn submit(&mut self, last: bool) -> io::Result<()> {
+    /// Hands the pending bytes on; with gzip they end their member when `end_member` or when
+    /// the member is full.
+    fn submit(&mut self, end_member: bool) -> io::Result<()> {
         let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
         self.submitted_raw += data.len() as u64;
         match self.gzip {
@@ -174,19 +208,39 @@ impl VolumeWriter {
                 }
             }
             Some(with) => {
+                if self.member_raw == 0 {
+                    // a member's first chunk refers to nothing before it
+                    self.primer = Primer::new(WINDOW_BITS);
+                }
                 let dict = self.primer.next(&data);
+                let member_end = end_member || self.member_raw + data.len() >= MEMBER;
+                self.member_raw = if member_end {
+                    0
+                } else {
+                    self.member_raw + data.len()
+                };
+                self.any_member = true;
                 let raw_len = data.len() as u64;
                 let (rtx, rrx) = sync_channel(1);
                 compression_pool().spawn(move || {
                     let mut crc = crc32fast::Hasher::new();
                     crc.update(&data);
-                    let out = compress_chunk(&dict, &data, last, with, WINDOW_BITS);
+                    let out = compress_chunk(&dict, &data, member_end, with, WINDOW_BITS);
                     let _ = rtx.send((out, crc));
                 });
-                self.send(Job::Compressing { raw_len, rx: rrx })?;
+                self.send(Job::Compressing {
+                    raw_len,
+                    member_end,
+                    rx: rrx,
+                })?;
             }
         }
         Ok(())
+    }
+
+    /// Whether bytes are waiting or a gzip member is open: what `settle` must hand on.
+    fn unsettled(&self) -> bool {
+        !self.pending.is_empty() || self.member_raw > 0
     }
 
     /// Appends uncompressed bytes to the volume.
@@ -209,22 +263,31 @@ impl VolumeWriter {
     /// A bound the file size cannot exceed once everything written so far reaches the disk.
     ///
     /// Bytes still being compressed count at deflate's worst case (stored blocks: 5 bytes per
-    /// 16 KiB plus a sync marker per chunk), so a volume never overshoots because of the pipeline.
+    /// 16 KiB plus a sync marker per chunk) and with the frame of every member they may begin;
+    /// the open member counts with its header and trailer, so a volume never overshoots
+    /// because of the pipeline.
     pub fn upper_bound(&self) -> u64 {
         let written = self.progress.written.load(Ordering::Acquire);
         let raw_done = self.progress.raw_done.load(Ordering::Acquire);
         let in_flight = self.raw_total.saturating_sub(raw_done);
+        let members = in_flight / MEMBER as u64 + 1;
         match self.gzip {
             None => written + in_flight,
-            Some(_) => written + in_flight + in_flight / 3000 + 16 * (MAX_IN_FLIGHT as u64 + 2),
+            Some(_) => {
+                written
+                    + in_flight
+                    + in_flight / 3000
+                    + 16 * (MAX_IN_FLIGHT as u64 + 2)
+                    + members * MEMBER_OVERHEAD as u64
+            }
         }
     }
 
-    /// Compresses and writes everything given so far, then returns the exact bytes on disk
-    /// (without the gzip trailer that `close` adds).
+    /// Compresses and writes everything given so far (ending the open gzip member), then
+    /// returns the exact bytes on disk.
     pub fn settle(&mut self) -> io::Result<u64> {
-        if !self.pending.is_empty() {
-            self.submit(false)?;
+        if self.unsettled() {
+            self.submit(true)?;
         }
         let target = self.submitted_raw;
         loop {
@@ -253,7 +316,8 @@ impl VolumeWriter {
         if self.tx.is_none() {
             return Err(self.take_thread_error());
         }
-        if self.gzip.is_some() || !self.pending.is_empty() {
+        // an empty gzip volume is one empty member, as Python's gzip writes it
+        if self.unsettled() || (self.gzip.is_some() && !self.any_member) {
             self.submit(true)?;
         }
         self.tx = None;
@@ -318,10 +382,25 @@ mod tests {
             crate::hash::hash_file(&path, crate::hash::Algorithm::Sha1).unwrap()[..]
         );
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&disk[..])
+        flate2::read::MultiGzDecoder::new(&disk[..])
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
+        // members of at most MEMBER bytes, each with its size in its header
+        let mut at = 0;
+        let mut raw = 0;
+        while at < disk.len() {
+            let size = crate::deflate::member_size(&disk[at..]).unwrap() as usize;
+            let mut one = Vec::new();
+            flate2::read::GzDecoder::new(&disk[at..at + size])
+                .read_to_end(&mut one)
+                .unwrap();
+            assert!(!one.is_empty() && one.len() <= MEMBER);
+            assert_eq!(one, data[raw..raw + one.len()]);
+            raw += one.len();
+            at += size;
+        }
+        assert_eq!((at, raw), (disk.len(), data.len()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
