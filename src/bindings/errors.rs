@@ -1,7 +1,7 @@
 //! The one place where engine errors become Python exceptions: a `From` conversion per engine
 //! error type, each to the exception duplicity's code expects (`librsyncError`, `OSError`
-//! subclasses keeping errno, `EOFError`/`gzip.BadGzipFile` as Python's gzip raises them, and the
-//! `OpenPGPError` family, whose subclass says what the caller should do).
+//! subclasses keeping errno, `EOFError`/`gzip.BadGzipFile`/`zlib.error` as Python's gzip
+//! raises them, and the `OpenPGPError` family, whose subclass says what the caller should do).
 
 use std::io;
 
@@ -102,6 +102,19 @@ impl From<GzipError> for PyErr {
                     .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
                 {
                     Ok(cls) => PyErr::from_type(cls, e.message),
+                    Err(err) => err,
+                }
+            }),
+            GzipFailure::Deflate => Python::attach(|py| {
+                match py
+                    .import("zlib")
+                    .and_then(|m| m.getattr("error"))
+                    .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
+                {
+                    Ok(cls) => PyErr::from_type(
+                        cls,
+                        format!("Error -3 while decompressing data: {}", e.message),
+                    ),
                     Err(err) => err,
                 }
             }),

@@ -31,8 +31,10 @@ pub const DEFAULT_AHEAD: usize = 4;
 pub enum GzipFailure {
     /// The stream ended before its end-of-stream marker (Python: `EOFError`).
     Truncated,
-    /// Not gzip data, bad CRC or length, corrupt deflate data (Python: `gzip.BadGzipFile`).
+    /// Not gzip data, a bad CRC or length (Python: `gzip.BadGzipFile`).
     Corrupt,
+    /// Deflate data that does not decode (Python: `zlib.error`).
+    Deflate,
     /// The file could not be read (Python: `OSError`).
     Io,
 }
@@ -58,9 +60,15 @@ impl GzipError {
     }
 }
 
+/// What flate2 says of deflate data that does not decode.
+const FLATE2_CORRUPT_DEFLATE: &str = "corrupt deflate stream";
+
 fn classify(e: &io::Error) -> GzipFailure {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => GzipFailure::Truncated,
+        io::ErrorKind::InvalidInput if e.to_string() == FLATE2_CORRUPT_DEFLATE => {
+            GzipFailure::Deflate
+        }
         io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
             GzipFailure::Corrupt
         }
