@@ -184,13 +184,14 @@ fn inflate_pool() -> &'static rayon::ThreadPool {
 type Inflated = Option<Vec<Vec<u8>>>;
 
 /// One whole member (header to trailer) inflated, in pieces of `piece` bytes; None when it
-/// is damaged or larger than [`POOL_MEMBER_MAX`] (the serial reader then reads it, and
-/// finds and classifies the damage as it always does).
+/// is damaged, larger than [`POOL_MEMBER_MAX`] or not the whole of `member` (the serial
+/// reader then reads it, and finds and classifies the damage as it always does).
 fn inflate_member(member: &[u8], piece: usize) -> Inflated {
+    // every member in `member`, so that bytes after the first are inflated or refused
     #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
     let mut dec = crate::deflate::IsalGzDecoder::new(member);
     #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
-    let mut dec = flate2::bufread::GzDecoder::new(member);
+    let mut dec = MultiGzDecoder::new(member);
     let mut pieces = Vec::new();
     let mut total = 0;
     loop {
@@ -556,6 +557,24 @@ mod tests {
             assert_eq!(got.1, want.1, "case {i}: the failure");
             assert!(got.0 == want.0, "case {i}: the bytes read");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_member_size_that_spans_two_members_reads_both() {
+        let dir = std::env::temp_dir().join(format!("dupcore-g2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..1_500_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let (gz, _) = dupcore_volume(&dir, &data);
+        let first = member_size(&gz).unwrap() as usize;
+        let second = member_size(&gz[first..]).unwrap() as usize;
+        let mut spans = gz.clone();
+        spans[16..20].copy_from_slice(&((first + second) as u32).to_le_bytes());
+        let path = dir.join("s.gz");
+        std::fs::write(&path, &spans).unwrap();
+        assert_eq!(read_all(&path), (data, None));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
