@@ -337,21 +337,22 @@ fn zlib_chunk(dict: &[u8], data: &[u8], last: bool, level: u32, window_bits: u8)
 /// signature work never waits behind queued compression jobs (and the other way round).
 pub(crate) fn compression_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("dupcore-deflate-{i}"))
-            .build()
-            .unwrap_or_else(|_| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("a one-thread pool")
-            })
-    })
+    POOL.get_or_init(|| core_pool("dupcore-deflate"))
+}
+
+/// A pool of one thread per core, named `name-N` (one thread if the system refuses more).
+pub(crate) fn core_pool(name: &'static str) -> rayon::ThreadPool {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .unwrap_or_else(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .expect("a one-thread pool")
+        })
 }
 
 #[cfg(test)]

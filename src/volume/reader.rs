@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use flate2::bufread::MultiGzDecoder;
 
-use crate::deflate::{member_size, MEMBER, MEMBER_HEADER_LEN};
+use crate::deflate::{core_pool, member_size, MEMBER, MEMBER_HEADER_LEN};
 
 use crate::readahead::{Message, ReadAhead, Sender};
 
@@ -89,6 +89,26 @@ fn stopped() -> GzipError {
     }
 }
 
+/// A new piece of up to `piece` bytes read from `dec` (full unless `dec` ended or failed),
+/// and whether `dec` ended, or the error that stopped it.
+fn next_piece<D: Read>(dec: &mut D, piece: usize) -> (Vec<u8>, io::Result<bool>) {
+    let mut buf = vec![0u8; piece];
+    let mut filled = 0;
+    let result = loop {
+        if filled == piece {
+            break Ok(false);
+        }
+        match dec.read(&mut buf[filled..]) {
+            Ok(0) => break Ok(true),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    buf.truncate(filled);
+    (buf, result)
+}
+
 /// Sends `dec`'s output to `tx` in pieces of `piece` bytes, counting them in `sent`; at the
 /// end sends `End`. Returns the error that stopped it (nothing sent for it), or Ok when it
 /// ended or the reader went away.
@@ -99,23 +119,8 @@ fn pump<D: Read>(
     piece: usize,
 ) -> io::Result<()> {
     loop {
-        let mut buf = vec![0u8; piece];
-        let mut filled = 0;
-        let result = loop {
-            match dec.read(&mut buf[filled..]) {
-                Ok(0) => break Ok(true),
-                Ok(n) => {
-                    filled += n;
-                    if filled == piece {
-                        break Ok(false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        buf.truncate(filled);
-        *sent += filled as u64;
+        let (buf, result) = next_piece(dec, piece);
+        *sent += buf.len() as u64;
         if !buf.is_empty() && tx.send(Message::Data(buf)).is_err() {
             return Ok(());
         }
@@ -165,19 +170,7 @@ const POOL_MEMBER_MAX: usize = 2 * MEMBER;
 /// The pool that inflates the members of gzip volumes written by dupcore.
 fn inflate_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("dupcore-inflate-{i}"))
-            .build()
-            .unwrap_or_else(|_| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("a one-thread pool")
-            })
-    })
+    POOL.get_or_init(|| core_pool("dupcore-inflate"))
 }
 
 /// A member's data in pieces, or None (see [`inflate_member`]).
@@ -195,25 +188,16 @@ fn inflate_member(member: &[u8], piece: usize) -> Inflated {
     let mut pieces = Vec::new();
     let mut total = 0;
     loop {
-        let mut buf = vec![0u8; piece];
-        let mut filled = 0;
-        while filled < piece {
-            match dec.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        total += filled;
+        let (buf, result) = next_piece(&mut dec, piece);
+        let ended = result.ok()?;
+        total += buf.len();
         if total > POOL_MEMBER_MAX {
             return None;
         }
-        buf.truncate(filled);
-        if filled > 0 {
+        if !buf.is_empty() {
             pieces.push(buf);
         }
-        if filled < piece {
+        if ended {
             return Some(pieces);
         }
     }
