@@ -12,6 +12,12 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 mod isal;
 #[cfg(feature = "isal")]
 pub use isal::{GzDecoder as IsalGzDecoder, Inflater as IsalInflater, Wrapper as IsalWrapper};
+/// Parallel inflate of segmented raw deflate streams: ISA-L only, and not on aarch64 (see
+/// `pgp/literal.rs`: no checksum would catch a wrong decoding there).
+#[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+mod segments;
+#[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+pub use segments::SegmentedInflater;
 
 /// The deflate level of gzip volumes and OpenPGP compressed packets: Python's `gzip` and
 /// gpg's default.
@@ -153,6 +159,17 @@ pub fn gzip_header(mtime: u32, level: u32) -> [u8; 10] {
 /// Uncompressed bytes per gzip member of a volume, at most: each member starts with an
 /// unprimed chunk, so that members inflate independently, on several threads.
 pub const MEMBER: usize = 4 * CHUNK;
+/// Compressor input bytes per segment of an OpenPGP compressed packet, at most: each
+/// segment after the first follows a [`SEGMENT_BREAK`] and starts with an unprimed chunk, so
+/// that segments inflate independently (see `deflate/segments.rs`).
+pub const SEGMENT: usize = MEMBER;
+/// What goes between two segments: two empty stored blocks, after a chunk that ends
+/// byte-aligned.
+pub const SEGMENT_BREAK: [u8; 10] = [0, 0, 0, 0xff, 0xff, 0, 0, 0, 0xff, 0xff];
+/// The bytes every segment break ends with (the first empty block's length and its
+/// complement, then the second block whole), by which a reader finds the breaks.
+pub const MARK: [u8; 9] = [0, 0, 0xff, 0xff, 0, 0, 0, 0xff, 0xff];
+
 /// The extra-field subfield (RFC 1952 2.3.1.1) that gives a member's total size in bytes,
 /// header to trailer, as a 4-byte little-endian number; readers that do not know it skip it.
 pub const MEMBER_SIZE_ID: [u8; 2] = *b"DC";
@@ -338,6 +355,12 @@ fn zlib_chunk(dict: &[u8], data: &[u8], last: bool, level: u32, window_bits: u8)
 pub(crate) fn compression_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| core_pool("dupcore-deflate"))
+}
+
+/// The pool that inflates independent pieces (gzip members, deflate segments).
+pub(crate) fn inflate_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| core_pool("dupcore-inflate"))
 }
 
 /// A pool of one thread per core, named `name-N` (one thread if the system refuses more).

@@ -118,6 +118,74 @@ fn run(
     out
 }
 
+#[cfg(not(target_arch = "aarch64"))]
+/// Bytes of history a deflate stream may refer back to.
+const HISTORY: usize = ffi::ISAL_DEF_HIST_SIZE as usize;
+
+#[cfg(not(target_arch = "aarch64"))]
+/// Where a piece of a raw deflate stream, inflated on its own by [`inflate_segment`], ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentEnd {
+    /// At a block boundary on the piece's last bit, the stream going on.
+    Boundary,
+    /// With the stream's final block (what follows it is not looked at).
+    StreamEnd,
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+/// `input`, a piece of one raw deflate stream starting at a block boundary, inflated without
+/// any history before it. None unless it inflates cleanly to at most `cap` bytes and ends as
+/// a [`SegmentEnd`] says: a back-reference before its start (ISA-L's invalid lookback), an
+/// end inside a block or with bits of the next header read, anything unclear, is None.
+/// The output goes to `out`'s allocation (its contents dropped), reused from segment to segment.
+pub fn inflate_segment(
+    input: &[u8],
+    cap: usize,
+    mut out: Vec<u8>,
+) -> Option<(Vec<u8>, SegmentEnd)> {
+    let avail_in = u32::try_from(input.len()).ok()?;
+    let room = u32::try_from(cap.checked_add(1)?).ok()?;
+    // not zeroed: ISA-L only writes to it, and only what it wrote is kept (`set_len` below)
+    out.clear();
+    out.reserve(room as usize);
+    // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
+    let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
+    // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
+    unsafe { ffi::isal_inflate_init(&mut *state) };
+    state.crc_flag = ffi::ISAL_DEFLATE;
+    state.next_in = input.as_ptr().cast_mut();
+    state.avail_in = avail_in;
+    state.next_out = out.as_mut_ptr();
+    state.avail_out = room;
+    // SAFETY: next_in/avail_in describe `input` and next_out/avail_out `out`, both live for
+    // the call; ISA-L reads and writes only within them.
+    let rc = unsafe { ffi::isal_inflate(&mut *state) };
+    state.next_in = std::ptr::null_mut();
+    state.next_out = std::ptr::null_mut();
+    if rc != ffi::ISAL_DECOMP_OK as i32 || state.avail_out == 0 {
+        return None;
+    }
+    // SAFETY: ISA-L wrote the first `room - avail_out` bytes of `out`'s allocation.
+    unsafe { out.set_len((room - state.avail_out) as usize) };
+    let s = &*state;
+    let drained = s.tmp_out_valid == s.tmp_out_processed
+        && s.write_overflow_len == 0
+        && s.copy_overflow_length == 0;
+    let end = if s.block_state == ffi::isal_block_state_ISAL_BLOCK_FINISH {
+        SegmentEnd::StreamEnd
+    } else if s.block_state == ffi::isal_block_state_ISAL_BLOCK_NEW_HDR
+        && s.avail_in == 0
+        && s.read_in_length == 0
+        && s.tmp_in_size == 0
+        && s.bfinal == 0
+    {
+        SegmentEnd::Boundary
+    } else {
+        return None;
+    };
+    drained.then_some((out, end))
+}
+
 /// The frame around the deflate data an [`Inflater`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wrapper {
@@ -185,6 +253,31 @@ impl<R: std::io::BufRead> Inflater<R> {
         }
     }
 
+    #[cfg(not(target_arch = "aarch64"))]
+    /// A decoder of a raw deflate stream that goes on from a block boundary of another one,
+    /// `history` being that stream's output so far (its last 32 KiB are used).
+    pub fn raw_after(inner: R, history: &[u8]) -> Self {
+        let mut dec = Self::with_wrapper(inner, Wrapper::Raw);
+        let dict = &history[history.len().saturating_sub(HISTORY)..];
+        if !dict.is_empty() {
+            // SAFETY: the state was just initialised and has not inflated anything, as
+            // isal_inflate_set_dict requires; it copies the (at most 32 KiB) dictionary.
+            let rc = unsafe {
+                ffi::isal_inflate_set_dict(
+                    &mut *dec.state,
+                    dict.as_ptr().cast_mut(),
+                    dict.len() as u32,
+                )
+            };
+            assert_eq!(
+                rc,
+                ffi::ISAL_DECOMP_OK as i32,
+                "ISA-L takes a 32 KiB dictionary on a fresh state"
+            );
+        }
+        dec
+    }
+
     /// The reader given to `new`.
     pub fn into_inner(self) -> R {
         self.inner
@@ -227,8 +320,22 @@ impl<R: std::io::BufRead> std::io::Read for Inflater<R> {
             // SAFETY: next_in/avail_in describe the reader's buffer and next_out/avail_out the
             // caller's slice, both live for this call; ISA-L reads and writes only within them.
             let rc = unsafe { ffi::isal_inflate(&mut *self.state) };
-            let consumed = (given - self.state.avail_in) as usize;
             let produced = (room - self.state.avail_out) as usize;
+            let consumed = match given.checked_sub(self.state.avail_in) {
+                Some(n) => n as usize,
+                // At a stream's end ISA-L gives back the bytes it loaded past it, and they
+                // can include bytes taken in an earlier call (a block header split between
+                // two reads), which this reader has consumed already: after a raw stream they
+                // are never read; a gzip member's successor would be lost, so that is an error
+                // (the volume reader then reads the file again with flate2).
+                None if self.wrapper == Wrapper::Raw && self.member_done() => given as usize,
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidData,
+                        "ISA-L gave back input taken in an earlier call",
+                    ))
+                }
+            };
             self.state.next_in = std::ptr::null_mut();
             self.state.next_out = std::ptr::null_mut();
             self.inner.consume(consumed);

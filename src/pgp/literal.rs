@@ -211,7 +211,8 @@ impl<R: BufRead> BufRead for Body<R> {
 }
 
 /// The decompressed contents of a compressed data packet. ZIP (raw deflate) is inflated by
-/// ISA-L where it is built in, except on aarch64; ZLIB by zlib-rs everywhere. On aarch64,
+/// ISA-L where it is built in, except on aarch64, several segments at once where dupcore
+/// wrote them (`deflate/segments.rs`); ZLIB by zlib-rs everywhere. On aarch64,
 /// ISA-L's inflate refused valid ZLIB streams with a checksum error in the unit tests under
 /// qemu, as intel/isa-l issue 316 reports for its aarch64 Huffman decoder; a raw deflate
 /// stream has no checksum that would catch such a decoding, and the MDC covers the compressed
@@ -220,22 +221,22 @@ impl<R: BufRead> BufRead for Body<R> {
 enum Decompressed<R: BufRead> {
     Stored(Body<R>),
     #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
-    Inflated(crate::deflate::IsalInflater<Body<R>>),
+    Inflated(crate::deflate::SegmentedInflater<Body<R>>),
     #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
     Deflate(Box<flate2::bufread::DeflateDecoder<Body<R>>>),
     Zlib(Box<flate2::bufread::ZlibDecoder<Body<R>>>),
 }
 
 impl<R: BufRead> Decompressed<R> {
-    fn new(body: Body<R>, algo: u8) -> Self {
+    fn new(body: Body<R>, algo: u8, in_flight: usize) -> Self {
         match algo {
             #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
-            ZIP => Decompressed::Inflated(crate::deflate::IsalInflater::with_wrapper(
-                body,
-                crate::deflate::IsalWrapper::Raw,
-            )),
+            ZIP => Decompressed::Inflated(crate::deflate::SegmentedInflater::new(body, in_flight)),
             #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
-            ZIP => Decompressed::Deflate(Box::new(flate2::bufread::DeflateDecoder::new(body))),
+            ZIP => {
+                let _ = in_flight; // inflated serially here
+                Decompressed::Deflate(Box::new(flate2::bufread::DeflateDecoder::new(body)))
+            }
             ZLIB => Decompressed::Zlib(Box::new(flate2::bufread::ZlibDecoder::new(body))),
             _ => Decompressed::Stored(body),
         }
@@ -346,8 +347,9 @@ fn give_back<R: BufRead>(mut rec: Recorder<R>) -> Opened<R> {
     Opened::Other(io::Cursor::new(seen).chain(rec.inner))
 }
 
-/// Looks at the start of the decrypted plaintext `inner` and decides who reads it.
-pub(super) fn open<R: BufRead>(inner: R) -> io::Result<Opened<R>> {
+/// Looks at the start of the decrypted plaintext `inner` and decides who reads it; a ZIP
+/// packet's segments are inflated up to `in_flight` at once.
+pub(super) fn open<R: BufRead>(inner: R, in_flight: usize) -> io::Result<Opened<R>> {
     let mut rec = Recorder::new(inner);
     let mut container = match header(&mut rec)? {
         Some((TAG_LITERAL, len)) => return literal(Container::Plain(rec), len),
@@ -359,7 +361,7 @@ pub(super) fn open<R: BufRead>(inner: R) -> io::Result<Opened<R>> {
             };
             Container::Compressed(io::BufReader::with_capacity(
                 INFLATED_BUFFER,
-                Decompressed::new(body, algo),
+                Decompressed::new(body, algo, in_flight),
             ))
         }
         _ => return Ok(give_back(rec)),
@@ -411,6 +413,20 @@ impl<R: BufRead> LiteralReader<R> {
             return Err(trailing());
         }
         Ok(())
+    }
+}
+
+impl<R: BufRead> LiteralReader<R> {
+    /// Segments of a ZIP packet inflated on the pool so far (None for other containers).
+    #[cfg(all(test, feature = "isal", not(target_arch = "aarch64")))]
+    pub(super) fn proven_segments(&self) -> Option<u64> {
+        match &self.body.inner {
+            Container::Compressed(r) => match r.get_ref() {
+                Decompressed::Inflated(d) => Some(d.proven_segments()),
+                _ => None,
+            },
+            Container::Plain(_) => None,
+        }
     }
 }
 
@@ -495,7 +511,7 @@ mod tests {
     }
 
     fn read_literal(plain: &[u8]) -> io::Result<Vec<u8>> {
-        match open(plain)? {
+        match open(plain, 3)? {
             Opened::Literal(mut r) => {
                 let mut out = Vec::new();
                 r.read_to_end(&mut out)?;
@@ -506,7 +522,7 @@ mod tests {
     }
 
     fn replayed(plain: &[u8]) -> Vec<u8> {
-        match open(plain).unwrap() {
+        match open(plain, 3).unwrap() {
             Opened::Other(mut r) => {
                 let mut out = Vec::new();
                 r.read_to_end(&mut out).unwrap();
@@ -646,7 +662,7 @@ mod tests {
         assert_eq!(kind(&bad_sum), io::ErrorKind::InvalidData);
         // not a packet at all
         assert_eq!(
-            open(&b"\x00garbage"[..]).err().map(|e| e.kind()),
+            open(&b"\x00garbage"[..], 3).err().map(|e| e.kind()),
             Some(io::ErrorKind::InvalidData)
         );
     }

@@ -43,6 +43,17 @@ const AHEAD: usize = 8;
 /// MiB of plaintext decoded ahead of the caller by default.
 pub const DEFAULT_AHEAD_MIB: usize = 2;
 
+/// Compressed segments inflated at once for a reader allowed `ahead_mib` MiB ahead: one more
+/// than the inflate pool's threads from 4 MiB, else one (a restore of a long chain holds one
+/// reader per backup set, each with little read-ahead).
+fn segments_in_flight(ahead_mib: usize) -> usize {
+    if ahead_mib >= 4 {
+        crate::deflate::inflate_pool().current_num_threads() + 1
+    } else {
+        1
+    }
+}
+
 /// How to decrypt.
 #[derive(Clone, Debug, Default)]
 pub struct DecryptOptions {
@@ -271,10 +282,10 @@ fn pump(reader: &mut impl Read, tx: &StepSender) -> io::Result<bool> {
 /// The reader thread. sequoia's packet parser is third-party code fed with data from remote
 /// storage: should it panic on some malformed input, the file ends with a `Corrupt` error
 /// naming the cause instead of a dead thread.
-fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes) {
+fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes, in_flight: usize) {
     let tx2 = tx.clone();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        read_file(path, opts, tx, notes)
+        read_file(path, opts, tx, notes, in_flight)
     }));
     if let Err(payload) = run {
         let what = payload
@@ -289,7 +300,7 @@ fn read_ahead(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes)
     }
 }
 
-fn read_file(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes) {
+fn read_file(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes, in_flight: usize) {
     let failure = Arc::new(Mutex::new(None));
     let helper = Helper {
         passphrase: opts.passphrase,
@@ -308,7 +319,7 @@ fn read_file(path: PathBuf, opts: DecryptOptions, tx: StepSender, notes: Notes) 
         }
     };
     match seipd::open(file) {
-        Ok(Some(envelope)) => read_seipd(envelope, helper, failure, tx, notes),
+        Ok(Some(envelope)) => read_seipd(envelope, helper, failure, tx, notes, in_flight),
         Ok(None) => match open() {
             Ok(f) => read_with_sequoia(f, helper, failure, tx),
             Err(e) => {
@@ -492,6 +503,7 @@ fn read_seipd(
     failure: Arc<Mutex<Option<PgpError>>>,
     tx: StepSender,
     notes: Notes,
+    in_flight: usize,
 ) {
     let pkesks = std::mem::take(&mut envelope.pkesks);
     let skesks = std::mem::take(&mut envelope.skesks);
@@ -556,7 +568,7 @@ fn read_seipd(
             .any(|n| n == MDC_IGNORED);
         take(&failure).unwrap_or(if mdc_differs { mdc_error() } else { own })
     };
-    let inner = match literal::open(inner) {
+    let inner = match literal::open(inner, in_flight) {
         Ok(literal::Opened::Literal(lit)) => {
             // unsigned, as gpg writes it: no verifier needed
             let ending = Ending {
@@ -693,7 +705,7 @@ impl PgpReader {
         let n2 = Arc::clone(&notes);
         let steps = (ahead_mib.max(1) << 20) / STEP;
         let inner = ReadAhead::spawn("dupcore-pgp-reader", steps, stopped, move |tx| {
-            read_ahead(p, opts, tx, n2)
+            read_ahead(p, opts, tx, n2, segments_in_flight(ahead_mib))
         })?;
         let mut r = PgpReader { inner, notes };
         // Fail now on a wrong passphrase, before the caller sees any plaintext.

@@ -1,5 +1,6 @@
 //! Streaming OpenPGP encryption of one file: literal packet framed here, its bytes deflated in
-//! parallel (pigz-style chunks forming one raw deflate stream inside a compressed packet),
+//! parallel (pigz-style chunks forming one raw deflate stream inside a compressed packet, in
+//! independent segments that readers inflate in parallel: `deflate/segments.rs`),
 //! encrypted into a SEIPD v1 packet with MDC on a writer thread that also hashes the file.
 
 use std::fs::File;
@@ -22,7 +23,9 @@ use super::agent::{self, AgentConfig};
 use super::keys::{self, resolve_recipients};
 use super::seipd::{PartialBody, SeipdWriter};
 use super::{one_line, PgpError, PgpErrorKind};
-use crate::deflate::{compress_chunk, compression_pool, Deflate, Primer, CHUNK, WINDOW_BITS};
+use crate::deflate::{
+    compress_chunk, compression_pool, Deflate, Primer, CHUNK, SEGMENT, SEGMENT_BREAK, WINDOW_BITS,
+};
 use crate::hash::{Digests, VolumeHasher};
 
 /// gpg's ZIP packets use an 8 KiB deflate window (`deflateInit2(..., -13, ...)`, for PGP 2
@@ -217,12 +220,15 @@ pub struct PgpWriter {
 
 /// The packets inside the encryption, as the compressor's input: sent to the writer thread as
 /// they are, or with a deflate level as parallel deflate jobs of `CHUNK` bytes, each primed
-/// with the window before it (one deflate stream).
+/// with the window before it (one deflate stream), except the first of each `SEGMENT`, which
+/// follows a `SEGMENT_BREAK`.
 struct PacketStream {
     tx: SyncSender<Job>,
     level: Option<Deflate>,
     pending: Vec<u8>,
     primer: Primer,
+    /// Bytes handed to compression jobs so far.
+    submitted: u64,
     /// Adler-32 of the compressor input, for a ZLIB packet's trailer.
     adler: Option<adler2::Adler32>,
     /// Bytes taken in so far.
@@ -241,6 +247,17 @@ impl PacketStream {
             return Ok(());
         };
         let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        if self.submitted > 0 && self.submitted % SEGMENT as u64 == 0 {
+            // a new segment: a break, then a chunk that does not refer back
+            let (btx, brx) = sync_channel(1);
+            let _ = btx.send(SEGMENT_BREAK.to_vec());
+            self.send(Job::Compressing {
+                raw_len: 0,
+                rx: brx,
+            })?;
+            self.primer = Primer::new(self.primer.window_bits());
+        }
+        self.submitted += data.len() as u64;
         let dict = self.primer.next(&data);
         if let Some(a) = &mut self.adler {
             a.write_slice(&data);
@@ -504,6 +521,7 @@ impl PgpWriter {
             level: opts.compress,
             pending: Vec::with_capacity(CHUNK),
             primer: Primer::new(window_bits),
+            submitted: 0,
             adler,
             total: 0,
         };

@@ -7,11 +7,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::OnceLock;
 
 use flate2::bufread::MultiGzDecoder;
 
-use crate::deflate::{core_pool, member_size, MEMBER, MEMBER_HEADER_LEN};
+use crate::deflate::{inflate_pool, member_size, MEMBER, MEMBER_HEADER_LEN};
 
 use crate::readahead::{Message, ReadAhead, Sender};
 
@@ -166,12 +165,6 @@ fn read_at_most(file: &File, at: u64, buf: &mut [u8]) -> io::Result<usize> {
 /// Bytes of a member [`members`] inflates on the pool, at most (more than a dupcore volume's
 /// members ever hold, compressed or not); a larger one is read by [`serial`].
 const POOL_MEMBER_MAX: usize = 2 * MEMBER;
-
-/// The pool that inflates the members of gzip volumes written by dupcore.
-fn inflate_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| core_pool("dupcore-inflate"))
-}
 
 /// A member's data in pieces, or None (see [`inflate_member`]).
 type Inflated = Option<Vec<Vec<u8>>>;
