@@ -12,10 +12,11 @@
 //! block boundary exactly on the cut's last bit: then the next segment starts where the
 //! stream's own decoder would be at a block header, and inflating it without history gives the
 //! stream's bytes, or fails on a back-reference before its start. Segments are handed out in
-//! order, each only once the one before it has proven its end; at the first segment that
-//! cannot be proven (or is too large, or fails), the rest of the stream is inflated serially
-//! from there, with the history handed out so far, which reads valid data exactly as one
-//! decoder would and reports damage as it would. Streams without breaks (gpg's own) are read
+//! order, each only once the one before it has proven its end. A segment that cannot be
+//! proven is joined with the next one and inflated again (its cut was a guess inside the
+//! data); where that does not help (too large, the stream's end, damage), the rest of the
+//! stream is inflated serially from there, with the history handed out so far, which reads
+//! valid data exactly as one decoder would and reports damage as it would. Streams without breaks (gpg's own) are read
 //! serially after a look at their first [`SEGMENT_INPUT_MAX`] bytes.
 
 use std::collections::VecDeque;

@@ -212,7 +212,8 @@ impl<R: BufRead> BufRead for Body<R> {
 
 /// The decompressed contents of a compressed data packet. ZIP (raw deflate) is inflated by
 /// ISA-L where it is built in, except on aarch64, several segments at once where dupcore
-/// wrote them (`deflate/segments.rs`); ZLIB by zlib-rs everywhere. On aarch64,
+/// wrote them and the reader may run ahead (`deflate/segments.rs`; a reader with little
+/// read-ahead, one of many in a long chain's restore, inflates serially, in less memory); ZLIB by zlib-rs everywhere. On aarch64,
 /// ISA-L's inflate refused valid ZLIB streams with a checksum error in the unit tests under
 /// qemu, as intel/isa-l issue 316 reports for its aarch64 Huffman decoder; a raw deflate
 /// stream has no checksum that would catch such a decoding, and the MDC covers the compressed
@@ -221,7 +222,9 @@ impl<R: BufRead> BufRead for Body<R> {
 enum Decompressed<R: BufRead> {
     Stored(Body<R>),
     #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
-    Inflated(crate::deflate::SegmentedInflater<Body<R>>),
+    Inflated(crate::deflate::IsalInflater<Body<R>>),
+    #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+    Segmented(crate::deflate::SegmentedInflater<Body<R>>),
     #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
     Deflate(Box<flate2::bufread::DeflateDecoder<Body<R>>>),
     Zlib(Box<flate2::bufread::ZlibDecoder<Body<R>>>),
@@ -231,7 +234,14 @@ impl<R: BufRead> Decompressed<R> {
     fn new(body: Body<R>, algo: u8, in_flight: usize) -> Self {
         match algo {
             #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
-            ZIP => Decompressed::Inflated(crate::deflate::SegmentedInflater::new(body, in_flight)),
+            ZIP if in_flight > 1 => {
+                Decompressed::Segmented(crate::deflate::SegmentedInflater::new(body, in_flight))
+            }
+            #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+            ZIP => Decompressed::Inflated(crate::deflate::IsalInflater::with_wrapper(
+                body,
+                crate::deflate::IsalWrapper::Raw,
+            )),
             #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
             ZIP => {
                 let _ = in_flight; // inflated serially here
@@ -247,6 +257,8 @@ impl<R: BufRead> Decompressed<R> {
             Decompressed::Stored(b) => b,
             #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
             Decompressed::Inflated(d) => d.get_mut(),
+            #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+            Decompressed::Segmented(d) => d.get_mut(),
             #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
             Decompressed::Deflate(d) => d.get_mut(),
             Decompressed::Zlib(d) => d.get_mut(),
@@ -258,6 +270,8 @@ impl<R: BufRead> Decompressed<R> {
             Decompressed::Stored(b) => b,
             #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
             Decompressed::Inflated(d) => d.into_inner(),
+            #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+            Decompressed::Segmented(d) => d.into_inner(),
             #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
             Decompressed::Deflate(d) => (*d).into_inner(),
             Decompressed::Zlib(d) => (*d).into_inner(),
@@ -271,6 +285,8 @@ impl<R: BufRead> Read for Decompressed<R> {
             Decompressed::Stored(b) => b.read(out),
             #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
             Decompressed::Inflated(d) => d.read(out),
+            #[cfg(all(feature = "isal", not(target_arch = "aarch64")))]
+            Decompressed::Segmented(d) => d.read(out),
             #[cfg(not(all(feature = "isal", not(target_arch = "aarch64"))))]
             Decompressed::Deflate(d) => d.read(out).map_err(damaged),
             Decompressed::Zlib(d) => d.read(out).map_err(damaged),
@@ -422,7 +438,7 @@ impl<R: BufRead> LiteralReader<R> {
     pub(super) fn proven_segments(&self) -> Option<u64> {
         match &self.body.inner {
             Container::Compressed(r) => match r.get_ref() {
-                Decompressed::Inflated(d) => Some(d.proven_segments()),
+                Decompressed::Segmented(d) => Some(d.proven_segments()),
                 _ => None,
             },
             Container::Plain(_) => None,
@@ -510,15 +526,26 @@ mod tests {
         p
     }
 
+    /// The literal data read with segments inflated in parallel, checked to be what the
+    /// serial reader (one in flight) reads, or to fail in the same way.
     fn read_literal(plain: &[u8]) -> io::Result<Vec<u8>> {
-        match open(plain, 3)? {
-            Opened::Literal(mut r) => {
-                let mut out = Vec::new();
-                r.read_to_end(&mut out)?;
-                Ok(out)
+        let read = |in_flight| -> io::Result<Vec<u8>> {
+            match open(plain, in_flight)? {
+                Opened::Literal(mut r) => {
+                    let mut out = Vec::new();
+                    r.read_to_end(&mut out)?;
+                    Ok(out)
+                }
+                Opened::Other(_) => panic!("the literal shape went to sequoia"),
             }
-            Opened::Other(_) => panic!("the literal shape went to sequoia"),
+        };
+        let (parallel, serial) = (read(3), read(1));
+        match (&parallel, &serial) {
+            (Ok(a), Ok(b)) => assert!(a == b, "the serial reader read other bytes"),
+            (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "{a} / {b}"),
+            (a, b) => panic!("parallel {:?}, serial {:?}", a.is_ok(), b.is_ok()),
         }
+        parallel
     }
 
     fn replayed(plain: &[u8]) -> Vec<u8> {

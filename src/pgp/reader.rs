@@ -44,8 +44,9 @@ const AHEAD: usize = 8;
 pub const DEFAULT_AHEAD_MIB: usize = 2;
 
 /// Compressed segments inflated at once for a reader allowed `ahead_mib` MiB ahead: one more
-/// than the inflate pool's threads from 4 MiB, else one (a restore of a long chain holds one
-/// reader per backup set, each with little read-ahead).
+/// than the inflate pool's threads from 4 MiB, else one, which inflates serially (a restore
+/// of a long chain holds one reader per backup set, each with little read-ahead and a few MiB
+/// of segments would weigh on its memory).
 fn segments_in_flight(ahead_mib: usize) -> usize {
     if ahead_mib >= 4 {
         crate::deflate::inflate_pool().current_num_threads() + 1
