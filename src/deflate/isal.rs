@@ -120,7 +120,7 @@ fn run(
 
 #[cfg(not(target_arch = "aarch64"))]
 /// Bytes of history a deflate stream may refer back to.
-const HISTORY: usize = ffi::ISAL_DEF_HIST_SIZE as usize;
+pub(super) const HISTORY: usize = ffi::ISAL_DEF_HIST_SIZE as usize;
 
 #[cfg(not(target_arch = "aarch64"))]
 /// Where a piece of a raw deflate stream, inflated on its own by [`inflate_segment`], ended.
@@ -148,11 +148,7 @@ pub fn inflate_segment(
     // not zeroed: ISA-L only writes to it, and only what it wrote is kept (`set_len` below)
     out.clear();
     out.reserve(room as usize);
-    // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
-    let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
-    unsafe { ffi::isal_inflate_init(&mut *state) };
-    state.crc_flag = ffi::ISAL_DEFLATE;
+    let mut state = inflate_state(Wrapper::Raw);
     state.next_in = input.as_ptr().cast_mut();
     state.avail_in = avail_in;
     state.next_out = out.as_mut_ptr();
@@ -204,6 +200,16 @@ impl Wrapper {
     }
 }
 
+/// A fresh ISA-L inflate state for `wrapper`-framed data.
+fn inflate_state(wrapper: Wrapper) -> Box<ffi::inflate_state> {
+    // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
+    let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
+    // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
+    unsafe { ffi::isal_inflate_init(&mut *state) };
+    state.crc_flag = wrapper.flag();
+    state
+}
+
 /// What an ISA-L inflate return code means, for a person.
 fn inflate_error(rc: i32) -> String {
     let what = match rc {
@@ -241,14 +247,9 @@ impl<R: std::io::BufRead> Inflater<R> {
 
     /// A decoder reading `wrapper`-framed deflate data from `inner`.
     pub fn with_wrapper(inner: R, wrapper: Wrapper) -> Self {
-        // SAFETY: a zeroed inflate_state is what isal_inflate_init expects to initialise.
-        let mut state: Box<ffi::inflate_state> = Box::new(unsafe { std::mem::zeroed() });
-        // SAFETY: `state` is a valid, exclusively borrowed inflate_state.
-        unsafe { ffi::isal_inflate_init(&mut *state) };
-        state.crc_flag = wrapper.flag();
         Inflater {
             inner,
-            state,
+            state: inflate_state(wrapper),
             wrapper,
         }
     }

@@ -24,16 +24,14 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use super::isal::{inflate_segment, Inflater, SegmentEnd};
-use super::{inflate_pool, MARK, SEGMENT, WINDOW_BITS};
+use super::isal::{inflate_segment, Inflater, SegmentEnd, HISTORY};
+use super::{inflate_pool, MARK, SEGMENT};
 
 /// Compressed bytes of a segment inflated on the pool, at most; a longer stretch without a
 /// proven break is inflated serially.
 const SEGMENT_INPUT_MAX: usize = 2 * SEGMENT;
 /// Inflated bytes of a segment, at most (more than a writer's segment ever holds).
 const SEGMENT_OUTPUT_MAX: usize = 2 * SEGMENT;
-/// Output kept for a serial inflate that takes over after a proven segment.
-const HISTORY: usize = 1 << WINDOW_BITS;
 
 /// One segment on the pool: its input (kept, should the serial inflater need it), whether it
 /// is the stream's last, and where its result comes.
@@ -63,7 +61,7 @@ struct Parallel<R> {
     /// The current segment's output and the position in it.
     out: Vec<u8>,
     pos: usize,
-    /// The last [`HISTORY`] bytes handed out.
+    /// The last `HISTORY` bytes handed out (for a serial inflate that takes over).
     history: Vec<u8>,
     /// Output buffers handed out already, for the next segments (fresh ones would cost a page
     /// fault per 4 KiB written).
@@ -131,13 +129,14 @@ impl<R: BufRead> SegmentedInflater<R> {
         }
     }
 
-    /// From here on, the serial inflater reads the segments not handed out, then the rest.
-    fn go_serial(&mut self) {
+    /// From here on, the serial inflater reads `head` (input not handed out), the segments
+    /// still queued, then the rest.
+    fn go_serial(&mut self, head: &[u8]) {
         let State::Parallel(p) = std::mem::replace(&mut self.state, State::Switching) else {
             unreachable!("only the parallel state goes serial");
         };
         let p = *p;
-        let mut rest = Vec::new();
+        let mut rest = head.to_vec();
         for q in p.queue {
             rest.extend_from_slice(&q.input);
         }
@@ -197,13 +196,13 @@ impl<R: BufRead> Parallel<R> {
         });
     }
 
-    /// The next segment's output if it proves its end; false when the serial inflater must
-    /// take over. A segment that does not prove its end is joined with the next one and
-    /// inflated again (its cut was a guess inside the data), as long as they fit in
+    /// The next segment's output if it proves its end; else the input the serial inflater
+    /// must take over from. A segment that does not prove its end is joined with the next one
+    /// and inflated again (its cut was a guess inside the data), as long as they fit in
     /// [`SEGMENT_INPUT_MAX`].
-    fn next_segment(&mut self) -> io::Result<bool> {
+    fn next_segment(&mut self) -> io::Result<Next> {
         let Some(front) = self.queue.pop_front() else {
-            return Ok(false);
+            return Ok(Next::Serial(Arc::default()));
         };
         let mut result = front.result.recv().ok().flatten();
         let (mut input, mut last) = (front.input, front.last);
@@ -213,11 +212,11 @@ impl<R: BufRead> Parallel<R> {
                     // bytes after the final block are not read, as one decoder leaves them
                     self.ended = true;
                     self.accept(data);
-                    return Ok(true);
+                    return Ok(Next::Proven);
                 }
                 Some((data, SegmentEnd::Boundary)) if !last => {
                     self.accept(data);
-                    return Ok(true);
+                    return Ok(Next::Proven);
                 }
                 _ => {}
             }
@@ -230,8 +229,7 @@ impl<R: BufRead> Parallel<R> {
                     .front()
                     .is_some_and(|next| input.len() + next.input.len() <= SEGMENT_INPUT_MAX);
             if !joinable {
-                self.queue.push_front(Queued::done(input, last));
-                return Ok(false);
+                return Ok(Next::Serial(input));
             }
             let next = self.queue.pop_front().expect("a segment is queued");
             let mut joined = Arc::unwrap_or_clone(input);
@@ -261,15 +259,12 @@ impl<R: BufRead> Parallel<R> {
     }
 }
 
-impl Queued {
-    /// A segment put back for the serial inflater (its result is never asked for).
-    fn done(input: Arc<Vec<u8>>, last: bool) -> Self {
-        Queued {
-            input,
-            last,
-            result: sync_channel(1).1,
-        }
-    }
+/// What [`Parallel::next_segment`] found.
+enum Next {
+    /// A segment proved its end; its output is being handed out.
+    Proven,
+    /// The serial inflater takes over from this input (then the queue and the rest).
+    Serial(Arc<Vec<u8>>),
 }
 
 impl<R: BufRead> Read for SegmentedInflater<R> {
@@ -290,10 +285,9 @@ impl<R: BufRead> Read for SegmentedInflater<R> {
                 return Ok(0);
             }
             p.dispatch()?;
-            if p.next_segment()? {
-                self.proven += 1;
-            } else {
-                self.go_serial();
+            match p.next_segment()? {
+                Next::Proven => self.proven += 1,
+                Next::Serial(head) => self.go_serial(&head),
             }
         }
     }
@@ -329,6 +323,18 @@ mod tests {
     /// `data` deflated as the OpenPGP writer does: primed chunks, a break and an unprimed chunk
     /// every `SEGMENT` bytes when `breaks`, an 8 KiB window.
     fn write(data: &[u8], with: Deflate, breaks: bool) -> Vec<u8> {
+        let at = |i: usize| breaks && i > 0 && (i * CHUNK) % SEGMENT == 0;
+        chunked(data, with, at, true)
+    }
+
+    /// `data` in primed chunks with a break before each chunk `i` that `break_at(i)`, the
+    /// chunk after it unprimed if `unprime`.
+    fn chunked(
+        data: &[u8],
+        with: Deflate,
+        break_at: impl Fn(usize) -> bool,
+        unprime: bool,
+    ) -> Vec<u8> {
         let mut primer = Primer::new(13);
         let mut out = Vec::new();
         let mut chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
@@ -336,9 +342,11 @@ mod tests {
             chunks.push(&[]);
         }
         for (i, ch) in chunks.iter().enumerate() {
-            if breaks && i > 0 && (i * CHUNK) % SEGMENT == 0 {
+            if break_at(i) {
                 out.extend_from_slice(&SEGMENT_BREAK);
-                primer = Primer::new(13);
+                if unprime {
+                    primer = Primer::new(13);
+                }
             }
             let dict = primer.next(ch);
             out.extend(compress_chunk(&dict, ch, i + 1 == chunks.len(), with, 13));
@@ -400,22 +408,7 @@ mod tests {
     fn a_cut_before_a_primed_chunk_is_not_trusted() {
         // breaks written before primed chunks: each segment refers back before its start
         let data = sample(1_500_000, 3, false);
-        let mut primer = Primer::new(13);
-        let mut stream = Vec::new();
-        let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
-        for (i, ch) in chunks.iter().enumerate() {
-            if i > 0 {
-                stream.extend_from_slice(&SEGMENT_BREAK);
-            }
-            let dict = primer.next(ch);
-            stream.extend(compress_chunk(
-                &dict,
-                ch,
-                i + 1 == chunks.len(),
-                Deflate::DEFAULT,
-                13,
-            ));
-        }
+        let stream = chunked(&data, Deflate::DEFAULT, |i| i > 0, false);
         let second = memchr::memmem::find(&stream, &MARK).expect("a break") + MARK.len();
         let whole = inflate_segment(&stream, 4 << 20, Vec::new()).map(|r| r.1);
         assert_eq!(whole, Some(SegmentEnd::StreamEnd));

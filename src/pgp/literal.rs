@@ -213,7 +213,8 @@ impl<R: BufRead> BufRead for Body<R> {
 /// The decompressed contents of a compressed data packet. ZIP (raw deflate) is inflated by
 /// ISA-L where it is built in, except on aarch64, several segments at once where dupcore
 /// wrote them and the reader may run ahead (`deflate/segments.rs`; a reader with little
-/// read-ahead, one of many in a long chain's restore, inflates serially, in less memory); ZLIB by zlib-rs everywhere. On aarch64,
+/// read-ahead, one of many in a long chain's restore, inflates serially, in less memory);
+/// ZLIB by zlib-rs everywhere. On aarch64,
 /// ISA-L's inflate refused valid ZLIB streams with a checksum error in the unit tests under
 /// qemu, as intel/isa-l issue 316 reports for its aarch64 Huffman decoder; a raw deflate
 /// stream has no checksum that would catch such a decoding, and the MDC covers the compressed

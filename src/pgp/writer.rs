@@ -247,14 +247,9 @@ impl PacketStream {
             return Ok(());
         };
         let data = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-        if self.submitted > 0 && self.submitted % SEGMENT as u64 == 0 {
-            // a new segment: a break, then a chunk that does not refer back
-            let (btx, brx) = sync_channel(1);
-            let _ = btx.send(SEGMENT_BREAK.to_vec());
-            self.send(Job::Compressing {
-                raw_len: 0,
-                rx: brx,
-            })?;
+        // a new segment: a break, then a chunk that does not refer back
+        let new_segment = self.submitted > 0 && self.submitted % SEGMENT as u64 == 0;
+        if new_segment {
             self.primer = Primer::new(self.primer.window_bits());
         }
         self.submitted += data.len() as u64;
@@ -266,7 +261,12 @@ impl PacketStream {
         let window_bits = self.primer.window_bits();
         let (rtx, rrx) = sync_channel(1);
         compression_pool().spawn(move || {
-            let _ = rtx.send(compress_chunk(&dict, &data, last, level, window_bits));
+            let chunk = compress_chunk(&dict, &data, last, level, window_bits);
+            let _ = rtx.send(if new_segment {
+                [&SEGMENT_BREAK[..], &chunk].concat()
+            } else {
+                chunk
+            });
         });
         self.send(Job::Compressing { raw_len, rx: rrx })
     }
