@@ -9,6 +9,9 @@
 //! last delta is applied by the ordinary patcher against the composed state, so that its
 //! output, and where it stops on a damaged delta, are those of the step-by-step patch. A
 //! state cut into more than [`MAX_PIECES`] pieces is written out once and starts anew.
+//! Between deltas, a state that can be written into its snapshot's file in place (pages
+//! rewritten where they are, as in a database file) is written there ([`Composed::settle`]),
+//! so that the literal bytes of 30 incrementals are not all spooled and copied again.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -71,6 +74,13 @@ impl SpoolWriter {
             unnamed_near: false,
             direct: None,
         }
+    }
+
+    /// A spool for a state's literal data: a quarter of what a snapshot may keep in memory
+    /// (a chain's file keeps one delta's literal data while the one before is settled, and
+    /// its last one while it is placed and the walk goes on with the next file).
+    fn literals(tempdir: &Path, limits: Limits) -> Self {
+        Self::new(tempdir, limits.in_memory / 4)
     }
 
     /// An unnamed read-write file in `near`, if the file system there has them.
@@ -222,6 +232,8 @@ pub struct Composed {
     limits: Limits,
     /// The snapshot is not read yet (a [`Plan`]): `base` is empty and its length unknown.
     unread: bool,
+    /// The writes of the last [`Composed::settle`], while they run.
+    settling: Option<std::thread::JoinHandle<RestoreResult<()>>>,
 }
 
 /// Memory bounds of a composed state.
@@ -251,12 +263,13 @@ impl Composed {
         let mut state = Composed {
             base,
             base_near,
-            literals: SpoolWriter::new(tempdir, limits.in_memory),
+            literals: SpoolWriter::literals(tempdir, limits),
             pieces: Vec::new(),
             tempdir: tempdir.to_path_buf(),
             near: near.map(Path::to_path_buf),
             limits,
             unread: false,
+            settling: None,
         };
         push(&mut state.pieces, &mut 0, len, Source::Base(0));
         Ok(state)
@@ -376,7 +389,7 @@ impl Composed {
             pos += n as u64;
         }
         (self.base, self.base_near, _) = w.finish()?;
-        self.literals = SpoolWriter::new(&self.tempdir, self.limits.in_memory);
+        self.literals = SpoolWriter::literals(&self.tempdir, self.limits);
         self.pieces.clear();
         push(&mut self.pieces, &mut 0, len, Source::Base(0));
         Ok(())
@@ -416,40 +429,91 @@ impl Composed {
     /// the file is dense as a written one): the file, of [`Composed::len`] bytes. The state
     /// itself back when its snapshot is elsewhere, or when a byte would be needed after it
     /// was overwritten.
-    pub fn place(self) -> RestoreResult<Result<File, Composed>> {
-        let (Spool::Disk(file), true) = (&self.base, self.base_near) else {
+    pub fn place(mut self) -> RestoreResult<Result<File, Composed>> {
+        self.wait_settled()?;
+        let plan = match self.base_near {
+            true => self.settle_plan(),
+            false => None,
+        };
+        let Some(plan) = plan else {
             return Ok(Err(self));
         };
-        let Some(plan) = self.in_place_plan() else {
-            return Ok(Err(self));
-        };
-        use std::os::unix::fs::FileExt;
-        let mut literals = self.literals.spool;
-        let mut buf = vec![0u8; DELTA_CHUNK];
-        for (source, to, len) in plan {
-            let mut done = 0u64;
-            while done < len {
-                let want = usize::try_from(len - done).map_or(buf.len(), |n| n.min(buf.len()));
-                let got = match source {
-                    Source::Base(from) => file.read_at(&mut buf[..want], from + done),
-                    Source::Literal(from) => literals.read_at(from + done, &mut buf[..want]),
-                }
-                .map_err(temporary)?;
-                if got == 0 {
-                    return Err(temporary(std::io::ErrorKind::UnexpectedEof.into()));
-                }
-                file.write_all_at(&buf[..got], to + done)
-                    .map_err(temporary)?;
-                done += got as u64;
-            }
-        }
-        let len = self.pieces.last().map_or(0, |p| p.end);
-        file.set_len(len).map_err(temporary)?;
-        fill_holes(file, len).map_err(temporary)?;
+        let len = self.len();
+        let (mut literals, _, _) = self.reset_to_base().finish()?;
         let Spool::Disk(file) = self.base else {
             return Err(RestoreError::Aborted);
         };
+        write_plan(&file, &mut literals, &plan, len).map_err(temporary)?;
+        fill_holes(&file, len).map_err(temporary)?;
         Ok(Ok(file))
+    }
+
+    /// Writes the state into the file its snapshot was spooled to, where that can be done in
+    /// place, and makes it that file's bytes again (one piece; the literal data spooled so
+    /// far let go): between the deltas of a long chain, each delta's literal data is then
+    /// written once where it belongs instead of piling up in a spool that the final state
+    /// is then copied from. The writes run on a thread of their own while the next delta is
+    /// read and composed; whatever reads the state's bytes waits for them first
+    /// ([`Composed::wait_settled`]). A state whose snapshot is in memory or not read, or
+    /// that moves bytes where writing in place would overwrite them first, stays as it is.
+    /// After an error the state is unusable (its file is partly written): the caller gives
+    /// it up.
+    pub fn settle(&mut self) -> RestoreResult<()> {
+        self.wait_settled()?;
+        let Some(plan) = self.settle_plan() else {
+            return Ok(());
+        };
+        let Spool::Disk(file) = &self.base else {
+            return Ok(());
+        };
+        if plan.is_empty() && self.literals.len == 0 {
+            return Ok(()); // the file's bytes already
+        }
+        let file = file.try_clone().map_err(temporary)?;
+        let len = self.len();
+        let (mut literals, _, _) = self.reset_to_base().finish()?;
+        let write = move || write_plan(&file, &mut literals, &plan, len).map_err(temporary);
+        let thread = std::thread::Builder::new()
+            .name("dupcore-settle".into())
+            .spawn(write)
+            .map_err(|e| RestoreError::os(&e, b"<settle thread>"))?;
+        self.settling = Some(thread);
+        Ok(())
+    }
+
+    /// Waits for the writes of the last [`Composed::settle`]; their error is the state's.
+    pub fn wait_settled(&mut self) -> RestoreResult<()> {
+        match self.settling.take() {
+            None => Ok(()),
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(RestoreError::Assertion(
+                    "writing a file's state in place failed".into(),
+                ))
+            }),
+        }
+    }
+
+    /// The writes that make the snapshot's file this state in place (none when the state
+    /// is that file's bytes already); None when the state cannot be written so.
+    fn settle_plan(&self) -> Option<Vec<(Source, u64, u64)>> {
+        if self.unread || !matches!(self.base, Spool::Disk(_)) {
+            return None;
+        }
+        match self.pieces.as_slice() {
+            [] => Some(Vec::new()),
+            [only] if only.source == Source::Base(0) => Some(Vec::new()),
+            _ => self.in_place_plan(),
+        }
+    }
+
+    /// Makes the state one piece, its snapshot file's bytes, for when its plan is written
+    /// there: the literal data, which the plan reads, is given back.
+    fn reset_to_base(&mut self) -> SpoolWriter {
+        let len = self.len();
+        self.pieces.clear();
+        push(&mut self.pieces, &mut 0, len, Source::Base(0));
+        let fresh = SpoolWriter::literals(&self.tempdir, self.limits);
+        std::mem::replace(&mut self.literals, fresh)
     }
 
     /// The writes that turn the snapshot into this state in place, as (source, offset in
@@ -502,6 +566,34 @@ impl Composed {
 
 fn temporary(e: std::io::Error) -> RestoreError {
     RestoreError::os(&e, b"<temporary file>")
+}
+
+/// Carries out the writes of an in-place plan (see [`Composed::settle`]) in `file`, reading
+/// from the file itself and from `literals`, and cuts the file to `len` bytes.
+fn write_plan(
+    file: &File,
+    literals: &mut Spool,
+    plan: &[(Source, u64, u64)],
+    len: u64,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; DELTA_CHUNK];
+    for &(source, to, n) in plan {
+        let mut done = 0u64;
+        while done < n {
+            let want = usize::try_from(n - done).map_or(buf.len(), |k| k.min(buf.len()));
+            let got = match source {
+                Source::Base(from) => file.read_at(&mut buf[..want], from + done),
+                Source::Literal(from) => literals.read_at(from + done, &mut buf[..want]),
+            }?;
+            if got == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            file.write_all_at(&buf[..got], to + done)?;
+            done += got as u64;
+        }
+    }
+    file.set_len(len)
 }
 
 /// Writes zeros into the holes of the first `len` bytes of `f`.
@@ -667,6 +759,8 @@ fn push(out: &mut Vec<Piece>, out_end: &mut u64, len: u64, source: Source) {
 
 impl Basis for Composed {
     fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.wait_settled()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let len = self.len();
         let mut done = 0usize;
         let mut at = pos;
@@ -750,7 +844,7 @@ impl Basis for &mut dyn Basis {
 
 /// The state of a regular file before its last delta (`patch_seq2ropath` up to the final
 /// `PatchedFile`): the snapshot of `seq[0]` with the deltas of `seq[1..len - 1]` composed,
-/// each read through its [`DeltaRead`] in `reads`.
+/// each read through its [`DeltaRead`] in `reads`, and settled after each.
 /// A snapshot leaving memory is spooled to an unnamed file in `near` when it is given and
 /// its file system has them, else in `tempdir`.
 #[allow(clippy::too_many_arguments)]
@@ -774,7 +868,9 @@ pub fn before_last(
     for ((set, _), ahead) in seq[1..seq.len() - 1].iter().zip(reads.iter_mut()) {
         let stream = &mut streams[*set];
         state.compose(&mut |buf| ahead.read(buf, stream, host))?;
+        state.settle()?;
     }
+    state.wait_settled()?;
     Ok(state)
 }
 

@@ -61,6 +61,7 @@ fn composed(
             })
             .map_err(|e| e.to_string())?;
         assert!(state.pieces.len() <= limits.max_pieces.max(1));
+        state.settle().map_err(|e| e.to_string())?;
     }
     Ok(last_step(&mut state, &deltas[deltas.len() - 1]))
 }
@@ -82,6 +83,7 @@ fn placed(
     let (last, before) = deltas.split_last().expect("a delta");
     for d in before {
         state.compose_bytes(d).map_err(|e| e.to_string())?;
+        state.settle().map_err(|e| e.to_string())?;
     }
     if state.compose_bytes(last).is_err() {
         let (out, err) = last_step(&mut state, last);
@@ -273,6 +275,71 @@ fn unchanged_and_rewritten_pages_are_placed_in_place() {
     assert_eq!(err, None);
     assert!(out == next, "other bytes");
     assert!(in_place, "the state was not placed in the snapshot's file");
+}
+
+#[test]
+fn pages_rewritten_in_each_delta_are_settled_into_the_snapshot_file() {
+    // a database-like file changed in five incrementals: each delta's pages are written
+    // where they belong, and no literal data stays spooled from one delta to the next
+    let basis: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let mut states = vec![basis.clone()];
+    for day in 0..5usize {
+        let mut next = states[day].clone();
+        for page in [day * 7 + 3, day * 11 + 20, 60 - day] {
+            next[page * 4096..page * 4096 + 4096].fill(day as u8 + 1);
+        }
+        states.push(next);
+    }
+    let deltas: Vec<Vec<u8>> = states
+        .windows(2)
+        .map(|w| {
+            let sig = signature_of(&w[0], 2048, 8).unwrap();
+            delta_of(&sig, &w[1], LiteralCap::V234).unwrap()
+        })
+        .collect();
+    let limits = Limits {
+        in_memory: 1000,
+        max_pieces: MAX_PIECES,
+    };
+    let dir = std::env::temp_dir();
+    let mut state = Composed::from_snapshot(&dir, Some(&dir), limits, |w| {
+        basis.chunks(1000).try_for_each(|c| w.write(c))
+    })
+    .unwrap();
+    for d in &deltas[..4] {
+        state.compose_bytes(d).unwrap();
+        assert!(state.pieces.len() > 1);
+        state.settle().unwrap();
+        assert_eq!(state.pieces.len(), 1, "settled into one piece");
+        assert_eq!(state.literals.len, 0, "literal data let go");
+    }
+    let mut out = Vec::new();
+    state
+        .pipe(&mut |piece| {
+            out.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap();
+    assert!(out == states[4], "the fourth state, read back");
+    let (out, err, in_place) = placed(&basis, &deltas, limits, &dir).unwrap();
+    assert_eq!(err, None);
+    assert!(out == states[5], "other bytes");
+    assert!(in_place);
+    // bytes moved over others (an insertion near the start) are not written in place
+    let mut shifted = basis.clone();
+    shifted.splice(10..10, [1u8, 2, 3]);
+    let sig = signature_of(&basis, 2048, 8).unwrap();
+    let delta = delta_of(&sig, &shifted, LiteralCap::V234).unwrap();
+    let mut state = Composed::from_snapshot(&dir, Some(&dir), limits, |w| {
+        basis.chunks(1000).try_for_each(|c| w.write(c))
+    })
+    .unwrap();
+    state.compose_bytes(&delta).unwrap();
+    let pieces = state.pieces.len();
+    state.settle().unwrap();
+    assert_eq!(state.pieces.len(), pieces, "left composed");
 }
 
 #[test]
