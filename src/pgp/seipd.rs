@@ -76,6 +76,11 @@ impl Envelope {
         let Ok(bs) = algo.block_size() else {
             return false;
         };
+        // a session key decrypted with a wrong passphrase names a random algorithm, whose
+        // key size may not be the key's (the cipher would refuse it with a panic)
+        if algo.key_size().ok() != Some(key.len()) {
+            return false;
+        }
         let Ok(head) = self.body.data(bs + 2) else {
             return false;
         };
