@@ -431,9 +431,10 @@ impl Composed {
     /// was overwritten.
     pub fn place(mut self) -> RestoreResult<Result<File, Composed>> {
         self.wait_settled()?;
-        let plan = match self.base_near {
-            true => self.settle_plan(),
-            false => None,
+        let plan = if self.base_near {
+            self.settle_plan()
+        } else {
+            None
         };
         let Some(plan) = plan else {
             return Ok(Err(self));
@@ -499,11 +500,7 @@ impl Composed {
         if self.unread || !matches!(self.base, Spool::Disk(_)) {
             return None;
         }
-        match self.pieces.as_slice() {
-            [] => Some(Vec::new()),
-            [only] if only.source == Source::Base(0) => Some(Vec::new()),
-            _ => self.in_place_plan(),
-        }
+        self.in_place_plan()
     }
 
     /// Makes the state one piece, its snapshot file's bytes, for when its plan is written
